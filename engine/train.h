@@ -1,0 +1,65 @@
+/*
+** Training a binarized network: mini-batch Adam on the latent weights with
+** straight-through estimators, step learning-rate decay, cross-entropy or the
+** modified hinge loss (MHL), optional flip training.
+**
+** A run is fully determined by (net initialisation, data, recipe): the data
+** order comes from the keyed stream (seed, epoch, RNG_SHUFFLE) and flips from
+** (seed, step, RNG_FLIP), so the result does not depend on the thread count.
+*/
+#ifndef BNAS_TRAIN_H
+#define BNAS_TRAIN_H
+
+#include <stdint.h>
+
+#include "engine/data.h"
+#include "engine/net.h"
+
+typedef enum { LOSS_CE = 0, LOSS_MHL = 1 } train_loss;
+typedef enum { FLIP_NONE = 0, FLIP_STE = 1, FLIP_NAIVE = 2 } train_flip;
+
+typedef struct {
+    int epochs;          /* passes over the training set */
+    int batch;           /* mini-batch size */
+    float lr;            /* Adam learning rate */
+    int lr_step;         /* multiply lr by lr_gamma every lr_step epochs (0: never) */
+    float lr_gamma;      /* step decay factor */
+    int clip;            /* 1: clip latent weights to [-1, 1] after each step */
+    train_loss loss;     /* LOSS_CE or LOSS_MHL */
+    float mhl_b;         /* MHL margin b (default 128) */
+    train_flip flip;     /* flip training variant */
+    float p01, p10;      /* flip probabilities of stored 0 (-1) and stored 1 (+1) */
+    float reg_lambda;    /* direct margin regularizer weight (0: off) */
+    float reg_h;         /* margin level h of the regularizer */
+    uint64_t seed;       /* keys every random stream of the run */
+} train_recipe;
+
+/* The seed papers' defaults: batch 256, Adam lr 1e-3, step decay 0.5 every 10
+   epochs, cross-entropy, no clipping, no flips, MHL b = 128. */
+train_recipe train_recipe_default(void);
+
+/* Progress of one epoch, passed to the callback. */
+typedef struct {
+    int epoch;            /* 1-based */
+    int epochs;           /* total */
+    double loss;          /* mean training loss of the epoch */
+    double train_acc;     /* accuracy on the training batches while training (float path, batch stats) */
+    double val_acc;       /* accuracy on val with running statistics (-1 if no val set) */
+    double images_per_s;  /* training throughput of the epoch */
+    double seconds;       /* wall time of the epoch */
+} train_progress;
+
+/* Called after every epoch; return nonzero to stop training early (the net
+   keeps the state of the last finished epoch). */
+typedef int (*train_callback)(const train_progress *p, void *user);
+
+/* Trains n in place. val may be NULL. Returns BN_OK, BN_EDIVERGED if the loss
+   becomes NaN or infinite (message names epoch and step), BN_EARG for a bad
+   recipe, BN_EINTR if the callback asked to stop. */
+int train_run(net *n, const dataset *train, const dataset *val, const train_recipe *r,
+              train_callback cb, void *user);
+
+/* Accuracy of the float evaluation path on d (fraction in [0, 1]). */
+double train_accuracy(const net *n, const dataset *d);
+
+#endif /* BNAS_TRAIN_H */

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Builds bnas twice (release with -Werror, and ASan+UBSan) and runs every test in both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBNAS_WERROR=ON >/dev/null
+cmake --build build -j"$jobs"
+cmake -S . -B build-san -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBNAS_WERROR=ON -DBNAS_SANITIZE=ON >/dev/null
+cmake --build build-san -j"$jobs"
+echo "== release tests"
+(cd build && ctest --output-on-failure)
+echo "== sanitizer tests (ASan + UBSan)"
+(cd build-san && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 BNAS_SANITIZED=1 ctest --output-on-failure)
