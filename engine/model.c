@@ -19,6 +19,7 @@
 #define MODEL_HEAD 28    /* bytes before the topology string */
 #define MODEL_FIXED 124  /* bytes of everything but topology, params and stats */
 #define MODEL_MAX_DIM 65536
+#define MODEL_MAX_FILE ((uint64_t)1 << 33) /* larger files are refused, not allocated */
 
 /* ---------------------------------------------------------------------------
 ** Little-endian put/get
@@ -337,6 +338,11 @@ int model_load(net *n, train_recipe *r, const char *path) {
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         rc = bn_error(BN_EIO, "%s: not a regular file", path);
+        goto cleanup;
+    }
+    if ((uint64_t)st.st_size > MODEL_MAX_FILE) {
+        rc = bn_error(BN_EFORMAT, "%s: absurd size for a model file: %lld bytes", path,
+                      (long long)st.st_size);
         goto cleanup;
     }
     size_t cap = (size_t)st.st_size, len = 0;

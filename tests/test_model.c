@@ -442,6 +442,11 @@ static void test_file_errors(void **state) {
     assert_int_equal(truncate(path, 0), 0);
     assert_int_equal(model_load(&b, NULL, path), BN_EFORMAT);
     assert_non_null(strstr(bn_errmsg(), "cut.bnm"));
+    /* an absurdly large (sparse) file is refused without reading it */
+    assert_int_equal(truncate(path, (off_t)1 << 34), 0);
+    assert_int_equal(model_load(&b, NULL, path), BN_EFORMAT);
+    assert_non_null(strstr(bn_errmsg(), "cut.bnm: absurd size"));
+    assert_int_equal(remove(path), 0);
     net_free(&a);
 }
 
