@@ -16,10 +16,10 @@
 
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #include "engine/err.h"
 #include "engine/layers.h"
+#include "engine/parallel.h"
 
 train_recipe train_recipe_default(void) {
     train_recipe r;
@@ -256,12 +256,6 @@ static void train_adam(train_state *s, float lr, int64_t t, int clip) {
         }
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 double train_accuracy(const net *n, const dataset *d) {
     const int chunk = 500;
     int *pred = bn_malloc(sizeof(int) * chunk);
@@ -298,7 +292,7 @@ int train_run(net *n, const dataset *train, const dataset *val, const train_reci
     int64_t t = 0; /* Adam step */
     int rc = BN_OK;
     for (int epoch = 1; epoch <= r->epochs && rc == BN_OK; epoch++) {
-        double t0 = now_seconds();
+        double t0 = par_seconds();
         float lr = r->lr;
         if (r->lr_step > 0) lr *= powf(r->lr_gamma, (float)((epoch - 1) / r->lr_step));
         for (int i = 0; i < train->n; i++) order[i] = i;
@@ -339,7 +333,7 @@ int train_run(net *n, const dataset *train, const dataset *val, const train_reci
             train_adam(&s, lr, t, r->clip);
         }
         if (rc) break;
-        double secs = now_seconds() - t0;
+        double secs = par_seconds() - t0;
         train_progress p = {epoch, r->epochs, loss_sum / (double)seen, (double)correct / (double)seen,
                             val ? train_accuracy(n, val) : -1.0, (double)seen / secs, secs};
         if (cb && cb(&p, user)) rc = bn_error(BN_EINTR, "train: stopped after epoch %d", epoch);
