@@ -178,6 +178,31 @@ static void train_forward(train_state *s, int B, const train_recipe *r, uint64_t
     }
 }
 
+/* The margin regularizer of hidden layer l: returns lambda * mean max(0, h - m)
+   and, if g_y is not NULL, adds its gradient with respect to y into g_y. The
+   margin in flips is m = |y| * k / 2 with k = in_scale_inv / (|gamma| * invstd). */
+static double train_margin_reg(const train_state *s, int l, int B, const train_recipe *r, float *g_y) {
+    const net_layer *L = &s->n->layers[l];
+    const train_layer *T = &s->tl[l];
+    int64_t rows_out = (int64_t)B * L->out_h * L->out_w, n_all = 0;
+    for (int q = 0; q < s->n->n_layers - 1; q++)
+        n_all += (int64_t)B * s->n->layers[q].out_h * s->n->layers[q].out_w * s->n->layers[q].out_c;
+    double total = 0, w = r->reg_lambda / (double)n_all;
+    for (int c = 0; c < L->out_c; c++) {
+        double g = fabs((double)L->gamma[c]) * T->invstd[c];
+        double k = (L->first ? 255.0 : 1.0) / (g > 1e-12 ? g : 1e-12);
+        for (int64_t i = 0; i < rows_out; i++) {
+            float y = T->y[i * L->out_c + c];
+            double m = fabs((double)y) * k * 0.5;
+            if (m < r->reg_h) {
+                total += r->reg_h - m;
+                if (g_y) g_y[i * L->out_c + c] -= (float)(w * 0.5 * k * (y > 0 ? 1.0 : y < 0 ? -1.0 : 0.0));
+            }
+        }
+    }
+    return w * total;
+}
+
 /* Backward from s->dlogits; fills s->grads (zeroed by the caller).
    Scratch: g_a is d loss / d a of the current layer's output, g_z of its
    accumulators, g_x of its input (which becomes the previous layer's g_a). */
@@ -200,6 +225,7 @@ static void train_backward(train_state *s, int B, const train_recipe *r) {
         } else {
             /* a = sign(y): clipped STE, then batch norm (in place when pooling) */
             sign_backward(g_a, g_a, T->y, nout);
+            if (r->reg_lambda > 0) train_margin_reg(s, l, B, r, g_a);
             float *g_p = L->pool ? g_a : g_z;
             batchnorm_backward(g_p, grad_of(s, L->gamma), grad_of(s, L->beta), g_a, T->xhat,
                                L->gamma, T->invstd, rows_out, L->out_c);
@@ -277,6 +303,9 @@ int train_run(net *n, const dataset *train, const dataset *val, const train_reci
                         r->epochs, r->batch, r->lr, r->lr_step, r->lr_gamma);
     if (r->loss == LOSS_MHL && !(r->mhl_b > 0))
         return bn_error(BN_EARG, "train: MHL margin b must be > 0, got %g", r->mhl_b);
+    if (r->reg_lambda < 0 || (r->reg_lambda > 0 && !(r->reg_h > 0)))
+        return bn_error(BN_EARG, "train: regularizer needs lambda >= 0 and h > 0 (lambda %g, h %g)",
+                        r->reg_lambda, r->reg_h);
     if (r->flip != FLIP_NONE && (r->p01 < 0 || r->p01 > 1 || r->p10 < 0 || r->p10 > 1))
         return bn_error(BN_EARG, "train: flip probabilities must be in [0, 1] (p01 %g, p10 %g)",
                         r->p01, r->p10);
@@ -314,6 +343,8 @@ int train_run(net *n, const dataset *train, const dataset *val, const train_reci
             double loss = r->loss == LOSS_MHL
                               ? loss_mhl(s.dlogits, s.logits, s.labels, b, n->classes, r->mhl_b)
                               : loss_ce(s.dlogits, s.logits, s.labels, b, n->classes);
+            if (r->reg_lambda > 0)
+                for (int l = 0; l < n->n_layers - 1; l++) loss += train_margin_reg(&s, l, b, r, NULL);
             if (!isfinite(loss)) {
                 rc = bn_error(BN_EDIVERGED, "train: loss is %g at epoch %d, step %lld", loss, epoch,
                               (long long)t);

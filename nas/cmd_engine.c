@@ -47,6 +47,7 @@ static const char *train_usage =
     "  --loss ce|mhl      (default ce)         --mhl-b X      (default 128)\n"
     "  --flip none|ste|naive  flip training    --p X | --p01 X --p10 X  flip probabilities\n"
     "  --clip             clip latent weights to [-1, 1]\n"
+    "  --reg-lambda X --reg-h H   direct margin regularizer: lambda * mean max(0, H - margin in flips)\n"
     "  --val N            validation images carved from the training set (default 5000, 0: none)\n"
     "  --seed N           (default 1)          --threads N    (default: all cores)\n"
     "  -o FILE            model file to write (default model.bnm)\n";
@@ -87,6 +88,8 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--p01")) { NEED_VALUE(); r.p01 = strtof(v, NULL); }
         else if (!strcmp(a, "--p10")) { NEED_VALUE(); r.p10 = strtof(v, NULL); }
         else if (!strcmp(a, "--clip")) r.clip = 1;
+        else if (!strcmp(a, "--reg-lambda")) { NEED_VALUE(); r.reg_lambda = strtof(v, NULL); }
+        else if (!strcmp(a, "--reg-h")) { NEED_VALUE(); r.reg_h = strtof(v, NULL); }
         else if (!strcmp(a, "--val")) { NEED_VALUE(); n_val = atoi(v); }
         else if (!strcmp(a, "--seed")) { NEED_VALUE(); r.seed = strtoull(v, NULL, 10); }
         else if (!strcmp(a, "--threads")) { NEED_VALUE(); threads = atoi(v); }
