@@ -50,7 +50,7 @@ void im2col3x3(float *col, const float *x, int B, int H, int W, int C) {
     }
 }
 
-void col2im3x3_add(float *dx, const float *dcol, int B, int H, int W, int C) {
+void col2im3x3(float *dx, const float *dcol, int B, int H, int W, int C) {
     int K = 9 * C;
     /* Each thread owns whole output pixels and gathers from the 9 rows that
        read them, so there are no write conflicts and the order is fixed. */
@@ -59,6 +59,7 @@ void col2im3x3_add(float *dx, const float *dcol, int B, int H, int W, int C) {
     for (int64_t p = 0; p < pixels; p++) {
         int b = (int)(p / (H * W)), y = (int)(p / W % H), xx = (int)(p % W);
         float *d = dx + p * C;
+        memset(d, 0, sizeof(float) * (size_t)C);
         for (int ky = 0; ky < 3; ky++) {
             int oy = y - ky + 1;
             if (oy < 0 || oy >= H) continue;
@@ -89,9 +90,9 @@ void matmul_backward(float *dx, float *dw, const float *dout, const float *x, co
                      int M, int K, int N) {
     /* dw (N, K) += dout^T (N, M) . x (M, K) */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dout, N, x, K, 1.0f, dw, K);
-    /* dx (M, K) += dout (M, N) . w (N, K) */
+    /* dx (M, K) = dout (M, N) . w (N, K) */
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, N, w, K, 1.0f,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, N, w, K, 0.0f,
                     dx, K);
 }
 

@@ -18,8 +18,9 @@ void im2col3x3(float *col, const float *x, int B, int H, int W, int C);
 /* Reference twin of im2col3x3 (plain loops). */
 void im2col3x3_ref(float *col, const float *x, int B, int H, int W, int C);
 
-/* Adds the columns back: dx (B, H, W, C) += col2im(dcol (B*H*W, 9*C)). */
-void col2im3x3_add(float *dx, const float *dcol, int B, int H, int W, int C);
+/* The adjoint of im2col3x3: writes dx (B, H, W, C) = col2im(dcol (B*H*W, 9*C)),
+   each input summing the columns that read it. */
+void col2im3x3(float *dx, const float *dcol, int B, int H, int W, int C);
 
 /* Writes out (M, N) = x (M, K) . w (N, K)^T. */
 void matmul_forward(float *out, const float *x, const float *w, int M, int K, int N);
@@ -27,7 +28,7 @@ void matmul_forward(float *out, const float *x, const float *w, int M, int K, in
 void matmul_forward_ref(float *out, const float *x, const float *w, int M, int K, int N);
 
 /* Backward of matmul_forward: dw (N, K) += dout^T . x and, if dx is not NULL,
-   dx (M, K) += dout (M, N) . w (N, K). */
+   writes dx (M, K) = dout (M, N) . w (N, K). */
 void matmul_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
                      int M, int K, int N);
 

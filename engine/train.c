@@ -242,12 +242,9 @@ static void train_backward(train_state *s, int B, const train_recipe *r) {
         if (L->first) {
             matmul_backward(NULL, dw, g_z, x, T->wb, rows, L->fan_in, L->out_c);
         } else if (L->kind == NET_CONV) {
-            memset(s->d_col, 0, sizeof(float) * (size_t)rows * L->fan_in);
             matmul_backward(s->d_col, dw, g_z, x, T->wb, rows, L->fan_in, L->out_c);
-            memset(g_x, 0, sizeof(float) * (size_t)rows * L->in_c);
-            col2im3x3_add(g_x, s->d_col, B, L->in_h, L->in_w, L->in_c);
+            col2im3x3(g_x, s->d_col, B, L->in_h, L->in_w, L->in_c);
         } else {
-            memset(g_x, 0, sizeof(float) * (size_t)rows * L->fan_in);
             matmul_backward(g_x, dw, g_z, x, T->wb, rows, L->fan_in, L->out_c);
         }
         if (r->flip == FLIP_NAIVE) {
