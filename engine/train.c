@@ -323,6 +323,11 @@ double train_accuracy(const net *n, const dataset *d) {
 
 int train_run(net *n, const dataset *train, const dataset *val, const train_recipe *r,
               train_callback cb, void *user) {
+    return train_run_traced(n, train, val, r, cb, user, NULL);
+}
+
+int train_run_traced(net *n, const dataset *train, const dataset *val, const train_recipe *r,
+                     train_callback cb, void *user, train_trace *trace) {
     if (r->epochs < 0 || r->batch < 1 || !(r->lr > 0) || r->lr_step < 0 || !(r->lr_gamma > 0))
         return bn_error(BN_EARG, "train: bad recipe (epochs %d, batch %d, lr %g, lr_step %d, lr_gamma %g)",
                         r->epochs, r->batch, r->lr, r->lr_step, r->lr_gamma);
@@ -402,6 +407,10 @@ int train_run(net *n, const dataset *train, const dataset *val, const train_reci
             seen += b;
             memset(s.grads, 0, sizeof(float) * n->n_params);
             train_backward(&s, b, r);
+            if (trace && trace->steps < trace->max_steps) {
+                float *dst = trace->g + (size_t)trace->steps++ * trace->n;
+                for (int k = 0; k < trace->n; k++) dst[k] = s.grads[trace->idx[k]];
+            }
             train_adam(&s, lr, t, r->clip, bop_gamma, r->bop_tau);
         }
         if (rc) break;

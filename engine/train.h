@@ -72,6 +72,20 @@ typedef int (*train_callback)(const train_progress *p, void *user);
 int train_run(net *n, const dataset *train, const dataset *val, const train_recipe *r,
               train_callback cb, void *user);
 
+/* Gradient trace: the gradients of n chosen parameters at every step, for
+   offline studies (the Bop momentum-encoding search replays them). */
+typedef struct {
+    int n;               /* traced parameters */
+    const int64_t *idx;  /* (n) their indices into net.params */
+    int max_steps;       /* capacity in steps */
+    float *g;            /* (max_steps, n) the gradients, filled by train_run_traced */
+    int steps;           /* steps recorded (at most max_steps; later steps are not kept) */
+} train_trace;
+
+/* train_run that also records trace (may be NULL) after every backward. */
+int train_run_traced(net *n, const dataset *train, const dataset *val, const train_recipe *r,
+                     train_callback cb, void *user, train_trace *trace);
+
 /* The direct margin regularizer (seed 002, section IV-A; a reconstruction,
    see papers.md section 2): for every hidden neuron j and batch input x,
    m_j(x) = |a_j(x) - tau_j| / 2 is the neuron's margin in weight flips, with a

@@ -15,10 +15,12 @@
 
 extern const evaluator eval_accuracy;
 extern const evaluator eval_memory;
+extern const evaluator eval_bop_encoding;
 
 static const evaluator *const registry[] = {
     &eval_accuracy,
     &eval_memory,
+    &eval_bop_encoding,
     NULL,
 };
 
