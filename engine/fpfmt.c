@@ -24,7 +24,6 @@ int fpfmt_init(fpfmt *F, int e, int f, int bias, int subnormals) {
     F->min_normal = ldexp(1.0, 1 - bias);
     F->sub_q = ldexp(1.0, emin_sub);
     F->inv_sub_q = ldexp(1.0, -emin_sub);
-    F->shift = 52 - f;
     return BN_OK;
 }
 

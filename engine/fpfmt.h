@@ -46,7 +46,6 @@ typedef struct {
     double min_normal; /* smallest normal value 2^(1 - bias) */
     double sub_q;      /* spacing of the subnormals 2^(1 - bias - f) */
     double inv_sub_q;  /* 1 / sub_q (a power of two, exact) */
-    int shift;         /* 52 - f: double mantissa bits dropped by rounding */
 } fpfmt;
 
 /* Sets up F(e, f, bias) with or without subnormals. Returns BN_OK or BN_EARG
@@ -76,29 +75,25 @@ uint32_t fpfmt_encode(const fpfmt *F, double x);
 double fpfmt_decode(const fpfmt *F, uint32_t code);
 
 /* Rounds x into F (RNE, saturating; see the file comment). This is the hot
-   path of the Bop step, so it is inline: the normal range is rounded on the
-   bits of the double, the subnormal range by scaling to an integer grid. */
+   path of the Bop step, so it is inline and branch-free on finite values:
+   with j the exponent of F's spacing at |x| (the binade's exponent minus f,
+   or the subnormal spacing's below the smallest normal), adding and removing
+   C = 2^(j + 52) rounds |x| to a multiple of 2^j, ties to even, in the default
+   rounding mode (|x| < 2^(j + f + 1) <= C, so the sum has spacing 2^j). */
 static inline double fpfmt_round(const fpfmt *F, double x) {
-    double a = fabs(x), r;
-    if (a >= F->max) {
-        r = F->max;
-    } else if (a >= F->min_normal) {
-        uint64_t u;
-        memcpy(&u, &a, 8);
-        uint64_t half = ((uint64_t)1 << (F->shift - 1)) - 1, lsb = (u >> F->shift) & 1;
-        u = (u + half + lsb) & ~(((uint64_t)1 << F->shift) - 1); /* may carry into the exponent */
-        memcpy(&r, &u, 8);
-        if (r > F->max) r = F->max;
-    } else if (F->subnormals) {
-        /* a / sub_q < 2^f <= 2^23: adding and removing 2^52 rounds it to an
-           integer, ties to even, in the default rounding mode */
-        double t = a * F->inv_sub_q;
-        r = ((t + 0x1p52) - 0x1p52) * F->sub_q; /* no fast-math: not folded away */
-    } else if (a == a) {
-        r = a > 0.5 * F->min_normal ? F->min_normal : 0.0;
-    } else {
-        return x; /* NaN */
-    }
+    if (x != x) return x; /* NaN */
+    double a = fabs(x);
+    a = a < F->max ? a : F->max;
+    uint64_t u, cb;
+    memcpy(&u, &a, 8);
+    int64_t ex = (int64_t)(u >> 52) - 1023, emin = 1 - F->bias;
+    int64_t j = (ex > emin ? ex : emin) - F->f; /* -149 <= j <= 104 */
+    cb = (uint64_t)(j + 52 + 1023) << 52;
+    double C;
+    memcpy(&C, &cb, 8);
+    double r = (a + C) - C; /* no fast-math: not folded away */
+    r = r < F->max ? r : F->max;
+    if (!F->subnormals && a < F->min_normal) r = a > 0.5 * F->min_normal ? F->min_normal : 0.0;
     return copysign(r, x);
 }
 

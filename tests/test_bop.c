@@ -20,6 +20,8 @@
 #include "engine/fpfmt.h"
 #include "engine/parallel.h"
 #include "engine/train.h"
+#include "evaluators/bop_encoding.h"
+#include "evaluators/evaluator.h"
 
 static int sanitized(void) { return getenv("BNAS_SANITIZED") != NULL; }
 
@@ -489,6 +491,100 @@ static void test_memory_model(void **state) {
     net_free(&n);
 }
 
+/* ---------------------------------------------------------------------------
+** The encoding search
+*/
+
+/* Replaying every weight's gradients gives exactly the lost count of bop_step. */
+static void test_replay_matches_bop_step(void **state) {
+    (void)state;
+    net n;
+    make_tiny(&n, "FC40-FC30", 21);
+    fpfmt F;
+    assert_int_equal(fpfmt_parse(&F, "e4m6b24"), BN_OK);
+    bop_state b;
+    bop_create(&b, &n, &F);
+    const int T = 60, N = (int)b.n;
+    float *trace = malloc(sizeof(float) * (size_t)T * N), *grads = calloc(n.n_params, sizeof(float)), gammas[60];
+    pcg32 g;
+    rng_keyed(&g, 8, 0, 100);
+    for (int t = 0; t < T; t++) {
+        gammas[t] = t < 30 ? 2e-2f : 2e-3f;
+        for (size_t i = 0; i < n.n_params; i++) grads[i] = (float)(1e-4 * (pcg32_normal(&g) + 0.5));
+        for (int l = 0, k = 0; l < n.n_layers; l++)
+            for (int i = 0; i < n.layers[l].out_c * n.layers[l].fan_in; i++)
+                trace[(size_t)t * N + k++] = grads[(n.layers[l].w - n.params) + i];
+        bop_step(&b, &n, grads, gammas[t], 1e-6f);
+    }
+    double max_m, frac = bopenc_replay(&F, trace, T, N, gammas, &max_m);
+    assert_true(frac == (double)b.lost / (double)b.counted);
+    assert_true(b.lost > 0);
+    double mx = 0;
+    for (int i = 0; i < N; i++) mx = fabs(b.m[i]) > mx ? fabs(b.m[i]) : mx;
+    assert_true(max_m >= mx);
+    free(trace), free(grads);
+    bop_free(&b);
+    net_free(&n);
+}
+
+static void test_encoding_search_small(void **state) {
+    (void)state;
+    dataset train, test;
+    assert_int_equal(data_load_fashion_mnist(&train, &test, NULL), BN_OK);
+    dataset tr = data_slice(&train, 0, 2000), va = data_slice(&train, 50000, 1000);
+    bopenc_config c = bopenc_config_default();
+    assert_int_equal(arch_parse(&c.topology, "FC64"), BN_OK);
+    c.recipe.epochs = 1, c.recipe.batch = 100, c.recipe.bop_gamma = 1e-2f;
+    c.lost_budget = 0.03, c.max_confirm = 2, c.trace_weights = 1000;
+    bopenc_result r;
+    assert_int_equal(bopenc_search(&c, &tr, &va, &r), BN_OK);
+    print_message("fp32 acc %.4f, found %d: e%dm%d, acc %.4f, sim lost %.4f, memory %.0f -> %.0f\n", r.acc_fp32,
+                  r.found, r.best.fmt.e, r.best.fmt.f, r.best.acc, r.best.sim_lost, r.mem_fp32.total, r.mem_best.total);
+    assert_true(r.acc_fp32 > 0.5);
+    assert_true(r.sim_lost_fp32 < 1e-3);
+    assert_true(r.screened > 10);
+    assert_true(r.n_tried >= 1 && r.n_tried <= 2);
+    for (int k = 0; k < r.n_tried; k++) {
+        assert_true(r.tried[k].sim_lost <= r.sim_lost_fp32 + 0.03);
+        assert_true(r.tried[k].accepted == (r.tried[k].acc >= r.acc_fp32 - 0.01));
+        assert_true(r.tried[k].lost >= 0);
+        if (k > 0) assert_true(fpfmt_bits(&r.tried[k].fmt) >= fpfmt_bits(&r.tried[k - 1].fmt));
+    }
+    if (r.found) {
+        assert_true(fpfmt_bits(&r.best.fmt) <= 16);
+        assert_true(r.best.accepted && r.mem_best.total < r.mem_fp32.total);
+        assert_true(r.mem_best.momentum == ceil(r.mem_fp32.momentum / 32 * fpfmt_bits(&r.best.fmt)));
+    }
+    /* bad settings */
+    c.min_bits = 20, c.max_bits = 10;
+    assert_int_equal(bopenc_search(&c, &tr, &va, &r), BN_EARG);
+
+    /* the evaluator on a (tiny, untrained) net's topology, bounded */
+    net n;
+    arch a;
+    assert_int_equal(arch_parse(&a, "FC32"), BN_OK);
+    assert_int_equal(net_create(&n, &a, 1, 28, 28, 10), BN_OK);
+    eval_context ctx = {&n, &tr, &va, &va, 5};
+    eval_params p = {0};
+    snprintf(p.p[0].key, EVAL_NAME_MAX, "images"), snprintf(p.p[0].value, EVAL_VALUE_MAX, "1500");
+    snprintf(p.p[1].key, EVAL_NAME_MAX, "max_confirm"), snprintf(p.p[1].value, EVAL_VALUE_MAX, "1");
+    snprintf(p.p[2].key, EVAL_NAME_MAX, "lost_budget"), snprintf(p.p[2].value, EVAL_VALUE_MAX, "0.05");
+    p.n = 3;
+    eval_metrics m = {0};
+    assert_int_equal(eval_run("bop_encoding", &ctx, &p, &m), BN_OK);
+    assert_true(eval_metrics_get(&m, "bop_encoding.acc_fp32") > 0.3);
+    assert_true(eval_metrics_get(&m, "bop_encoding.memory_fp32") > 0);
+    double found = eval_metrics_get(&m, "bop_encoding.found");
+    print_message("evaluator: found %.0f, bits %.0f, factor %.3f\n", found, eval_metrics_get(&m, "bop_encoding.bits"),
+                  eval_metrics_get(&m, "bop_encoding.memory_factor"));
+    if (found == 1) assert_true(eval_metrics_get(&m, "bop_encoding.memory_factor") > 1);
+    else assert_true(isnan(eval_metrics_get(&m, "bop_encoding.bits")));
+    snprintf(p.p[0].key, EVAL_NAME_MAX, "nope");
+    assert_int_equal(eval_run("bop_encoding", &ctx, &p, &m), BN_EARG);
+    net_free(&n);
+    data_free(&train), data_free(&test);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rounding_matches_enumeration),
@@ -502,6 +598,8 @@ int main(void) {
         cmocka_unit_test(test_bop_trains_fashion_mnist),
         cmocka_unit_test(test_bop_is_thread_count_independent),
         cmocka_unit_test(test_memory_model),
+        cmocka_unit_test(test_replay_matches_bop_step),
+        cmocka_unit_test(test_encoding_search_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
