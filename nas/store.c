@@ -478,3 +478,51 @@ int store_get_model(store *st, int number, void **data, size_t *size, char *form
     sqlite3_finalize(q);
     return BN_OK;
 }
+
+int store_dump(store *st, char **text) {
+    static const char *const queries[] = {
+        "SELECT version, bnas_version FROM schema_version",
+        "SELECT name, spec_path, spec_text, space_path, space_text, spec_hash, seed, strategy "
+        "FROM study",
+        "SELECT idx, metric, direction, ref FROM objectives ORDER BY idx",
+        "SELECT number, batch, state, genome, topology, config, config_hash, origin, seed, "
+        "model_bytes, macs, fail_reason FROM trials ORDER BY number",
+        "SELECT trial, name, value FROM metrics ORDER BY trial, name",
+        "SELECT trial, format, bytes, hex(data) FROM models ORDER BY trial",
+        "SELECT trial FROM pareto ORDER BY trial",
+        "SELECT trial, completed, front_size, hv FROM hypervolume ORDER BY trial",
+    };
+    *text = NULL;
+    sqlite3_str *out = sqlite3_str_new(st->db);
+    int rc = BN_OK;
+    for (size_t k = 0; k < sizeof queries / sizeof *queries && !rc; k++) {
+        sqlite3_stmt *q = NULL;
+        if ((rc = prepare(st, &q, queries[k]))) break;
+        sqlite3_str_appendf(out, "== %s\n", queries[k]);
+        int step;
+        while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+            for (int c = 0; c < sqlite3_column_count(q); c++) {
+                if (c) sqlite3_str_appendall(out, "|");
+                switch (sqlite3_column_type(q, c)) {
+                case SQLITE_NULL: sqlite3_str_appendall(out, "NULL"); break;
+                case SQLITE_INTEGER:
+                    sqlite3_str_appendf(out, "%lld", (long long)sqlite3_column_int64(q, c));
+                    break;
+                case SQLITE_FLOAT: sqlite3_str_appendf(out, "%!.17g", sqlite3_column_double(q, c)); break;
+                default: sqlite3_str_appendf(out, "%s", (const char *)sqlite3_column_text(q, c));
+                }
+            }
+            sqlite3_str_appendall(out, "\n");
+        }
+        if (step != SQLITE_DONE) rc = db_err(st, "dumping");
+        sqlite3_finalize(q);
+    }
+    char *s = sqlite3_str_finish(out);
+    if (!rc && s) {
+        size_t n = strlen(s);
+        *text = bn_malloc(n + 1);
+        memcpy(*text, s, n + 1);
+    }
+    sqlite3_free(s);
+    return rc;
+}

@@ -121,4 +121,9 @@ int store_summary_get(store *st, store_summary *sum);
 /* Reads the model blob of a trial (malloc'd). BN_EARG if it has none. */
 int store_get_model(store *st, int number, void **data, size_t *size, char *format, size_t fcap);
 
+/* A canonical text of the whole study without the timing columns (study
+   created/elapsed, trial t_start/t_end/seconds): two runs of the same spec give
+   equal texts. *text is malloc'd. */
+int store_dump(store *st, char **text);
+
 #endif /* BNAS_STORE_H */

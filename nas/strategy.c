@@ -75,6 +75,7 @@ static int seen(const batch_ctx *b, uint64_t hash) {
 /* a better than b in the evolution tournament. */
 static int evo_better(const batch_ctx *b, int x, int y) {
     if (b->rank[x] != b->rank[y]) return b->rank[x] < b->rank[y];
+    if (b->crowd[x] != b->crowd[y]) return b->crowd[x] > b->crowd[y];
     if (b->pool[x]->obj[0] != b->pool[y]->obj[0]) return b->pool[x]->obj[0] < b->pool[y]->obj[0];
     return b->pool[x]->number < b->pool[y]->number;
 }
@@ -182,10 +183,10 @@ int strategy_ask(const spec *s, const space *sp, const history *h, int first, in
         b.rank = bn_calloc((size_t)(n ? n : 1), sizeof *b.rank);
         b.crowd = bn_calloc((size_t)(n ? n : 1), sizeof *b.crowd);
         pareto_rank(pts, n, m, b.rank);
-        if (s->strategy == STRAT_NSGA2 && n >= s->population) {
-            /* Crowding per front, then elitist survival of the best `population`. */
-            int *idx = bn_malloc((size_t)n * sizeof *idx);
-            double *d = bn_malloc((size_t)n * sizeof *d);
+        {
+            /* Crowding distance per front. */
+            int *idx = bn_malloc((size_t)(n ? n : 1) * sizeof *idx);
+            double *d = bn_malloc((size_t)(n ? n : 1) * sizeof *d);
             for (int r = 0;; r++) {
                 int k = 0;
                 for (int i = 0; i < n; i++)
@@ -194,6 +195,11 @@ int strategy_ask(const spec *s, const space *sp, const history *h, int first, in
                 pareto_crowding(pts, m, idx, k, d);
                 for (int q = 0; q < k; q++) b.crowd[idx[q]] = d[q];
             }
+            free(idx);
+            free(d);
+        }
+        if (s->strategy == STRAT_NSGA2 && n >= s->population) {
+            /* Elitist survival of the best `population` by the crowded comparison. */
             /* Selection sort by the crowded comparison keeps it simple and stable. */
             int *order = bn_malloc((size_t)n * sizeof *order);
             for (int i = 0; i < n; i++) order[i] = i;
@@ -221,8 +227,6 @@ int strategy_ask(const spec *s, const space *sp, const history *h, int first, in
             b.crowd = nc;
             b.n_pool = s->population;
             free(order);
-            free(idx);
-            free(d);
         }
         free(pts);
     }

@@ -11,8 +11,9 @@
 **   evolution  regularized (aging) evolution (Real et al. 2019): the population
 **              is the `population` most recent COMPLETE trials; a tournament of
 **              `sample` members picks the parent with the best non-dominated
-**              rank within the population (ties: first objective, then the
-**              older trial), which for one objective is plain aging evolution;
+**              rank within the population (ties: larger crowding distance, then
+**              first objective, then the older trial), which for one objective
+**              is plain aging evolution (Syne Tune's MOREA ranks the same way);
 **              the child is the parent mutated (per-gene `mutation_prob`, at
 **              least one active gene). Random until `population` trials are
 **              COMPLETE.
