@@ -86,13 +86,13 @@ int net_copy(net *dst, const net *src);
 /* Number of multiply-accumulates of one forward pass of one image. */
 double net_macs(const net *n);
 
-/* Bytes of the deployed packed model: 1 bit per weight, rounded up to whole
-   64-bit words per neuron, plus one int32 threshold per hidden neuron and the
-   float scale. */
+/* Bytes of the deployed packed model: each neuron's fan_in weight bits rounded
+   up to whole 32-bit words, one int32 threshold per hidden neuron, and the
+   4-byte scale. This is the model-size objective of the search. */
 size_t net_packed_bytes(const net *n);
 
 /* Float evaluation path (inference, running statistics). x is (B, H, W, C)
-   raw pixels, logits is (B, classes). Uses the calling thread only. */
+   raw pixels, logits is (B, classes). */
 void net_forward_eval(const net *n, float *logits, const uint8_t *x, int B);
 
 /* Predicted class of each of the B images (argmax of the logits, first on ties). */
@@ -103,6 +103,11 @@ void net_predict(const net *n, int *pred, const uint8_t *x, int B);
    in_scale is 1/255 for the first layer and 1 otherwise. The packed path's
    thresholds are derived from exactly this function. */
 float net_bn_value(const net_layer *L, int c, float acc);
+
+/* The two halves of net_bn_value, for loops that hoist the per-channel part:
+   net_bn_value(L, c, acc) == net_bn_apply(L, c, net_bn_invstd(L, c), acc). */
+float net_bn_invstd(const net_layer *L, int c);
+float net_bn_apply(const net_layer *L, int c, float invstd, float acc);
 
 /* Binarization used everywhere: x > 0 -> +1, otherwise -1. */
 static inline float net_sign(float x) { return x > 0.0f ? 1.0f : -1.0f; }
