@@ -157,7 +157,8 @@ static double knob_value(const space *sp, const spec *s, const genome *g, spec_k
     return 0;
 }
 
-static size_t words_bytes(long fan_in) { return (size_t)((fan_in + 63) / 64) * 8; }
+/* Packed bytes of one neuron's weights: fan_in bits in whole 32-bit words (net_packed_bytes). */
+static size_t words_bytes(long fan_in) { return (size_t)((fan_in + 31) / 32) * 4; }
 
 void space_decode(const space *sp, const spec *s, const genome *g, space_config *cfg) {
     memset(cfg, 0, sizeof *cfg);

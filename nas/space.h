@@ -44,7 +44,7 @@ typedef struct {
     int epochs;             /* training epochs */
     double lr;              /* Adam learning rate */
     int batch;              /* mini-batch size */
-    size_t model_bytes;     /* packed model bytes (engine/net.h net_packed_bytes formula) */
+    size_t model_bytes;     /* packed model bytes, equal to engine/net.h net_packed_bytes */
     double macs;            /* multiply-accumulates of one forward pass */
     char canon[512];        /* canonical text of the configuration */
     uint64_t hash;          /* FNV-1a 64 of canon: the duplicate key */

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "engine/err.h"
+#include "evaluators/evaluator.h"
 
 /* ---------------------------------------------------------------------------
 ** Parsing context and error list.
@@ -633,12 +634,13 @@ static void parse_evaluators(pctx *c, struct fy_node *n, ploc at) {
         }
         spec_evaluator *ev = &s->eval[s->n_eval++];
         if (fy_node_get_type(e) == FYNT_SCALAR) {
-            get_word(c, e, at, path, ev->name, sizeof ev->name);
+            if (get_word(c, e, at, path, ev->name, sizeof ev->name) && !eval_find(ev->name))
+                perr(c, node_loc(e, at), path, "unknown evaluator '%s'", ev->name);
             continue;
         }
         if (!expect_mapping(c, e, at, path)) continue;
         char key[64], sub[200];
-        ploc kat = at;
+        ploc kat = at, name_at = at;
         void *it2 = NULL;
         struct fy_node_pair *p;
         while ((p = next_pair(e, &it2, key, sizeof key, &kat))) {
@@ -646,6 +648,7 @@ static void parse_evaluators(pctx *c, struct fy_node *n, ploc at) {
             pathf(sub, sizeof sub, "%s.%s", path, key);
             if (!strcmp(key, "name")) {
                 get_word(c, v, kat, sub, ev->name, sizeof ev->name);
+                name_at = node_loc(v, kat);
                 continue;
             }
             if (ev->n_params >= SPEC_MAX_PARAMS) {
@@ -662,25 +665,49 @@ static void parse_evaluators(pctx *c, struct fy_node *n, ploc at) {
             if (fy_node_get_type(v) == FYNT_SEQUENCE) {
                 void *it3 = NULL;
                 struct fy_node *x;
+                size_t len = 0;
+                int k = 0, ok = 1;
+                len += (size_t)snprintf(pa->value, sizeof pa->value, "[");
                 while ((x = fy_node_sequence_iterate(v, &it3))) {
-                    char sub2[220];
-                    pathf(sub2, sizeof sub2, "%s[%d]", sub, pa->n);
-                    if (pa->n >= SPEC_MAX_VALUES) {
-                        perr(c, node_loc(x, kat), sub2, "too many values (at most %d)", SPEC_MAX_VALUES);
+                    char sub2[220], item[64];
+                    pathf(sub2, sizeof sub2, "%s[%d]", sub, k);
+                    if (!get_word(c, x, kat, sub2, item, sizeof item)) {
+                        ok = 0;
                         break;
                     }
-                    if (get_number(c, x, kat, sub2, -1e300, 1e300, &pa->num[pa->n])) pa->n++;
+                    len += (size_t)snprintf(pa->value + len, sizeof pa->value - len, "%s%s",
+                                            k++ ? ", " : "", item);
+                    if (len + 2 >= sizeof pa->value) {
+                        perr(c, node_loc(x, kat), sub2, "list too long");
+                        ok = 0;
+                        break;
+                    }
                 }
-            } else {
-                char buf[64];
-                if (!get_word(c, v, kat, sub, buf, sizeof buf)) continue;
-                double num;
-                if (parse_number(buf, &num)) pa->num[0] = num, pa->n = 1;
-                else strcpy(pa->word, buf);
+                if (!ok) continue;
+                snprintf(pa->value + len, sizeof pa->value - len, "]");
+            } else if (!get_word(c, v, kat, sub, pa->value, sizeof pa->value)) {
+                continue;
             }
             ev->n_params++;
         }
-        if (!ev->name[0]) perr(c, at, path, "missing name");
+        if (!ev->name[0]) {
+            perr(c, at, path, "missing name");
+            continue;
+        }
+        const evaluator *e = eval_find(ev->name);
+        if (!e) {
+            char names[300] = "";
+            size_t used = 0;
+            const evaluator *const *all = eval_all();
+            for (int k = 0; all[k] && used + 40 < sizeof names; k++)
+                used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", k ? ", " : "",
+                                         all[k]->name);
+            perr(c, name_at, path, "unknown evaluator '%s' (known: %s)", ev->name, names);
+            continue;
+        }
+        eval_params ep;
+        spec_eval_params(ev, &ep);
+        if (eval_params_check(e, &ep)) perr(c, name_at, path, "%s", bn_errmsg());
     }
 }
 
@@ -938,4 +965,13 @@ void spec_free(spec *s) {
     free(s->space_text);
     s->text = NULL;
     s->space_text = NULL;
+}
+
+void spec_eval_params(const spec_evaluator *ev, eval_params *out) {
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < ev->n_params && i < EVAL_MAX_PARAMS; i++) {
+        snprintf(out->p[i].key, sizeof out->p[i].key, "%s", ev->params[i].key);
+        snprintf(out->p[i].value, sizeof out->p[i].value, "%s", ev->params[i].value);
+        out->n++;
+    }
 }

@@ -18,12 +18,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "evaluators/evaluator.h"
+
 #define SPEC_MAX_DIMS 16      /* dimensions of a search space */
 #define SPEC_MAX_CHOICES 32   /* values of one choice dimension */
 #define SPEC_MAX_OBJ 3        /* objectives (hypervolume is exact for 2 and 3) */
 #define SPEC_MAX_EVAL 8       /* evaluators */
 #define SPEC_MAX_PARAMS 16    /* parameters of one evaluator */
-#define SPEC_MAX_VALUES 16    /* numbers in one evaluator parameter */
 #define SPEC_MAX_ITEMS 8      /* maximum conv blocks and maximum fc layers */
 
 /* How a dimension's value is chosen. */
@@ -68,17 +69,16 @@ typedef struct {
     double ref;       /* hypervolume reference point coordinate (a worst value) */
 } spec_objective;
 
-/* One evaluator parameter: a name and one or more numbers or a word. */
+/* One evaluator parameter as written: a scalar's text, or a list of scalars
+   as "[a, b, c]" (the form evaluators/evaluator.h parses). */
 typedef struct {
-    char key[32];                 /* parameter name */
-    int n;                        /* numbers in num (0 if the value is a word) */
-    double num[SPEC_MAX_VALUES];  /* the numbers, in order */
-    char word[64];                /* the value when it is not a number */
+    char key[64];      /* parameter name */
+    char value[256];   /* its value text */
 } spec_param;
 
 /* An evaluator to run after training, with its parameters. */
 typedef struct {
-    char name[32];                        /* registry name */
+    char name[32];                        /* registry name (evaluators/registry.c) */
     int n_params;                         /* used entries of params */
     spec_param params[SPEC_MAX_PARAMS];   /* parameters as written */
 } spec_evaluator;
@@ -147,6 +147,9 @@ int spec_parse(spec *s, const char *path, const char *text, const char *space_pa
 int spec_load(spec *s, const char *path);
 
 void spec_free(spec *s);
+
+/* The parameters of ev in the evaluator interface's form. */
+void spec_eval_params(const spec_evaluator *ev, eval_params *out);
 
 /* Name of a knob as written in spec files ("conv_blocks", ...). */
 const char *spec_knob_name(spec_knob k);

@@ -38,9 +38,9 @@ static const char *spec_fmt =
     "objectives:\n"
     "  - {metric: val_acc, direction: max, ref: 0.5}\n"
     "  - {metric: model_bytes, direction: min, ref: 400000}\n"
-    "  - {metric: ber.acc, direction: max, ref: 0}\n"
+    "  - {metric: memory.acc, direction: max, ref: 0}\n"
     "constraints: {max_model_bytes: 400000}\n"
-    "evaluators: [{name: ber, p: 0.01}]\n";
+    "evaluators: [{name: memory}]\n";
 
 static void make_spec(spec *s, const char *strategy, int seed, int batch, int pop, int trials) {
     char text[4096];

@@ -10,6 +10,9 @@
 #include <string.h>
 
 #include "engine/err.h"
+#include "engine/arch.h"
+#include "engine/net.h"
+#include "engine/rng.h"
 #include "nas/space.h"
 #include "nas/spec.h"
 
@@ -32,10 +35,11 @@ static const char *good =
     "objectives:\n"
     "  - {metric: val_acc, direction: max}\n"
     "  - {metric: model_bytes, direction: min, ref: 100000}\n"
-    "  - {metric: ber.acc, direction: max, ref: 0}\n"
+    "  - {metric: memory.macs, direction: min, ref: 1e9}\n"
     "constraints: {max_model_bytes: 100000}\n"
     "evaluators:\n"
-    "  - {name: ber, p: [0.001, 0.01], draws: 5, mode: weights}\n";
+    "  - accuracy\n"
+    "  - {name: memory}\n";
 
 static void test_good_spec(void **state) {
     (void)state;
@@ -58,11 +62,10 @@ static void test_good_spec(void **state) {
     assert_true(s.obj[0].maximize);
     assert_false(s.obj[1].maximize);
     assert_float_equal(s.obj[1].ref, 100000, 0);
-    assert_int_equal(s.n_eval, 1);
-    assert_string_equal(s.eval[0].name, "ber");
-    assert_int_equal(s.eval[0].n_params, 3);
-    assert_int_equal(s.eval[0].params[0].n, 2);
-    assert_string_equal(s.eval[0].params[2].word, "weights");
+    assert_int_equal(s.n_eval, 2);
+    assert_string_equal(s.eval[0].name, "accuracy");
+    assert_string_equal(s.eval[1].name, "memory");
+    assert_int_equal(s.eval[1].n_params, 0);
     const spec_dim *d = &s.dims[s.knob_dim[KNOB_LOSS]];
     assert_int_equal(d->type, DIM_CHOICE);
     assert_float_equal(d->num[1], 1, 0);
@@ -76,7 +79,11 @@ static void test_good_spec(void **state) {
     assert_true(s.hash == s2.hash);
     spec_free(&s2);
     char *changed = strdup(good);
-    changed[strlen(changed) - 4] = 'x'; /* "weights" -> "weightx" */
+    changed[strlen(changed) - 3] = 'X'; /* "{name: memory}" -> "{name: memorX}" */
+    assert_int_equal(spec_parse(&s2, "other.yaml", changed, NULL, NULL), BN_ESPEC);
+    assert_non_null(strstr(bn_errmsg(), "other.yaml:23:12: evaluators[1]: unknown evaluator 'memorX'"));
+    changed[strlen(changed) - 3] = 'y';
+    memcpy(strstr(changed, "seed: 42"), "seed: 43", 8);
     assert_int_equal(spec_parse(&s2, "other.yaml", changed, NULL, NULL), BN_OK);
     assert_true(s.hash != s2.hash);
     spec_free(&s2);
@@ -123,7 +130,10 @@ static void test_errors_located(void **state) {
     expect_msg("model_bytes, direction: min, ref: 100000", "model_bytes, direction: min",
                "objectives[1].ref: missing");
     /* Metric of an undeclared evaluator. */
-    expect_msg("metric: ber.acc", "metric: fault.acc", "unknown metric 'fault.acc'");
+    expect_msg("metric: memory.macs", "metric: fault.acc", "unknown metric 'fault.acc'");
+    /* A parameter the evaluator does not take. */
+    expect_msg("{name: memory}", "{name: memory, p: [0.001, 0.01]}",
+               "bad.yaml:23:12: evaluators[1]: evaluator memory has no parameter 'p'");
     /* YAML syntax error, located. */
     expect_msg("threads: 2\n", "threads: [2\n", "bad.yaml:");
     /* Several mistakes are all reported. */
@@ -185,9 +195,10 @@ static void test_decode(void **state) {
     space_decode(&sp, &s, &g, &c);
     assert_string_equal(c.topology, "C16-MP2-FC128-FC32");
     assert_true(c.valid);
-    /* conv 16 ch: 16 neurons x (1 word + 4 bytes); FC128 after 14x14x16 = 3136 inputs: 49 words;
-       FC32: 2 words; classifier 10 x 1 word + scale. */
-    size_t want = 16 * (8 + 4) + 128 * (49 * 8 + 4) + 32 * (2 * 8 + 4) + 10 * 8 + 4;
+    /* 32-bit words per neuron plus a 4-byte threshold per hidden neuron: conv 16 ch, fan_in 9:
+       1 word; FC128 after 14x14x16 = 3136 inputs: 98 words; FC32: 4 words; classifier 10 x
+       1 word; scale. */
+    size_t want = 16 * (4 + 4) + 128 * (98 * 4 + 4) + 32 * (4 * 4 + 4) + 10 * 4 + 4;
     assert_int_equal(c.model_bytes, want);
     /* mhl_b does not matter under cross-entropy: same hash. */
     genome g2 = g;
@@ -208,12 +219,51 @@ static void test_decode(void **state) {
     spec_free(&s);
 }
 
+/* The decoded size and MACs equal the engine's for the network it builds. */
+static void test_decode_matches_engine(void **state) {
+    (void)state;
+    const char *text =
+        "data: {name: synthetic}\n"
+        "search_space: {conv_blocks: {type: int, low: 0, high: 4}, conv_channels: [3, 16, 33],\n"
+        "  conv_pool: [0, 1], fc_layers: {type: int, low: 0, high: 2}, fc_width: [10, 64, 100]}\n"
+        "strategy: random\nbudget: {trials: 1}\nobjectives: [{metric: val_acc, direction: max}]\n";
+    spec s;
+    assert_int_equal(spec_parse(&s, "m.yaml", text, NULL, NULL), BN_OK);
+    space sp;
+    space_init(&sp, &s);
+    pcg32 r;
+    rng_keyed(&r, 3, 0, RNG_SAMPLE);
+    int checked = 0, invalid = 0;
+    for (int t = 0; t < 200; t++) {
+        genome g;
+        space_sample(&sp, &s, &r, &g);
+        space_config c;
+        space_decode(&sp, &s, &g, &c);
+        arch a;
+        if (!c.valid) {
+            invalid++;
+            continue;
+        }
+        assert_int_equal(arch_parse(&a, c.topology), BN_OK);
+        net n;
+        assert_int_equal(net_create(&n, &a, 1, 28, 28, 10), BN_OK);
+        assert_int_equal(c.model_bytes, net_packed_bytes(&n));
+        assert_float_equal(c.macs, net_macs(&n), 0);
+        net_free(&n);
+        checked++;
+    }
+    assert_true(checked > 100);
+    assert_true(invalid > 0); /* empty nets and five pools of a 28x28 input */
+    spec_free(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_spec),
         cmocka_unit_test(test_errors_located),
         cmocka_unit_test(test_named_space),
         cmocka_unit_test(test_decode),
+        cmocka_unit_test(test_decode_matches_engine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
