@@ -77,16 +77,3 @@ int trial_synthetic(void *user, const spec *s, const space_config *cfg, int numb
     snprintf(out->model_format, sizeof out->model_format, "synthetic");
     return BN_OK;
 }
-
-int trial_env_create(void **env, trial_fn *fn, const spec *s) {
-    *env = NULL;
-    *fn = NULL;
-    if (!strcmp(s->data, "synthetic")) {
-        *fn = trial_synthetic;
-        return BN_OK;
-    }
-    return bn_error(BN_EARG, "%s: data set '%s' needs the training engine, which is not built in "
-                             "yet (use data name: synthetic for a dry run)", s->path, s->data);
-}
-
-void trial_env_free(void *env) { (void)env; }
