@@ -6,8 +6,8 @@
 ** the thread count). Batch k is proposed from the trials of batches < k only,
 ** all of which are committed before batch k is proposed, and every draw is
 ** keyed by (study seed, trial number, purpose). The trials of a batch run in
-** parallel (`threads` at a time, OpenMP dynamic schedule), but their results
-** are committed strictly in trial-number order, so the front and hypervolume
+** parallel (`threads` at a time, OpenMP dynamic schedule, longest expected
+** first), but their results are committed strictly in trial-number order, so the front and hypervolume
 ** rows evolve identically. Hence the database (timings aside) is the same for
 ** any thread count, and for a run that was interrupted and resumed.
 **

@@ -579,7 +579,7 @@ static void parse_strategy(pctx *c, struct fy_node *n, ploc at) {
     else if (!strcmp(name, "nsga2") || !strcmp(name, "moea")) s->strategy = STRAT_NSGA2;
     else if (!name[0]) perr(c, at, "strategy.name", "missing (random, evolution or nsga2)");
     else perr(c, at, "strategy.name", "unknown strategy '%s' (expected random, evolution or nsga2)", name);
-    if (s->sample > s->population)
+    if (s->strategy == STRAT_EVOLUTION && s->sample > s->population)
         perr(c, at, "strategy.sample", "tournament size %d exceeds population %d", s->sample,
              s->population);
 }
