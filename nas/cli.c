@@ -90,10 +90,10 @@ static int drive(store *st, const spec *s, int threads, int quiet, const char *d
     store_summary sum;
     if (store_summary_get(st, &sum) == BN_OK && !quiet)
         fprintf(stderr, "%s: %d complete, %d failed, %d invalid, %d pending; front %d, hv %.6g; "
-                        "controller %.3f s of %.3f s (%.2f%%)\n",
+                        "%.1f s, of which controller %.3f s (%.2f%%)\n",
                 db, sum.count[TRIAL_COMPLETE], sum.count[TRIAL_FAIL], sum.count[TRIAL_INVALID],
                 sum.count[TRIAL_WAITING] + sum.count[TRIAL_RUNNING], sum.front, sum.hv,
-                o.controller_seconds, o.session_seconds,
+                o.session_seconds, o.controller_seconds,
                 o.session_seconds > 0 ? 100.0 * o.controller_seconds / o.session_seconds : 0.0);
     if (rc == BN_EINTR) {
         fprintf(stderr, "bnas: interrupted; continue with `bnas resume %s`\n", db);
@@ -369,12 +369,18 @@ static void csv_text(const char *t) {
     putchar('"');
 }
 
+static int is_objective(const spec *s, const char *metric) {
+    for (int j = 0; j < s->n_obj; j++)
+        if (!strcmp(s->obj[j].metric, metric)) return 1;
+    return 0;
+}
+
 static void list_header(const list_ctx *c) {
     const spec *s = c->s;
     if (c->csv) {
         printf("number,state,topology,config");
         for (int j = 0; j < s->n_obj; j++) printf(",%s", s->obj[j].metric);
-        printf(",test_acc,model_bytes,seconds,origin,fail_reason\n");
+        printf(",test_acc%s,seconds,origin,fail_reason\n", is_objective(s, "model_bytes") ? "" : ",model_bytes");
     } else {
         printf("%6s %-8s %-32s", "trial", "state", "topology");
         for (int j = 0; j < s->n_obj; j++) printf(" %14s", s->obj[j].metric);
@@ -399,7 +405,8 @@ static int list_row(void *user, const store_trial *t) {
         double ta = metric_of(t, "test_acc", &found);
         if (found) printf(",%.9g", ta);
         else printf(",");
-        printf(",%.0f,%.3f,", t->model_bytes, t->seconds);
+        if (!is_objective(s, "model_bytes")) printf(",%.0f", t->model_bytes);
+        printf(",%.3f,", t->seconds);
         csv_text(t->origin);
         putchar(',');
         csv_text(t->fail_reason);

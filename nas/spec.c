@@ -24,12 +24,30 @@
 ** Parsing context and error list.
 */
 
+/* snprintf for key paths and file names: silently truncates (no format-truncation warning). */
+static void pathf(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void pathf(char *out, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+}
+
+#define PERR_MAX 24 /* mistakes kept for the message */
+
+/* One mistake. */
 typedef struct {
-    spec *s;            /* the spec being filled */
-    const char *file;   /* file named in messages */
-    char msg[1000];     /* collected messages, one per line */
-    size_t len;         /* bytes used in msg */
-    int n_err;          /* mistakes found */
+    int file;           /* 0: the spec, 1: the search space file */
+    int line, col;      /* 1-based location */
+    char text[240];     /* "key.path: message" */
+} perr_entry;
+
+typedef struct {
+    spec *s;                    /* the spec being filled */
+    const char *file;           /* file named in messages */
+    int in_space;               /* 1 while parsing the search space file */
+    perr_entry err[PERR_MAX];   /* mistakes, in the order found */
+    int n_err;                  /* mistakes found (may exceed PERR_MAX) */
 } pctx;
 
 /* A location in the current file (1-based; 0 = unknown). */
@@ -41,27 +59,53 @@ static void perr(pctx *c, ploc at, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static void perr(pctx *c, ploc at, const char *path, const char *fmt, ...) {
-    c->n_err++;
-    if (c->len + 2 >= sizeof c->msg) return;
+    if (c->n_err >= PERR_MAX) {
+        c->n_err++;
+        return;
+    }
+    perr_entry *e = &c->err[c->n_err++];
     char text[400];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    int w = snprintf(c->msg + c->len, sizeof c->msg - c->len, "%s%s:%d:%d: %s: %s",
-                     c->len ? "\n" : "", c->file, at.line, at.col, path, text);
-    if (w < 0) return;
-    c->len += (size_t)w;
-    if (c->len >= sizeof c->msg) c->len = sizeof c->msg - 1;
+    e->file = c->in_space;
+    e->line = at.line;
+    e->col = at.col;
+    pathf(e->text, sizeof e->text, "%.60s: %s", path, text);
 }
 
-/* snprintf for key paths and file names: silently truncates (no format-truncation warning). */
-static void pathf(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void pathf(char *out, size_t cap, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(out, cap, fmt, ap);
-    va_end(ap);
+static int cmp_perr(const void *a, const void *b) {
+    const perr_entry *x = a, *y = b;
+    if (x->file != y->file) return x->file - y->file;
+    if (x->line != y->line) return x->line - y->line;
+    return x->col - y->col;
+}
+
+/* All mistakes, sorted by file and position, one per line, into a BN_ESPEC error. */
+static int perr_report(pctx *c, const char *spec_file, const char *space_file) {
+    int n = c->n_err < PERR_MAX ? c->n_err : PERR_MAX;
+    /* Stable: insertion sort keeps the order of mistakes found at one place. */
+    for (int i = 1; i < n; i++) {
+        perr_entry t = c->err[i];
+        int j = i;
+        while (j > 0 && cmp_perr(&c->err[j - 1], &t) > 0) c->err[j] = c->err[j - 1], j--;
+        c->err[j] = t;
+    }
+    char msg[1000];
+    size_t len = 0;
+    msg[0] = 0;
+    for (int i = 0; i < n && len + 1 < sizeof msg; i++) {
+        const perr_entry *e = &c->err[i];
+        int w = snprintf(msg + len, sizeof msg - len, "%s%s:%d:%d: %s", i ? "\n" : "",
+                         e->file ? space_file : spec_file, e->line, e->col, e->text);
+        if (w < 0) break;
+        len += (size_t)w;
+    }
+    if (len >= sizeof msg) len = sizeof msg - 1;
+    if (c->n_err > 1 && len + 40 < sizeof msg)
+        snprintf(msg + len, sizeof msg - len, "\n(%d mistakes)", c->n_err);
+    return bn_error(BN_ESPEC, "%s", msg);
 }
 
 /* Location of a node: its scalar token's start, else the fallback. */
@@ -587,6 +631,7 @@ static void parse_strategy(pctx *c, struct fy_node *n, ploc at) {
 static void parse_budget(pctx *c, struct fy_node *n, ploc at) {
     spec *s = c->s;
     if (!expect_mapping(c, n, at, "budget")) return;
+    int have_trials = 0;
     char key[64], path[160];
     ploc kat = at;
     void *it = NULL;
@@ -594,11 +639,11 @@ static void parse_budget(pctx *c, struct fy_node *n, ploc at) {
     while ((p = next_pair(n, &it, key, sizeof key, &kat))) {
         struct fy_node *v = fy_node_pair_value(p);
         pathf(path, sizeof path, "budget.%s", key);
-        if (!strcmp(key, "trials")) get_int(c, v, kat, path, 1, 1e7, &s->max_trials);
+        if (!strcmp(key, "trials")) get_int(c, v, kat, path, 1, 1e7, &s->max_trials), have_trials = 1;
         else if (!strcmp(key, "wall_time")) get_duration(c, v, kat, path, &s->wall_time);
         else perr(c, kat, path, "unknown key (expected trials, wall_time)");
     }
-    if (s->max_trials <= 0) perr(c, at, "budget.trials", "missing (number of trials to train)");
+    if (!have_trials) perr(c, at, "budget.trials", "missing (number of trials to train)");
 }
 
 static void parse_constraints(pctx *c, struct fy_node *n, ploc at) {
@@ -791,7 +836,7 @@ static void parse_objectives(pctx *c, struct fy_node *n, ploc at) {
         else if (!strcmp(dir, "min") || !strcmp(dir, "minimize")) ob.maximize = 0;
         else if (!dir[0]) perr(c, at, sub, "missing (max or min)"), ok = 0;
         else perr(c, dat, sub, "unknown direction '%s' (expected max or min)", dir), ok = 0;
-        if (!have_ref) {
+        if (!have_ref && ok) {
             if (ob.maximize && (strstr(ob.metric, "acc"))) ob.ref = 0;
             else {
                 pathf(sub, sizeof sub, "%s.ref", path);
@@ -901,11 +946,10 @@ int spec_parse(spec *s, const char *path, const char *text, const char *space_pa
                      "in $BNAS_SEARCH_SPACES and in the source tree)", name, name);
             }
             if (s->space_text) {
-                const char *saved = c.file;
-                c.file = s->space_path;
+                c.in_space = 1;
                 sdoc = build_doc(&c, s->space_text);
                 if (sdoc) parse_space_map(&c, fy_document_root(sdoc), (ploc){1, 1}, "search_space");
-                c.file = saved;
+                c.in_space = 0;
             }
         }
     } else {
@@ -931,9 +975,7 @@ done:
     if (c.n_err) {
         free(s->space_text);
         s->space_text = NULL;
-        if (c.len + 40 < sizeof c.msg && c.n_err > 1)
-            snprintf(c.msg + c.len, sizeof c.msg - c.len, "\n(%d mistakes)", c.n_err);
-        return bn_error(BN_ESPEC, "%s", c.msg);
+        return perr_report(&c, path, s->space_path);
     }
     s->text = dup_text(text);
     if (!s->name[0]) {
