@@ -46,6 +46,7 @@ typedef struct {
     spec *s;                    /* the spec being filled */
     const char *file;           /* file named in messages */
     int in_space;               /* 1 while parsing the search space file */
+    int have_split_seed;        /* data.split_seed was given */
     perr_entry err[PERR_MAX];   /* mistakes, in the order found */
     int n_err;                  /* mistakes found (may exceed PERR_MAX) */
 } pctx;
@@ -584,7 +585,14 @@ static void parse_data(pctx *c, struct fy_node *n, ploc at) {
         else if (!strcmp(key, "train")) get_int(c, v, kat, path, 0, 1e8, &s->n_train);
         else if (!strcmp(key, "val")) get_int(c, v, kat, path, 0, 1e8, &s->n_val);
         else if (!strcmp(key, "test")) get_int(c, v, kat, path, 0, 1e8, &s->n_test);
-        else perr(c, kat, path, "unknown key (expected name, dir, train, val, test)");
+        else if (!strcmp(key, "split_seed")) {
+            double sd;
+            if (get_number(c, v, kat, path, 0, 9007199254740992.0, &sd)) {
+                if (sd != floor(sd)) perr(c, node_loc(v, kat), path, "expected an integer");
+                s->split_seed = (uint64_t)sd;
+                c->have_split_seed = 1;
+            }
+        } else perr(c, kat, path, "unknown key (expected name, dir, train, val, test, split_seed)");
     }
     if (!s->data[0]) perr(c, at, "data.name", "missing (fashion_mnist, cifar10 or synthetic)");
     if (!strcmp(s->data, "cifar10")) s->in_h = 32, s->in_w = 32, s->in_c = 3;
@@ -977,6 +985,7 @@ done:
         s->space_text = NULL;
         return perr_report(&c, path, s->space_path);
     }
+    if (!c.have_split_seed) s->split_seed = s->seed;
     s->text = dup_text(text);
     if (!s->name[0]) {
         const char *b = strrchr(path, '/');

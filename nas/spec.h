@@ -102,6 +102,7 @@ typedef struct {
     int n_train;              /* training images used (0 = all that remain after val) */
     int n_val;                /* validation images split off the training set */
     int n_test;               /* test images used (0 = all) */
+    uint64_t split_seed;      /* keys the train/validation split (default: seed) */
     int in_h, in_w, in_c;     /* image shape of the data set */
     int classes;              /* classes of the data set */
 

@@ -119,7 +119,7 @@ int trial_env_create(void **env, trial_fn *fn, const spec *s) {
         rc = bn_error(BN_EARG, "%s: data.val %d must be in 1..%d", s->path, s->n_val, d->full.n - 1);
         goto fail;
     }
-    if ((rc = data_split(&d->train_split, &d->val, &d->full, s->n_val, s->seed))) goto fail;
+    if ((rc = data_split(&d->train_split, &d->val, &d->full, s->n_val, s->split_seed))) goto fail;
     int nt = s->n_train > 0 && s->n_train < d->train_split.n ? s->n_train : d->train_split.n;
     int ns = s->n_test > 0 && s->n_test < d->test_full.n ? s->n_test : d->test_full.n;
     d->train = data_slice(&d->train_split, 0, nt);

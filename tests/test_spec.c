@@ -147,12 +147,17 @@ static void test_named_space(void **state) {
     (void)state;
     const char *src = getenv("BNAS_SOURCE_DIR");
     char path[1024], text[4096];
-    snprintf(path, sizeof path, "%s/experiments/quick.yaml", src ? src : "..");
     spec s;
-    int rc = spec_load(&s, path);
-    if (rc) fprintf(stderr, "%s\n", bn_errmsg());
-    assert_int_equal(rc, BN_OK);
-    spec_free(&s);
+    int rc;
+    /* Every shipped experiment parses. */
+    const char *shipped[] = {"quick", "fc", "vgg"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/experiments/%s.yaml", src ? src : "..", shipped[i]);
+        rc = spec_load(&s, path);
+        if (rc) fprintf(stderr, "%s\n", bn_errmsg());
+        assert_int_equal(rc, BN_OK);
+        spec_free(&s);
+    }
     /* A spec naming search_spaces/vgg.yaml, written next to the experiments folder. */
     snprintf(text, sizeof text,
              "data: {name: synthetic}\nsearch_space: vgg\nstrategy: random\n"
