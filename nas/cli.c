@@ -82,6 +82,7 @@ static int drive(store *st, const spec *s, int threads, int quiet, const char *d
     o.fn_user = env;
     o.threads = threads;
     o.stop = &g_stop;
+    trial_env_set_stop(env, &g_stop);
     if (!quiet) o.progress = on_progress;
     install_signals();
     rc = search_run(st, s, &o);

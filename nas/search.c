@@ -376,7 +376,11 @@ int search_run(store *st, const spec *s, search_opts *o) {
                 memset(&sl->res, 0, sizeof sl->res);
                 int trc = o->fn(o->fn_user, s, &sl->cfg, sl->number, sl->seed, &sl->res);
                 sl->t1 = now_s();
-                if (trc == BN_OK) {
+                int aborted = trc == BN_EINTR && o->stop && *o->stop;
+                if (aborted) {
+                    /* Stopped by the user: not a failure; stays pending for resume. */
+                    trial_result_free(&sl->res);
+                } else if (trc == BN_OK) {
                     sl->state = TRIAL_COMPLETE;
                 } else {
                     sl->state = TRIAL_FAIL;
@@ -390,7 +394,7 @@ int search_run(store *st, const spec *s, search_opts *o) {
 #pragma omp critical(bnas_store)
                 {
                     double t0 = now_s();
-                    sl->ready = 1;
+                    sl->ready = !aborted;
                     running--;
                     while (!err && next_commit < n && S.slots[next_commit].ready) {
                         int crc = commit_slot(&S, st, &S.slots[next_commit]);

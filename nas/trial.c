@@ -32,12 +32,19 @@ typedef struct {
     dataset val;         /* validation split (owned) */
     dataset train;       /* view: first n_train images of train_split */
     dataset test;        /* view: first n_test images of test_full */
+    volatile sig_atomic_t *stop; /* nonzero: stop training after the current epoch */
 } trial_data;
 
-/* Mean training loss of the last epoch, from the progress callback. */
-static int last_loss(const train_progress *p, void *user) {
-    *(double *)user = p->loss;
-    return 0;
+/* Progress callback state: the last epoch's loss and the stop flag. */
+typedef struct {
+    double loss;                   /* mean training loss of the last epoch */
+    volatile sig_atomic_t *stop;   /* may be NULL */
+} epoch_watch;
+
+static int on_epoch(const train_progress *p, void *user) {
+    epoch_watch *w = user;
+    w->loss = p->loss;
+    return w->stop && *w->stop;
 }
 
 static int trial_real(void *user, const spec *s, const space_config *cfg, int number, uint64_t seed,
@@ -67,13 +74,13 @@ static int trial_real(void *user, const spec *s, const space_config *cfg, int nu
         r.p01 = r.p10 = (float)cfg->flip_rate;
     }
     r.seed = seed;
-    double loss = NAN;
-    if ((rc = train_run(&n, &d->train, NULL, &r, last_loss, &loss))) goto done;
+    epoch_watch w = {NAN, d->stop};
+    if ((rc = train_run(&n, &d->train, NULL, &r, on_epoch, &w))) goto done;
     trial_result_set(out, "val_acc", train_accuracy(&n, &d->val));
     trial_result_set(out, "test_acc", train_accuracy(&n, &d->test));
     trial_result_set(out, "model_bytes", (double)net_packed_bytes(&n));
     trial_result_set(out, "macs", net_macs(&n));
-    trial_result_set(out, "train_loss", loss);
+    trial_result_set(out, "train_loss", w.loss);
     for (int e = 0; e < s->n_eval; e++) {
         eval_params ep;
         spec_eval_params(&s->eval[e], &ep);
@@ -140,4 +147,8 @@ void trial_env_free(void *env) {
     data_free(&d->train_split);
     data_free(&d->val);
     free(d);
+}
+
+void trial_env_set_stop(void *env, volatile sig_atomic_t *stop) {
+    if (env) ((trial_data *)env)->stop = stop;
 }

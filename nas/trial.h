@@ -10,6 +10,7 @@
 #ifndef BNAS_TRIAL_H
 #define BNAS_TRIAL_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,5 +60,10 @@ int trial_synthetic(void *user, const spec *s, const space_config *cfg, int numb
    trial_env_free. Returns BN_OK or the data loading error. */
 int trial_env_create(void **env, trial_fn *fn, const spec *s);
 void trial_env_free(void *env);
+
+/* Lets the trainer of env stop early when *stop becomes nonzero (checked after
+   every epoch); the trial then returns BN_EINTR and the search leaves it
+   pending, to be rerun from the start by resume. env may be NULL (synthetic). */
+void trial_env_set_stop(void *env, volatile sig_atomic_t *stop);
 
 #endif /* BNAS_TRIAL_H */
