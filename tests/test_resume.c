@@ -111,10 +111,14 @@ static int done_count(const char *db) {
 
 /* Lets pid run until db has at least k finished trials, then sends sig. */
 static void kill_after(pid_t pid, const char *db, int k, int sig) {
-    for (int i = 0; i < 6000; i++) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) fail_msg("bnas ended before %d trials were done", k);
         if (done_count(db) >= k) break;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 300) fail_msg("no %d trials done after 300 s", k);
         sleep_ms(2);
     }
     kill(pid, sig);
