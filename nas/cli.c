@@ -71,7 +71,12 @@ static int wants_help(int argc, char **argv) {
 static int drive(store *st, const spec *s, int threads, int quiet, const char *db) {
     void *env = NULL;
     trial_fn fn = NULL;
-    int rc = trial_env_create(&env, &fn, s);
+    int rc = store_lock(st);
+    if (rc) {
+        fprintf(stderr, "bnas: %s\n", bn_errmsg());
+        return 1;
+    }
+    rc = trial_env_create(&env, &fn, s);
     if (rc) {
         fprintf(stderr, "bnas: %s\n", bn_errmsg());
         return 1;

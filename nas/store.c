@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "engine/err.h"
@@ -14,6 +17,8 @@
 struct store {
     sqlite3 *db;        /* the connection */
     char path[512];     /* file name for messages */
+    int lock_fd;        /* writer lock file descriptor, -1 if none */
+    char lock_path[600];/* PATH.lock */
 };
 
 static const char *const schema_sql =
@@ -70,6 +75,7 @@ static int prepare(store *st, sqlite3_stmt **s, const char *sql) {
 
 static int open_conn(store *st, const char *path, int flags) {
     snprintf(st->path, sizeof st->path, "%s", path);
+    st->lock_fd = -1;
     if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
         int rc = bn_error(BN_EDB, "%s: cannot open: %s", path,
                           st->db ? sqlite3_errmsg(st->db) : "out of memory");
@@ -179,8 +185,24 @@ fail:
     return rc;
 }
 
+int store_lock(store *st) {
+    snprintf(st->lock_path, sizeof st->lock_path, "%s.lock", st->path);
+    int fd = open(st->lock_path, O_RDWR | O_CREAT, 0644);
+    if (fd < 0) return bn_error(BN_EIO, "%s: cannot create the lock file", st->lock_path);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return bn_error(BN_EIO, "%s: another bnas process is running this study", st->path);
+    }
+    st->lock_fd = fd;
+    return BN_OK;
+}
+
 void store_close(store *st) {
     if (!st) return;
+    if (st->lock_fd >= 0) {
+        unlink(st->lock_path);
+        close(st->lock_fd);
+    }
     sqlite3_close(st->db);
     free(st);
 }

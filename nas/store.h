@@ -74,6 +74,11 @@ int store_create(store **out, const char *path, const spec *s);
    the file is missing, not a study or of another schema version. */
 int store_open(store **out, const char *path, int readonly);
 
+/* Takes the study's writer lock (an flock on PATH.lock, released when the
+   process ends, even by SIGKILL): only one bnas process runs a study at once.
+   BN_EIO if another process holds it. */
+int store_lock(store *st);
+
 void store_close(store *st);
 
 /* The frozen spec: texts are malloc'd (space_* NULL if the space was inline). */

@@ -210,6 +210,20 @@ static void test_changed_spec_refused(void **state) {
     free(changed);
 }
 
+static void test_one_writer(void **state) {
+    (void)state;
+    char db[400];
+    snprintf(db, sizeof db, "%s/locked.db", dir);
+    rm_db(db);
+    const char *a_run[] = {"run", spec_path, "--db", db, NULL};
+    pid_t pid = spawn(a_run);
+    kill_after(pid, db, 1, 0); /* signal 0: just wait for the first trial */
+    const char *a_resume[] = {"resume", db, NULL};
+    assert_int_equal(run(a_resume), 1); /* another process is running the study */
+    assert_int_equal(wait_exit(pid), 0);
+    assert_int_equal(done_count(db), 24);
+}
+
 static void test_exit_codes(void **state) {
     (void)state;
     const char *none[] = {NULL};
@@ -266,6 +280,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_changed_spec_refused),
+        cmocka_unit_test(test_one_writer),
         cmocka_unit_test(test_exit_codes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
