@@ -149,8 +149,9 @@ int packed_from_net(packed_net *p, const net *n) {
                     packed_weight_pos(L, i, &word, &bit);
                     L->w[(size_t)o * L->kw + word] |= (uint64_t)1 << bit;
                 }
-        if (L->first)
+        if (L->first) {
             L->w8 = bn_aligned_alloc((size_t)L->np * L->k4);
+        }
         else
             L->wi = bn_aligned_alloc(sizeof(uint64_t) * (size_t)L->np * L->kw);
         packed_layer_sync(L);

@@ -39,7 +39,7 @@
 
 #include "engine/net.h"
 
-#define PACKED_BLOCK 8 /* images per block of the dense kernels */
+#define PACKED_BLOCK 16 /* images per block of the dense kernels */
 
 struct packed_kernels;
 

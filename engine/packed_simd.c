@@ -14,6 +14,8 @@
 */
 #include "engine/packed.h"
 
+#include "engine/err.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -33,41 +35,81 @@ static uint32_t simd_load_u32(const uint8_t *p) {
 
 /* ================================ AVX-512 ================================ */
 
-/* RR rows x NG groups of 16 neurons, vpdpbusd over k4/4 dword steps. Missing
-   rows (r >= rr) read zeros and are not stored. */
-AVX512_INLINE void u8dense512_block(int32_t *acc, const uint8_t *x, int ldx, const packed_layer *L,
-                                    int r0, int rr, int g0, int NG) {
-    enum { RR = 4 };
+
+/* 8 rows x NG groups of 16 neurons, vpdpbusd over the dword steps listed in
+   ks (steps where some row has a nonzero pixel; the others add nothing).
+   xr are the 8 row pointers (tail rows repeat a real row and are not stored).
+   add: add to the accumulators already in acc (later k chunks). */
+AVX512_INLINE void u8dense512_block(int32_t *acc, const uint8_t *const *xr, const uint16_t *ks, int nk,
+                                    const packed_layer *L, int r0, int rr, int g0, int NG, int add) {
+    enum { RR = 8 };
     int kq = L->k4 / 4;
-    __m512i s[RR][4];
-    for (int r = 0; r < RR; r++)
-        for (int g = 0; g < 4; g++) s[r][g] = _mm512_setzero_si512();
+    __m512i s[RR][2];
+    for (int r = 0; r < RR; r++) s[r][0] = s[r][1] = _mm512_setzero_si512();
     const int8_t *wb = L->w8 + (size_t)g0 * kq * 64;
-    const uint8_t *xr[RR];
-    for (int r = 0; r < RR; r++) xr[r] = x + (size_t)(r0 + (r < rr ? r : 0)) * ldx;
-    for (int k = 0; k < kq; k++) {
-        uint32_t d[RR];
-        for (int r = 0; r < RR; r++) d[r] = r < rr ? simd_load_u32(xr[r] + 4 * k) : 0;
-        if ((d[0] | d[1] | d[2] | d[3]) == 0) continue; /* all-zero pixels contribute nothing */
-        __m512i w[4];
-        for (int g = 0; g < NG; g++) w[g] = _mm512_load_si512((const void *)(wb + ((size_t)g * kq + k) * 64));
-        for (int r = 0; r < RR; r++) {
-            __m512i b = _mm512_set1_epi32((int)d[r]);
-            for (int g = 0; g < NG; g++) s[r][g] = _mm512_dpbusd_epi32(s[r][g], b, w[g]);
-        }
+    const uint8_t *x0 = xr[0], *x1 = xr[1], *x2 = xr[2], *x3 = xr[3], *x4 = xr[4], *x5 = xr[5], *x6 = xr[6], *x7 = xr[7];
+    for (int i = 0; i < nk; i++) {
+        size_t k = ks[i];
+        __m512i w0 = _mm512_load_si512((const void *)(wb + k * 64));
+        __m512i w1 = NG > 1 ? _mm512_load_si512((const void *)(wb + ((size_t)kq + k) * 64)) : w0;
+#define U8_ROW(r, xp)                                                              \
+    do {                                                                           \
+        __m512i b = _mm512_set1_epi32((int)simd_load_u32(xp + 4 * k));             \
+        s[r][0] = _mm512_dpbusd_epi32(s[r][0], b, w0);                             \
+        if (NG > 1) s[r][1] = _mm512_dpbusd_epi32(s[r][1], b, w1);                 \
+    } while (0)
+        U8_ROW(0, x0); U8_ROW(1, x1); U8_ROW(2, x2); U8_ROW(3, x3);
+        U8_ROW(4, x4); U8_ROW(5, x5); U8_ROW(6, x6); U8_ROW(7, x7);
+#undef U8_ROW
     }
     for (int r = 0; r < rr; r++)
-        for (int g = 0; g < NG; g++)
-            _mm512_storeu_si512((void *)(acc + (size_t)(r0 + r) * L->np + (g0 + g) * 16), s[r][g]);
+        for (int g = 0; g < NG; g++) {
+            int32_t *o = acc + (size_t)(r0 + r) * L->np + (g0 + g) * 16;
+            __m512i v = add ? _mm512_add_epi32(s[r][g], _mm512_loadu_si512((const void *)o)) : s[r][g];
+            _mm512_storeu_si512((void *)o, v);
+        }
+}
+
+/* Dword steps [k0, k0+n) where some of the rr rows has a nonzero pixel. */
+static int u8_nonzero_steps(uint16_t *ks, const uint8_t *const *xr, int rr, int k0, int n) {
+    int nk = 0;
+    for (int k = k0; k < k0 + n; k++) {
+        uint32_t any = 0;
+        for (int r = 0; r < rr; r++) any |= simd_load_u32(xr[r] + 4 * k);
+        ks[nk] = (uint16_t)k;
+        nk += any != 0;
+    }
+    return nk;
 }
 
 AVX512_TARGET static void u8dense_avx512(int32_t *acc, const uint8_t *x, int ldx, const packed_layer *L, int R) {
-    int G = L->np / 16;
-    for (int r0 = 0; r0 < R; r0 += 4) {
-        int rr = R - r0 < 4 ? R - r0 : 4;
-        int g = 0;
-        for (; g + 4 <= G; g += 4) u8dense512_block(acc, x, ldx, L, r0, rr, g, 4);
-        for (; g < G; g++) u8dense512_block(acc, x, ldx, L, r0, rr, g, 1);
+    enum { KCHUNK = 256, RB = 4 }; /* dword steps per pass; row blocks of 8 per pass */
+    int G = L->np / 16, kq = L->k4 / 4;
+    uint16_t ks[RB][KCHUNK];
+    int nk[RB];
+    const uint8_t *xr[RB][8];
+    for (int r0 = 0; r0 < R; r0 += 8 * RB) {
+        int nb = (R - r0 + 7) / 8 < RB ? (R - r0 + 7) / 8 : RB;
+        for (int k0 = 0; k0 < kq; k0 += KCHUNK) {
+            int n = kq - k0 < KCHUNK ? kq - k0 : KCHUNK;
+            for (int b = 0; b < nb; b++) {
+                int rb = r0 + 8 * b, rr = R - rb < 8 ? R - rb : 8;
+                for (int r = 0; r < 8; r++) xr[b][r] = x + (size_t)(rb + (r < rr ? r : rr - 1)) * ldx;
+                nk[b] = u8_nonzero_steps(ks[b], xr[b], rr, k0, n);
+            }
+            /* 32 neurons' weights of the chunk stay in L1 while the row blocks pass */
+            int g = 0;
+            for (; g + 2 <= G; g += 2)
+                for (int b = 0; b < nb; b++) {
+                    int rb = r0 + 8 * b, rr = R - rb < 8 ? R - rb : 8;
+                    u8dense512_block(acc, xr[b], ks[b], nk[b], L, rb, rr, g, 2, k0 > 0);
+                }
+            for (; g < G; g++)
+                for (int b = 0; b < nb; b++) {
+                    int rb = r0 + 8 * b, rr = R - rb < 8 ? R - rb : 8;
+                    u8dense512_block(acc, xr[b], ks[b], nk[b], L, rb, rr, g, 1, k0 > 0);
+                }
+        }
     }
 }
 
