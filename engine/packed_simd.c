@@ -42,30 +42,35 @@ static uint32_t simd_load_u32(const uint8_t *p) {
    add: add to the accumulators already in acc (later k chunks). */
 AVX512_INLINE void u8dense512_block(int32_t *acc, const uint8_t *const *xr, const uint16_t *ks, int nk,
                                     const packed_layer *L, int r0, int rr, int g0, int NG, int add) {
-    enum { RR = 8 };
     int kq = L->k4 / 4;
-    __m512i s[RR][2];
-    for (int r = 0; r < RR; r++) s[r][0] = s[r][1] = _mm512_setzero_si512();
     const int8_t *wb = L->w8 + (size_t)g0 * kq * 64;
     const uint8_t *x0 = xr[0], *x1 = xr[1], *x2 = xr[2], *x3 = xr[3], *x4 = xr[4], *x5 = xr[5], *x6 = xr[6], *x7 = xr[7];
+    /* Named accumulators (not an array): keeps GCC from copying them around the loop. */
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    __m512i b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0;
     for (int i = 0; i < nk; i++) {
         size_t k = ks[i];
         __m512i w0 = _mm512_load_si512((const void *)(wb + k * 64));
-        __m512i w1 = NG > 1 ? _mm512_load_si512((const void *)(wb + ((size_t)kq + k) * 64)) : w0;
-#define U8_ROW(r, xp)                                                              \
-    do {                                                                           \
-        __m512i b = _mm512_set1_epi32((int)simd_load_u32(xp + 4 * k));             \
-        s[r][0] = _mm512_dpbusd_epi32(s[r][0], b, w0);                             \
-        if (NG > 1) s[r][1] = _mm512_dpbusd_epi32(s[r][1], b, w1);                 \
+#define U8_ROW(av, xp)                                                           \
+    do {                                                                         \
+        __m512i bc = _mm512_set1_epi32((int)simd_load_u32(xp + 4 * k));          \
+        av = _mm512_dpbusd_epi32(av, bc, w0);                                    \
     } while (0)
-        U8_ROW(0, x0); U8_ROW(1, x1); U8_ROW(2, x2); U8_ROW(3, x3);
-        U8_ROW(4, x4); U8_ROW(5, x5); U8_ROW(6, x6); U8_ROW(7, x7);
+        U8_ROW(a0, x0); U8_ROW(a1, x1); U8_ROW(a2, x2); U8_ROW(a3, x3);
+        U8_ROW(a4, x4); U8_ROW(a5, x5); U8_ROW(a6, x6); U8_ROW(a7, x7);
+        if (NG > 1) {
+            w0 = _mm512_load_si512((const void *)(wb + ((size_t)kq + k) * 64));
+            U8_ROW(b0, x0); U8_ROW(b1, x1); U8_ROW(b2, x2); U8_ROW(b3, x3);
+            U8_ROW(b4, x4); U8_ROW(b5, x5); U8_ROW(b6, x6); U8_ROW(b7, x7);
+        }
 #undef U8_ROW
     }
+    __m512i sa[8] = {a0, a1, a2, a3, a4, a5, a6, a7}, sb[8] = {b0, b1, b2, b3, b4, b5, b6, b7};
     for (int r = 0; r < rr; r++)
         for (int g = 0; g < NG; g++) {
             int32_t *o = acc + (size_t)(r0 + r) * L->np + (g0 + g) * 16;
-            __m512i v = add ? _mm512_add_epi32(s[r][g], _mm512_loadu_si512((const void *)o)) : s[r][g];
+            __m512i v = g ? sb[r] : sa[r];
+            if (add) v = _mm512_add_epi32(v, _mm512_loadu_si512((const void *)o));
             _mm512_storeu_si512((void *)o, v);
         }
 }
