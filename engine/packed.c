@@ -296,6 +296,7 @@ typedef struct {
     uint64_t *act[2]; /* (PACKED_BLOCK, max activation words per image) ping-pong activations */
     int32_t *acc;     /* accumulators: max of (PACKED_BLOCK, np) and (2, in_w, np) + pool row */
     uint8_t *xb;      /* first-layer byte rows: max of (PACKED_BLOCK, k4) and (in_w, k4) */
+    uint8_t *xp;      /* first-layer conv: zero-bordered image (in_h+2, in_w+2, in_c) + 4 */
     size_t act_words; /* words per image in act[i] */
 } packed_scratch;
 
@@ -305,7 +306,7 @@ static size_t packed_out_words(const packed_layer *L) {
 }
 
 static void packed_scratch_init(packed_scratch *s, const packed_net *p) {
-    size_t aw = 1, acc = 1, xb = 1;
+    size_t aw = 1, acc = 1, xb = 1, xp = 8;
     for (int l = 0; l < p->n_layers; l++) {
         const packed_layer *L = &p->layers[l];
         if (packed_out_words(L) > aw) aw = packed_out_words(L);
@@ -316,6 +317,8 @@ static void packed_scratch_init(packed_scratch *s, const packed_net *p) {
         if (L->first) {
             size_t rows = L->kind == NET_CONV ? (size_t)L->in_w : PACKED_BLOCK;
             if (rows * L->k4 > xb) xb = rows * L->k4;
+            size_t pad = (size_t)(L->in_h + 2) * (L->in_w + 2) * L->in_c + 8;
+            if (L->kind == NET_CONV && pad > xp) xp = pad;
         }
     }
     s->act_words = aw;
@@ -323,23 +326,38 @@ static void packed_scratch_init(packed_scratch *s, const packed_net *p) {
     s->act[1] = bn_aligned_alloc(sizeof(uint64_t) * aw * PACKED_BLOCK);
     s->acc = bn_aligned_alloc(sizeof(int32_t) * acc);
     s->xb = bn_aligned_alloc(xb);
+    s->xp = bn_aligned_alloc(xp);
 }
 
 static void packed_scratch_free(packed_scratch *s) {
-    free(s->act[0]), free(s->act[1]), free(s->acc), free(s->xb);
+    free(s->act[0]), free(s->act[1]), free(s->acc), free(s->xb), free(s->xp);
+}
+
+/* Zero-bordered copy of a first-layer conv input: xp (in_h+2, in_w+2, C), plus
+   4 spare bytes. */
+static void packed_pad_u8(uint8_t *xp, const uint8_t *img, const packed_layer *L) {
+    int H = L->in_h, W = L->in_w, C = L->in_c;
+    size_t prow = (size_t)(W + 2) * C;
+    memset(xp, 0, prow * (H + 2) + 4);
+    for (int y = 0; y < H; y++) memcpy(xp + (y + 1) * prow + C, img + (size_t)y * W * C, (size_t)W * C);
 }
 
 /* Byte rows of output row y of a first-layer conv: xb (in_w, k4), (ky, kx, c)
-   order, zeros outside the image and in the padding. */
-static void packed_im2col_u8(uint8_t *xb, const uint8_t *img, const packed_layer *L, int y) {
-    int H = L->in_h, W = L->in_w, C = L->in_c;
-    memset(xb, 0, (size_t)W * L->k4);
+   order, from the padded image xp; zeros outside the image and in the padding. */
+static void packed_im2col_u8(uint8_t *xb, const uint8_t *xp, const packed_layer *L, int y) {
+    int W = L->in_w, C = L->in_c, K = L->k4;
+    size_t prow = (size_t)(W + 2) * C;
     for (int x = 0; x < W; x++) {
-        uint8_t *row = xb + (size_t)x * L->k4;
-        for (int t = 0; t < 9; t++) {
-            int iy = y + t / 3 - 1, ix = x + t % 3 - 1;
-            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-            memcpy(row + t * C, img + ((size_t)iy * W + ix) * C, (size_t)C);
+        uint8_t *row = xb + (size_t)x * K;
+        const uint8_t *src = xp + (size_t)y * prow + (size_t)x * C;
+        if (C == 1) { /* 4-byte copies; each one's 4th byte is overwritten by the next */
+            memcpy(row, src, 4);
+            memcpy(row + 3, src + prow, 4);
+            memcpy(row + 6, src + 2 * prow, 4);
+            for (int i = 9; i < K; i++) row[i] = 0;
+        } else {
+            for (int ky = 0; ky < 3; ky++) memcpy(row + ky * 3 * C, src + ky * prow, (size_t)3 * C);
+            for (int i = 9 * C; i < K; i++) row[i] = 0;
         }
     }
 }
@@ -350,13 +368,14 @@ static void packed_conv_image(const packed_kernels *k, const packed_layer *L, pa
                               uint64_t *out, const uint64_t *in, const uint8_t *img) {
     int W = L->in_w;
     size_t row = (size_t)W * L->np;
+    if (L->first) packed_pad_u8(s->xp, img, L);
     if (L->pool) {
         int32_t *a0 = s->acc, *a1 = s->acc + row, *po = s->acc + 2 * row;
         for (int oy = 0; oy < L->out_h; oy++) {
             if (L->first) {
-                packed_im2col_u8(s->xb, img, L, 2 * oy);
+                packed_im2col_u8(s->xb, s->xp, L, 2 * oy);
                 k->u8dense(a0, s->xb, L->k4, L, W);
-                packed_im2col_u8(s->xb, img, L, 2 * oy + 1);
+                packed_im2col_u8(s->xb, s->xp, L, 2 * oy + 1);
                 k->u8dense(a1, s->xb, L->k4, L, W);
             } else {
                 k->bconv(a0, in, L, 2 * oy, 2);
@@ -367,7 +386,7 @@ static void packed_conv_image(const packed_kernels *k, const packed_layer *L, pa
     } else {
         for (int y = 0; y < L->out_h; y++) {
             if (L->first) {
-                packed_im2col_u8(s->xb, img, L, y);
+                packed_im2col_u8(s->xb, s->xp, L, y);
                 k->u8dense(s->acc, s->xb, L->k4, L, W);
             } else {
                 k->bconv(s->acc, in, L, y, 1);

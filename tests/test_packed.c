@@ -409,6 +409,64 @@ static void test_vgg3_equals_float_path(void **state) {
     check_net_against_float("C64-MP2-C64-MP2-FC2048", sanitized() ? 1000 : 10000, 5);
 }
 
+/* Small nets of odd shapes and channel counts: packed logits (every kernel
+   set, 1 and 2 threads) == whole-forward reference == float path, bit for bit. */
+static void test_small_nets_equal_float_path(void **state) {
+    (void)state;
+    const struct { int c, h, w; const char *topo; } cases[] = {
+        {3, 6, 5, "C16-MP2-C64-FC100"},
+        {3, 9, 7, "C7-C70-MP2-FC33-FC9"},
+        {2, 5, 5, "FC65"},
+        {1, 4, 4, ""},
+        {4, 3, 37, "C16-MP2-C8-FC10"},
+    };
+    const char *sets[] = {"portable", "avx2", "avx512"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        arch a;
+        net n;
+        assert_int_equal(arch_parse(&a, cases[i].topo), BN_OK);
+        assert_int_equal(net_create(&n, &a, cases[i].c, cases[i].h, cases[i].w, 10), BN_OK);
+        pcg32 r;
+        rng_keyed(&r, 21, i, RNG_INIT);
+        net_init_params(&n, &r);
+        for (int l = 0; l < n.n_layers - 1; l++) {
+            net_layer *L = &n.layers[l];
+            double spread = L->first ? 255.0 * sqrt((double)L->fan_in) / 255.0 * 0.5 : sqrt((double)L->fan_in);
+            for (int o = 0; o < L->out_c; o++) {
+                L->gamma[o] = pcg32_float(&r) - 0.25f;
+                L->beta[o] = pcg32_float(&r) - 0.5f;
+                L->mean[o] = (float)((pcg32_double(&r) - 0.5) * spread + (L->first ? 0.25 * L->fan_in * 0.5 : 0));
+                L->var[o] = (float)(spread * spread * (0.2 + pcg32_double(&r)));
+            }
+        }
+        const int B = 37;
+        size_t img = (size_t)cases[i].c * cases[i].h * cases[i].w;
+        uint8_t *x = malloc(img * B);
+        for (size_t k = 0; k < img * B; k++) {
+            uint32_t u = pcg32_next(&r);
+            x[k] = (u & 3) == 0 ? 0 : (uint8_t)(u >> 8);
+        }
+        float *lf = malloc(sizeof(float) * B * 10), *lr = malloc(sizeof(float) * B * 10), *lp = malloc(sizeof(float) * B * 10);
+        net_forward_eval(&n, lf, x, B);
+        packed_net p;
+        assert_int_equal(packed_from_net(&p, &n), BN_OK);
+        packed_forward_ref(&p, lr, x, B);
+        assert_memory_equal(lf, lr, sizeof(float) * B * 10);
+        for (size_t s = 0; s < 3; s++) {
+            const packed_kernels *k = packed_kernels_named(sets[s]);
+            if (!k) continue;
+            for (int t = 1; t <= 2; t++) {
+                memset(lp, 0, sizeof(float) * B * 10);
+                packed_logits_with(&p, k, lp, x, B, t);
+                assert_memory_equal(lf, lp, sizeof(float) * B * 10);
+            }
+        }
+        packed_free(&p);
+        net_free(&n);
+        free(x), free(lf), free(lr), free(lp);
+    }
+}
+
 static void test_weight_flip_then_sync(void **state) {
     (void)state;
     /* Flipping stored bits in w and syncing gives the same logits as packing a
@@ -451,6 +509,7 @@ int main(void) {
         cmocka_unit_test(test_fold_threshold_every_accumulator),
         cmocka_unit_test(test_fold_threshold_rejects_nan),
         cmocka_unit_test(test_kernels_equal_reference),
+        cmocka_unit_test(test_small_nets_equal_float_path),
         cmocka_unit_test(test_weight_flip_then_sync),
         cmocka_unit_test(test_fc_net_equals_float_path),
         cmocka_unit_test(test_vgg3_equals_float_path),
