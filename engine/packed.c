@@ -134,7 +134,8 @@ int packed_from_net(packed_net *p, const net *n) {
             L->kw = 9 * L->in_cw;
         else
             L->kw = L->in_h * L->in_w * L->in_cw;
-        L->k4 = (L->fan_in + 3) / 4 * 4;
+        /* dense first layers: whole 64-byte steps (the AMX kernel's K step); conv: dwords */
+        L->k4 = L->kind == NET_FC ? (L->fan_in + 63) / 64 * 64 : (L->fan_in + 3) / 4 * 4;
         L->w = bn_calloc((size_t)L->out_c * L->kw, sizeof(uint64_t));
         L->wvalid = bn_calloc((size_t)L->kw, sizeof(uint64_t));
         for (int i = 0; i < L->fan_in; i++) {
@@ -264,6 +265,7 @@ const packed_kernels *packed_kernels_named(const char *name) {
     if (!strcmp(name, "portable")) return &packed_portable;
     if (!strcmp(name, "avx2")) return packed_kernels_avx2();
     if (!strcmp(name, "avx512")) return packed_kernels_avx512();
+    if (!strcmp(name, "amx")) return packed_kernels_amx();
     return NULL;
 }
 
@@ -273,6 +275,7 @@ static void packed_choose(void) {
     const packed_kernels *k = NULL;
     const char *env = getenv("BNAS_SIMD");
     if (env && *env) k = packed_kernels_named(env);
+    if (!k) k = packed_kernels_amx();
     if (!k) k = packed_kernels_avx512();
     if (!k) k = packed_kernels_avx2();
     if (!k) k = &packed_portable;

@@ -7,11 +7,13 @@
 **
 **   avx512: AVX-512F/BW, VPOPCNTDQ (vpopcntq) and VNNI (vpdpbusd).
 **   avx2:   AVX2; popcount by nibble table (vpshufb) and vpsadbw.
+**   amx:    avx512, with the first dense layer on AMX-INT8 tiles (tdpbusd).
 **
 ** Layouts used here are the derived ones of packed_layer: wi (np/8, kw, 8),
 ** 8 neurons per 64-bit word step (one zmm = 8 neurons), and w8 (np/16, k4/4,
 ** 16, 4), 16 neurons times 4 bytes (one zmm, the vpdpbusd operand).
 */
+#define _GNU_SOURCE /* syscall() for the AMX permission request */
 #include "engine/packed.h"
 
 #include "engine/err.h"
@@ -20,7 +22,12 @@
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,avx512vnni")))
 #define AVX512_INLINE static inline __attribute__((always_inline)) AVX512_TARGET
@@ -241,6 +248,119 @@ const packed_kernels *packed_kernels_avx512(void) {
     return NULL;
 }
 
+/* ================================== AMX ================================== */
+
+/* Tile configuration, palette 1 (Intel SDM: 64 bytes). */
+typedef struct {
+    uint8_t palette;     /* 1 */
+    uint8_t start_row;   /* 0 */
+    uint8_t reserved[14];
+    uint16_t colsb[16];  /* bytes per row of each tile */
+    uint8_t rows[16];    /* rows of each tile */
+} amx_config;
+
+#define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,avx512vnni,amx-tile,amx-int8")))
+#define AMX_BARRIER() __asm__ volatile("" ::: "memory") /* the tile intrinsics do not declare their memory use */
+
+/* First dense layer on tiles: C (16 rows x 16 neurons, int32) += A (16 rows x
+   64 pixels, u8) . B (16 dword steps x 16 neurons x 4, s8), i.e. a w8 group's
+   16 consecutive dword steps. tmm0..3: C of 4 neuron groups, tmm4: A, tmm5: B.
+   Tail rows go through zeroed buffers. Conv first layers (k4 % 64 != 0) use
+   the AVX-512 kernel. */
+AMX_TARGET static void u8dense_amx(int32_t *acc, const uint8_t *x, int ldx, const packed_layer *L, int R) {
+    if (L->k4 % 64 != 0) {
+        u8dense_avx512(acc, x, ldx, L, R);
+        return;
+    }
+    amx_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 6; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
+    _Alignas(64) uint8_t abuf[16 * 64];
+    _Alignas(64) int32_t cbuf[4][16 * 16];
+    int G = L->np / 16, kq = L->k4 / 4, steps = L->k4 / 64;
+    long ldc = (long)L->np * 4;
+    AMX_BARRIER();
+    _tile_loadconfig(&cfg);
+    for (int r0 = 0; r0 < R; r0 += 16) {
+        int rr = R - r0 < 16 ? R - r0 : 16;
+        for (int g0 = 0; g0 < G; g0 += 4) {
+            int ng = G - g0 < 4 ? G - g0 : 4;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            const int8_t *wg = L->w8 + (size_t)g0 * kq * 64;
+            for (int s = 0; s < steps; s++) {
+                if (rr == 16) {
+                    _tile_loadd(4, x + (size_t)r0 * ldx + 64 * s, (long)ldx);
+                } else {
+                    memset(abuf, 0, sizeof abuf);
+                    for (int r = 0; r < rr; r++) memcpy(abuf + 64 * r, x + (size_t)(r0 + r) * ldx + 64 * s, 64);
+                    AMX_BARRIER();
+                    _tile_loadd(4, abuf, 64L);
+                }
+                const int8_t *wb = wg + (size_t)s * 16 * 64;
+                _tile_loadd(5, wb, 64L);
+                _tile_dpbusd(0, 4, 5);
+                if (ng > 1) {
+                    _tile_loadd(5, wb + (size_t)kq * 64, 64L);
+                    _tile_dpbusd(1, 4, 5);
+                }
+                if (ng > 2) {
+                    _tile_loadd(5, wb + (size_t)2 * kq * 64, 64L);
+                    _tile_dpbusd(2, 4, 5);
+                }
+                if (ng > 3) {
+                    _tile_loadd(5, wb + (size_t)3 * kq * 64, 64L);
+                    _tile_dpbusd(3, 4, 5);
+                }
+            }
+            if (rr == 16) {
+                int32_t *o = acc + (size_t)r0 * L->np + g0 * 16;
+                _tile_stored(0, o, ldc);
+                if (ng > 1) _tile_stored(1, o + 16, ldc);
+                if (ng > 2) _tile_stored(2, o + 32, ldc);
+                if (ng > 3) _tile_stored(3, o + 48, ldc);
+                AMX_BARRIER();
+            } else {
+                _tile_stored(0, cbuf[0], 64L);
+                _tile_stored(1, cbuf[1], 64L);
+                _tile_stored(2, cbuf[2], 64L);
+                _tile_stored(3, cbuf[3], 64L);
+                AMX_BARRIER();
+                for (int r = 0; r < rr; r++)
+                    for (int g = 0; g < ng; g++)
+                        memcpy(acc + (size_t)(r0 + r) * L->np + (g0 + g) * 16, cbuf[g] + 16 * r, 64);
+            }
+        }
+    }
+    _tile_release();
+}
+
+static const packed_kernels simd_amx = {
+    "amx", u8dense_amx, bdense_avx512, bconv_avx512, pool2_avx512, thresh_avx512,
+};
+
+/* CPUID leaf 7: EDX bit 24 AMX-TILE, bit 25 AMX-INT8; then ask Linux for the
+   tile data state (ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA). */
+static int amx_usable(void) {
+    static int state = -1; /* -1 unknown, 0 no, 1 yes */
+    int s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
+    if (s >= 0) return s;
+    unsigned a, b, c, d;
+    int ok = 0;
+    if (packed_kernels_avx512() && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 24 & 1) && (d >> 25 & 1)) {
+#if defined(__linux__)
+        ok = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+#endif
+    }
+    __atomic_store_n(&state, ok, __ATOMIC_RELEASE);
+    return ok;
+}
+
+const packed_kernels *packed_kernels_amx(void) { return amx_usable() ? &simd_amx : NULL; }
+
 /* ================================= AVX2 ================================== */
 
 /* Popcount of each 64-bit lane (nibble table + vpsadbw). */
@@ -420,5 +540,6 @@ const packed_kernels *packed_kernels_avx2(void) {
 
 const packed_kernels *packed_kernels_avx512(void) { return NULL; }
 const packed_kernels *packed_kernels_avx2(void) { return NULL; }
+const packed_kernels *packed_kernels_amx(void) { return NULL; }
 
 #endif

@@ -311,9 +311,9 @@ static void test_kernels_equal_reference(void **state) {
         {3, 20, 20, "FC40-FC20"},  /* first-layer rows longer than one k chunk of the kernels */
         {1, 3, 37, "C16-MP2-C8-FC10"}, /* first conv with more than 32 pixel rows per image row */
     };
-    const char *sets[] = {"portable", "avx2", "avx512"};
+    const char *sets[] = {"portable", "avx2", "avx512", "amx"};
     int tested = 0;
-    for (size_t s = 0; s < 3; s++) {
+    for (size_t s = 0; s < 4; s++) {
         const packed_kernels *k = packed_kernels_named(sets[s]);
         if (!k) continue;
         tested++;
@@ -371,8 +371,8 @@ static void check_net_against_float(const char *topo, int n_test_full, uint64_t 
     }
     if (mism) fail_msg("%s: %d of %d packed predictions differ from net_predict", topo, mism, B);
     /* the logits are equal bit for bit, for every kernel set and thread count */
-    const char *sets[] = {"portable", "avx2", "avx512"};
-    for (size_t s = 0; s < 3; s++) {
+    const char *sets[] = {"portable", "avx2", "avx512", "amx"};
+    for (size_t s = 0; s < 4; s++) {
         const packed_kernels *k = packed_kernels_named(sets[s]);
         if (!k) continue;
         int Bk = s == 0 ? (Bl < 1000 ? Bl : 1000) : Bl; /* the portable path is slow under sanitizers */
@@ -420,7 +420,7 @@ static void test_small_nets_equal_float_path(void **state) {
         {1, 4, 4, ""},
         {4, 3, 37, "C16-MP2-C8-FC10"},
     };
-    const char *sets[] = {"portable", "avx2", "avx512"};
+    const char *sets[] = {"portable", "avx2", "avx512", "amx"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         arch a;
         net n;
@@ -452,7 +452,7 @@ static void test_small_nets_equal_float_path(void **state) {
         assert_int_equal(packed_from_net(&p, &n), BN_OK);
         packed_forward_ref(&p, lr, x, B);
         assert_memory_equal(lf, lr, sizeof(float) * B * 10);
-        for (size_t s = 0; s < 3; s++) {
+        for (size_t s = 0; s < 4; s++) {
             const packed_kernels *k = packed_kernels_named(sets[s]);
             if (!k) continue;
             for (int t = 1; t <= 2; t++) {
