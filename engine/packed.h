@@ -40,7 +40,7 @@
 
 #include "engine/net.h"
 
-#define PACKED_BLOCK 16 /* images per block of the dense kernels */
+#define PACKED_BLOCK 32 /* images per block of the dense kernels */
 
 struct packed_kernels;
 

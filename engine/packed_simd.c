@@ -262,11 +262,38 @@ typedef struct {
 #define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,avx512vnni,amx-tile,amx-int8")))
 #define AMX_BARRIER() __asm__ volatile("" ::: "memory") /* the tile intrinsics do not declare their memory use */
 
+/* Loads A rows r0.. (up to 16, rr real) of 64-byte step s into tile T; tail
+   rows go through the zeroed buffer buf. */
+#define AMX_LOAD_A(T, r0, rr, s, buf)                                                              \
+    do {                                                                                           \
+        if ((rr) == 16) {                                                                          \
+            _tile_loadd(T, x + (size_t)(r0) * ldx + 64 * (s), (long)ldx);                          \
+        } else {                                                                                   \
+            memset(buf, 0, 16 * 64);                                                               \
+            for (int r_ = 0; r_ < (rr); r_++) memcpy(buf + 64 * r_, x + (size_t)((r0) + r_) * ldx + 64 * (s), 64); \
+            AMX_BARRIER();                                                                         \
+            _tile_loadd(T, buf, 64L);                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* Stores C tile T (rows r0.., rr real; 16 neurons from n0) into acc. */
+#define AMX_STORE_C(T, r0, rr, n0)                                                                 \
+    do {                                                                                           \
+        if ((rr) == 16) {                                                                          \
+            _tile_stored(T, acc + (size_t)(r0) * L->np + (n0), ldc);                               \
+            AMX_BARRIER();                                                                         \
+        } else if ((rr) > 0) {                                                                     \
+            _tile_stored(T, cbuf, 64L);                                                            \
+            AMX_BARRIER();                                                                         \
+            for (int r_ = 0; r_ < (rr); r_++) memcpy(acc + (size_t)((r0) + r_) * L->np + (n0), cbuf + 16 * r_, 64); \
+        }                                                                                          \
+    } while (0)
+
 /* First dense layer on tiles: C (16 rows x 16 neurons, int32) += A (16 rows x
    64 pixels, u8) . B (16 dword steps x 16 neurons x 4, s8), i.e. a w8 group's
-   16 consecutive dword steps. tmm0..3: C of 4 neuron groups, tmm4: A, tmm5: B.
-   Tail rows go through zeroed buffers. Conv first layers (k4 % 64 != 0) use
-   the AVX-512 kernel. */
+   16 consecutive dword steps. Blocks of 32 rows x 32 neurons: tmm0..3 C,
+   tmm4,5 A (rows 0-15, 16-31), tmm6,7 B (2 neuron groups). Each B tile
+   serves 32 rows. Conv first layers (k4 % 64 != 0) use the AVX-512 kernel. */
 AMX_TARGET static void u8dense_amx(int32_t *acc, const uint8_t *x, int ldx, const packed_layer *L, int R) {
     if (L->k4 % 64 != 0) {
         u8dense_avx512(acc, x, ldx, L, R);
@@ -275,64 +302,42 @@ AMX_TARGET static void u8dense_amx(int32_t *acc, const uint8_t *x, int ldx, cons
     amx_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
-    for (int t = 0; t < 6; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
-    _Alignas(64) uint8_t abuf[16 * 64];
-    _Alignas(64) int32_t cbuf[4][16 * 16];
+    for (int t = 0; t < 8; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
+    _Alignas(64) uint8_t abuf0[16 * 64], abuf1[16 * 64];
+    _Alignas(64) int32_t cbuf[16 * 16];
     int G = L->np / 16, kq = L->k4 / 4, steps = L->k4 / 64;
     long ldc = (long)L->np * 4;
     AMX_BARRIER();
     _tile_loadconfig(&cfg);
-    for (int r0 = 0; r0 < R; r0 += 16) {
-        int rr = R - r0 < 16 ? R - r0 : 16;
-        for (int g0 = 0; g0 < G; g0 += 4) {
-            int ng = G - g0 < 4 ? G - g0 : 4;
+    for (int r0 = 0; r0 < R; r0 += 32) {
+        int ra = R - r0 < 16 ? R - r0 : 16;             /* real rows of tile A0 */
+        int rb = R - r0 - 16 < 0 ? 0 : R - r0 - 16 < 16 ? R - r0 - 16 : 16; /* of A1 */
+        for (int g0 = 0; g0 < G; g0 += 2) {
+            int two = g0 + 1 < G;
             _tile_zero(0);
             _tile_zero(1);
             _tile_zero(2);
             _tile_zero(3);
             const int8_t *wg = L->w8 + (size_t)g0 * kq * 64;
             for (int s = 0; s < steps; s++) {
-                if (rr == 16) {
-                    _tile_loadd(4, x + (size_t)r0 * ldx + 64 * s, (long)ldx);
-                } else {
-                    memset(abuf, 0, sizeof abuf);
-                    for (int r = 0; r < rr; r++) memcpy(abuf + 64 * r, x + (size_t)(r0 + r) * ldx + 64 * s, 64);
-                    AMX_BARRIER();
-                    _tile_loadd(4, abuf, 64L);
-                }
                 const int8_t *wb = wg + (size_t)s * 16 * 64;
-                _tile_loadd(5, wb, 64L);
-                _tile_dpbusd(0, 4, 5);
-                if (ng > 1) {
-                    _tile_loadd(5, wb + (size_t)kq * 64, 64L);
-                    _tile_dpbusd(1, 4, 5);
+                AMX_LOAD_A(4, r0, ra, s, abuf0);
+                _tile_loadd(6, wb, 64L);
+                _tile_dpbusd(0, 4, 6);
+                if (two) {
+                    _tile_loadd(7, wb + (size_t)kq * 64, 64L);
+                    _tile_dpbusd(1, 4, 7);
                 }
-                if (ng > 2) {
-                    _tile_loadd(5, wb + (size_t)2 * kq * 64, 64L);
-                    _tile_dpbusd(2, 4, 5);
-                }
-                if (ng > 3) {
-                    _tile_loadd(5, wb + (size_t)3 * kq * 64, 64L);
-                    _tile_dpbusd(3, 4, 5);
+                if (rb > 0) {
+                    AMX_LOAD_A(5, r0 + 16, rb, s, abuf1);
+                    _tile_dpbusd(2, 5, 6);
+                    if (two) _tile_dpbusd(3, 5, 7);
                 }
             }
-            if (rr == 16) {
-                int32_t *o = acc + (size_t)r0 * L->np + g0 * 16;
-                _tile_stored(0, o, ldc);
-                if (ng > 1) _tile_stored(1, o + 16, ldc);
-                if (ng > 2) _tile_stored(2, o + 32, ldc);
-                if (ng > 3) _tile_stored(3, o + 48, ldc);
-                AMX_BARRIER();
-            } else {
-                _tile_stored(0, cbuf[0], 64L);
-                _tile_stored(1, cbuf[1], 64L);
-                _tile_stored(2, cbuf[2], 64L);
-                _tile_stored(3, cbuf[3], 64L);
-                AMX_BARRIER();
-                for (int r = 0; r < rr; r++)
-                    for (int g = 0; g < ng; g++)
-                        memcpy(acc + (size_t)(r0 + r) * L->np + (g0 + g) * 16, cbuf[g] + 16 * r, 64);
-            }
+            AMX_STORE_C(0, r0, ra, g0 * 16);
+            if (two) AMX_STORE_C(1, r0, ra, g0 * 16 + 16);
+            AMX_STORE_C(2, r0 + 16, rb, g0 * 16);
+            if (two) AMX_STORE_C(3, r0 + 16, rb, g0 * 16 + 16);
         }
     }
     _tile_release();
