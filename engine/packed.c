@@ -179,6 +179,69 @@ fail:
     return rc;
 }
 
+int packed_copy(packed_net *dst, const packed_net *src) {
+    *dst = *src;
+    for (int l = 0; l < src->n_layers; l++) {
+        const packed_layer *S = &src->layers[l];
+        packed_layer *D = &dst->layers[l];
+        size_t nw = (size_t)S->out_c * S->kw;
+        D->w = bn_malloc(sizeof(uint64_t) * (nw ? nw : 1));
+        memcpy(D->w, S->w, sizeof(uint64_t) * nw);
+        D->wvalid = bn_malloc(sizeof(uint64_t) * (size_t)S->kw);
+        memcpy(D->wvalid, S->wvalid, sizeof(uint64_t) * (size_t)S->kw);
+        D->wi = NULL, D->w8 = NULL, D->thr = NULL, D->inv = NULL;
+        if (S->wi) D->wi = bn_aligned_alloc(sizeof(uint64_t) * (size_t)S->np * S->kw);
+        if (S->w8) D->w8 = bn_aligned_alloc((size_t)S->np * S->k4);
+        packed_layer_sync(D);
+        if (S->thr) {
+            D->thr = bn_aligned_alloc(sizeof(int32_t) * (size_t)S->np);
+            memcpy(D->thr, S->thr, sizeof(int32_t) * (size_t)S->np);
+            D->inv = bn_malloc(sizeof(uint64_t) * (size_t)((S->np + 63) / 64));
+            memcpy(D->inv, S->inv, sizeof(uint64_t) * (size_t)((S->np + 63) / 64));
+        }
+    }
+    return BN_OK;
+}
+
+/* Sets bits of a Bernoulli(prob) mask over the nbits bit positions into mask
+   (words, zeroed by the caller): the gaps between set bits are geometric. */
+static void packed_bernoulli_mask(uint64_t *mask, int64_t nbits, double prob, pcg32 *rng) {
+    if (prob <= 0.0) return;
+    if (prob >= 1.0) {
+        for (int64_t i = 0; i < nbits; i++) mask[i / 64] |= (uint64_t)1 << (i % 64);
+        return;
+    }
+    double lq = log1p(-prob);
+    int64_t i = -1;
+    for (;;) {
+        double u = 1.0 - pcg32_double(rng); /* (0, 1] */
+        double gap = floor(log(u) / lq);    /* failures before the next success */
+        if (gap >= (double)(nbits - i)) break;
+        i += (int64_t)gap + 1;
+        if (i >= nbits) break;
+        mask[i / 64] |= (uint64_t)1 << (i % 64);
+    }
+}
+
+int64_t packed_flip_weights(packed_net *p, int l, double p01, double p10, pcg32 *rng) {
+    BN_ASSERT(l >= 0 && l < p->n_layers);
+    packed_layer *L = &p->layers[l];
+    size_t nw = (size_t)L->out_c * L->kw;
+    uint64_t *m01 = bn_calloc(nw ? nw : 1, sizeof(uint64_t)), *m10 = bn_calloc(nw ? nw : 1, sizeof(uint64_t));
+    packed_bernoulli_mask(m01, (int64_t)nw * 64, p01, rng);
+    packed_bernoulli_mask(m10, (int64_t)nw * 64, p10, rng);
+    int64_t flips = 0;
+    for (size_t i = 0; i < nw; i++) {
+        uint64_t w = L->w[i], valid = L->wvalid[i % L->kw];
+        uint64_t f = ((m01[i] & ~w) | (m10[i] & w)) & valid;
+        L->w[i] = w ^ f;
+        flips += packed_popcount64(f);
+    }
+    free(m01), free(m10);
+    packed_layer_sync(L);
+    return flips;
+}
+
 /* ---- Reference kernels (canonical bits, plain loops) ---- */
 
 void packed_u8dense_ref(int32_t *acc, const uint8_t *x, int ldx, const packed_layer *L, int R) {

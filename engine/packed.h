@@ -86,6 +86,17 @@ int packed_from_net(packed_net *p, const net *n);
 
 void packed_free(packed_net *p);
 
+/* Deep copy: dst gets its own allocations (for example to flip bits of a
+   copy while keeping the original). Returns BN_OK. */
+int packed_copy(packed_net *dst, const packed_net *src);
+
+/* Stored-weight bit errors of layer l (the seed authors' fault model): every
+   real weight bit stored as 0 (-1) becomes 1 with probability p01 and every
+   bit stored as 1 (+1) becomes 0 with probability p10, independently, drawn
+   from rng (geometric gaps, so the cost is in the number of flips). Syncs the
+   kernel layouts. Returns the number of flipped bits. */
+int64_t packed_flip_weights(packed_net *p, int l, double p01, double p10, pcg32 *rng);
+
 /* Rebuilds L's kernel layouts (wi or w8) from its canonical bits w. Call after
    changing w (for example flipping stored bits). */
 void packed_layer_sync(packed_layer *L);

@@ -507,6 +507,78 @@ static void test_weight_flip_then_sync(void **state) {
     packed_free(&p), packed_free(&q), net_free(&n);
 }
 
+static void test_flip_weights(void **state) {
+    (void)state;
+    arch a;
+    net n;
+    assert_int_equal(arch_parse(&a, "C8-MP2-FC70"), BN_OK);
+    assert_int_equal(net_create(&n, &a, 1, 8, 8, 10), BN_OK);
+    pcg32 r;
+    rng_keyed(&r, 4, 0, RNG_INIT);
+    net_init_params(&n, &r);
+    packed_net p, q;
+    assert_int_equal(packed_from_net(&p, &n), BN_OK);
+    for (int l = 0; l < p.n_layers; l++) {
+        packed_layer *L = &p.layers[l];
+        size_t nw = (size_t)L->out_c * L->kw;
+        int64_t zeros = 0, ones = 0;
+        for (size_t i = 0; i < nw; i++) {
+            ones += __builtin_popcountll(L->w[i]);
+            zeros += __builtin_popcountll(~L->w[i] & L->wvalid[i % L->kw]);
+        }
+        assert_int_equal(zeros + ones, (int64_t)L->out_c * L->fan_in);
+        /* p = 0: nothing; p01 = 1: every real bit 1; p10 = 1: every bit 0 */
+        assert_int_equal(packed_copy(&q, &p), BN_OK);
+        assert_int_equal(packed_flip_weights(&q, l, 0.0, 0.0, &r), 0);
+        assert_memory_equal(q.layers[l].w, L->w, sizeof(uint64_t) * nw);
+        assert_int_equal(packed_flip_weights(&q, l, 1.0, 0.0, &r), zeros);
+        for (size_t i = 0; i < nw; i++) assert_true(q.layers[l].w[i] == L->wvalid[i % L->kw]);
+        assert_int_equal(packed_flip_weights(&q, l, 0.0, 1.0, &r), zeros + ones);
+        for (size_t i = 0; i < nw; i++) assert_true(q.layers[l].w[i] == 0);
+        packed_free(&q);
+        /* p01 = 0.2, p10 = 0.05: counts within 6 sd, only the right bits move,
+           the same stream gives the same flips */
+        assert_int_equal(packed_copy(&q, &p), BN_OK);
+        pcg32 r1, r2;
+        rng_keyed(&r1, 9, (uint64_t)l, RNG_INJECT);
+        r2 = r1;
+        int64_t f = packed_flip_weights(&q, l, 0.2, 0.05, &r1);
+        int64_t up = 0, down = 0;
+        for (size_t i = 0; i < nw; i++) {
+            up += __builtin_popcountll(q.layers[l].w[i] & ~L->w[i]);
+            down += __builtin_popcountll(~q.layers[l].w[i] & L->w[i]);
+            assert_true((q.layers[l].w[i] & ~L->wvalid[i % L->kw]) == 0);
+        }
+        assert_int_equal(up + down, f);
+        assert_true(fabs((double)up - 0.2 * zeros) <= 6 * sqrt(0.16 * zeros) + 1);
+        assert_true(fabs((double)down - 0.05 * ones) <= 6 * sqrt(0.0475 * ones) + 1);
+        packed_net q2;
+        assert_int_equal(packed_copy(&q2, &p), BN_OK);
+        assert_int_equal(packed_flip_weights(&q2, l, 0.2, 0.05, &r2), f);
+        assert_memory_equal(q2.layers[l].w, q.layers[l].w, sizeof(uint64_t) * nw);
+        /* the flipped copy predicts like a packed net of the flipped signs */
+        net m;
+        assert_int_equal(net_copy(&m, &n), BN_OK);
+        for (int o = 0; o < L->out_c; o++)
+            for (int i = 0; i < L->fan_in; i++) {
+                int word, bit;
+                if (L->first) word = i / 64, bit = i % 64;
+                else word = i / L->in_c * L->in_cw + i % L->in_c / 64, bit = i % L->in_c % 64;
+                int on = (int)((q.layers[l].w[(size_t)o * L->kw + word] >> bit) & 1u);
+                m.layers[l].w[(size_t)o * L->fan_in + i] = on ? 0.5f : -0.5f;
+            }
+        uint8_t x[9 * 64];
+        for (int i = 0; i < 9 * 64; i++) x[i] = (uint8_t)pcg32_next(&r);
+        float lq[90], lm[90];
+        packed_logits(&q, lq, x, 9);
+        net_forward_eval(&m, lm, x, 9);
+        assert_memory_equal(lq, lm, sizeof lq);
+        net_free(&m);
+        packed_free(&q), packed_free(&q2);
+    }
+    packed_free(&p), net_free(&n);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fold_threshold_every_accumulator),
@@ -514,6 +586,7 @@ int main(void) {
         cmocka_unit_test(test_kernels_equal_reference),
         cmocka_unit_test(test_small_nets_equal_float_path),
         cmocka_unit_test(test_weight_flip_then_sync),
+        cmocka_unit_test(test_flip_weights),
         cmocka_unit_test(test_fc_net_equals_float_path),
         cmocka_unit_test(test_vgg3_equals_float_path),
     };
