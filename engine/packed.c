@@ -317,14 +317,91 @@ void packed_thresh_ref(uint64_t *bits, int ldo, const int32_t *acc, const packed
         }
 }
 
+/* ---- Portable kernels: plain C on the derived layouts (no intrinsics) ---- */
+
+/* Popcount without a popcnt instruction (SWAR). */
+static int packed_popcount_swar(uint64_t x) {
+    x = x - ((x >> 1) & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+    return (int)((x * 0x0101010101010101ULL) >> 56);
+}
+
+static void packed_u8dense_portable(int32_t *acc, const uint8_t *x, int ldx, const packed_layer *L, int R) {
+    int kq = L->k4 / 4;
+    for (int r = 0; r < R; r++) {
+        const uint8_t *xr = x + (size_t)r * ldx;
+        for (int g = 0; g < L->np / 16; g++) {
+            int32_t s[16] = {0};
+            const int8_t *wg = L->w8 + (size_t)g * kq * 64;
+            for (int k = 0; k < kq; k++) {
+                int p0 = xr[4 * k], p1 = xr[4 * k + 1], p2 = xr[4 * k + 2], p3 = xr[4 * k + 3];
+                if ((p0 | p1 | p2 | p3) == 0) continue;
+                const int8_t *wk = wg + (size_t)k * 64;
+                for (int l = 0; l < 16; l++)
+                    s[l] += wk[4 * l] * p0 + wk[4 * l + 1] * p1 + wk[4 * l + 2] * p2 + wk[4 * l + 3] * p3;
+            }
+            memcpy(acc + (size_t)r * L->np + 16 * g, s, sizeof s);
+        }
+    }
+}
+
+static void packed_bdense_portable(int32_t *acc, const uint64_t *a, const packed_layer *L, int R) {
+    for (int r = 0; r < R; r++) {
+        const uint64_t *ar = a + (size_t)r * L->kw;
+        for (int g = 0; g < L->np / 8; g++) {
+            int32_t s[8] = {0};
+            const uint64_t *wg = L->wi + (size_t)g * L->kw * 8;
+            for (int j = 0; j < L->kw; j++)
+                for (int l = 0; l < 8; l++) s[l] += packed_popcount_swar(ar[j] ^ wg[(size_t)j * 8 + l]);
+            for (int l = 0; l < 8; l++) {
+                int n = 8 * g + l;
+                acc[(size_t)r * L->np + n] = n < L->out_c ? L->fan_in - 2 * s[l] : 0;
+            }
+        }
+    }
+}
+
+static void packed_bconv_portable(int32_t *acc, const uint64_t *a, const packed_layer *L, int y0, int ny) {
+    int H = L->in_h, W = L->in_w, cw = L->in_cw, kw = L->kw;
+    for (int y = y0; y < y0 + ny; y++)
+        for (int x = 0; x < W; x++) {
+            int32_t *o = acc + ((size_t)(y - y0) * W + x) * L->np;
+            for (int g = 0; g < L->np / 8; g++) {
+                int32_t s[8] = {0};
+                int valid = 0;
+                const uint64_t *wg = L->wi + (size_t)g * kw * 8;
+                for (int t = 0; t < 9; t++) {
+                    int iy = y + t / 3 - 1, ix = x + t % 3 - 1;
+                    if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                    valid++;
+                    const uint64_t *pix = a + ((size_t)iy * W + ix) * cw;
+                    for (int j = 0; j < cw; j++)
+                        for (int l = 0; l < 8; l++)
+                            s[l] += packed_popcount_swar(pix[j] ^ wg[(size_t)(t * cw + j) * 8 + l]);
+                }
+                for (int l = 0; l < 8; l++) {
+                    int n = 8 * g + l;
+                    o[n] = n < L->out_c ? valid * L->in_c - 2 * s[l] : 0;
+                }
+            }
+        }
+}
+
 /* ---- Dispatch ---- */
 
+static const packed_kernels packed_ref_set = {
+    "ref", packed_u8dense_ref, packed_bdense_ref, packed_bconv_ref, packed_pool2_ref, packed_thresh_ref,
+};
+
 static const packed_kernels packed_portable = {
-    "portable", packed_u8dense_ref, packed_bdense_ref, packed_bconv_ref, packed_pool2_ref, packed_thresh_ref,
+    "portable", packed_u8dense_portable, packed_bdense_portable, packed_bconv_portable, packed_pool2_ref,
+    packed_thresh_ref,
 };
 
 const packed_kernels *packed_kernels_named(const char *name) {
     if (!name) return NULL;
+    if (!strcmp(name, "ref")) return &packed_ref_set;
     if (!strcmp(name, "portable")) return &packed_portable;
     if (!strcmp(name, "avx2")) return packed_kernels_avx2();
     if (!strcmp(name, "avx512")) return packed_kernels_avx512();

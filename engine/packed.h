@@ -29,8 +29,8 @@
 ** Kernels: every kernel has a plain reference twin (_ref) that works on the
 ** canonical bits; the fast variants (AVX-512 with VPOPCNTDQ and VNNI, AVX2,
 ** and AMX-INT8 tiles for the first dense layer) are chosen at run time from
-** the CPU, or forced with the environment variable
-** BNAS_SIMD=portable|avx2|avx512|amx.
+** the CPU (else the portable plain-C set), or forced with the environment
+** variable BNAS_SIMD=ref|portable|avx2|avx512|amx.
 */
 #ifndef BNAS_PACKED_H
 #define BNAS_PACKED_H
@@ -146,7 +146,7 @@ double packed_bench_images_per_s(const packed_net *p, const uint8_t *x, int n, i
    thresh: bits (M, ldo words) from acc (M, np): bit n of row m = (acc >= T) ^ inv
    for n < out_c; words 0 .. out_cw-1 of each row are written, padding bits 0. */
 typedef struct packed_kernels {
-    const char *name; /* "portable", "avx2", "avx512" or "amx" */
+    const char *name; /* "ref", "portable", "avx2", "avx512" or "amx" */
     void (*u8dense)(int32_t *acc, const uint8_t *x, int ldx, const packed_layer *L, int R);
     void (*bdense)(int32_t *acc, const uint64_t *a, const packed_layer *L, int R);
     void (*bconv)(int32_t *acc, const uint64_t *a, const packed_layer *L, int y0, int ny);
@@ -160,8 +160,9 @@ void packed_bconv_ref(int32_t *acc, const uint64_t *a, const packed_layer *L, in
 void packed_pool2_ref(int32_t *out, const int32_t *acc0, const int32_t *acc1, int W, int np);
 void packed_thresh_ref(uint64_t *bits, int ldo, const int32_t *acc, const packed_layer *L, int M);
 
-/* The kernel set named name ("portable", "avx2", "avx512", "amx"), or NULL if the CPU
-   lacks it or the name is unknown. */
+/* The kernel set named name, or NULL if the CPU lacks it or the name is
+   unknown: "ref" (the _ref twins), "portable" (plain C on the derived layouts,
+   no intrinsics), "avx2", "avx512", "amx". */
 const packed_kernels *packed_kernels_named(const char *name);
 
 /* The kernel set in use: BNAS_SIMD if set and supported, else the best the CPU

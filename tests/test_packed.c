@@ -226,7 +226,7 @@ static void random_bits(pcg32 *r, uint64_t *a, size_t n_pix, int c) {
 }
 
 static void check_layer_kernels(const packed_kernels *k, const packed_layer *L, pcg32 *r) {
-    const packed_kernels *ref = packed_kernels_named("portable");
+    const packed_kernels *ref = packed_kernels_named("ref");
     const int R = 40;
     const int rows[] = {1, 4, 7, 16, 17, 31, 32, 40}; /* tails of the 4-, 8-, 16- and 32-row blocks */
     size_t accn = (size_t)(R > 2 * L->in_w ? R : 2 * L->in_w) * L->np;
@@ -314,9 +314,9 @@ static void test_kernels_equal_reference(void **state) {
         {3, 20, 20, "FC40-FC20"},  /* first-layer rows longer than one k chunk of the kernels */
         {1, 3, 37, "C16-MP2-C8-FC10"}, /* first conv with more than 32 pixel rows per image row */
     };
-    const char *sets[] = {"portable", "avx2", "avx512", "amx"};
+    const char *sets[] = {"portable", "avx2", "avx512", "amx", "ref"};
     int tested = 0;
-    for (size_t s = 0; s < 4; s++) {
+    for (size_t s = 0; s < 5; s++) {
         const packed_kernels *k = packed_kernels_named(sets[s]);
         if (!k) continue;
         tested++;
@@ -374,11 +374,11 @@ static void check_net_against_float(const char *topo, int n_test_full, uint64_t 
     }
     if (mism) fail_msg("%s: %d of %d packed predictions differ from net_predict", topo, mism, B);
     /* the logits are equal bit for bit, for every kernel set and thread count */
-    const char *sets[] = {"portable", "avx2", "avx512", "amx"};
-    for (size_t s = 0; s < 4; s++) {
+    const char *sets[] = {"portable", "avx2", "avx512", "amx", "ref"};
+    for (size_t s = 0; s < 5; s++) {
         const packed_kernels *k = packed_kernels_named(sets[s]);
         if (!k) continue;
-        int Bk = s == 0 ? (Bl < 1000 ? Bl : 1000) : Bl; /* the portable path is slow under sanitizers */
+        int Bk = s == 0 || s == 4 ? (Bl < 1000 ? Bl : 1000) : Bl; /* plain C sets are slower */
         for (int threads = 1; threads <= 2; threads++) {
             memset(lp, 0, sizeof(float) * (size_t)B * 10);
             packed_logits_with(&p, k, lp, test, Bk, threads);
@@ -423,7 +423,7 @@ static void test_small_nets_equal_float_path(void **state) {
         {1, 4, 4, ""},
         {4, 3, 37, "C16-MP2-C8-FC10"},
     };
-    const char *sets[] = {"portable", "avx2", "avx512", "amx"};
+    const char *sets[] = {"portable", "avx2", "avx512", "amx", "ref"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         arch a;
         net n;
@@ -455,7 +455,7 @@ static void test_small_nets_equal_float_path(void **state) {
         assert_int_equal(packed_from_net(&p, &n), BN_OK);
         packed_forward_ref(&p, lr, x, B);
         assert_memory_equal(lf, lr, sizeof(float) * B * 10);
-        for (size_t s = 0; s < 4; s++) {
+        for (size_t s = 0; s < 5; s++) {
             const packed_kernels *k = packed_kernels_named(sets[s]);
             if (!k) continue;
             for (int t = 1; t <= 2; t++) {
