@@ -2,11 +2,19 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "nas/cmd_engine.h"
+
+static const char *usage =
+    "usage: bnas COMMAND [ARGS]   (bnas COMMAND --help for details)\n"
+    "  train    train one network and save it\n"
+    "  bench    measure training and inference speed\n";
+
 int main(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        printf("usage: bnas COMMAND [ARGS]\n");
-        return argc < 2 ? 2 : 0;
-    }
-    fprintf(stderr, "bnas: unknown command '%s'\n", argv[1]);
+    if (argc < 2) { fputs(usage, stderr); return 2; }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { fputs(usage, stdout); return 0; }
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    fprintf(stderr, "bnas: unknown command '%s'\n%s", cmd, usage);
     return 2;
 }

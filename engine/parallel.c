@@ -1,0 +1,20 @@
+/* Thread control for OpenMP and OpenBLAS, and a monotonic clock. */
+#include "engine/parallel.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <time.h>
+
+void par_set_threads(int n) {
+    if (n < 1) n = omp_get_num_procs();
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+int par_threads(void) { return omp_get_max_threads(); }
+
+double par_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,385 @@
+/*
+** The training loop: forward with binarized (optionally flipped) weights,
+** loss, backward with straight-through estimators, Adam.
+**
+** The forward pass of one hidden layer l, for a batch of B images:
+**
+**   x (rows_in, in_c)  --im2col (conv)-->  col (rows, fan_in)
+**   z (rows, out_c)    = col . wb^T         wb = flip(sign(w)), (out_c, fan_in)
+**   p (rows_out, out_c) = maxpool2(z)        (conv with pool; else p = z)
+**   y = BN_batch(p * in_scale)               in_scale = 1/255 for the first layer
+**   a = sign(y)                              the next layer's x
+**
+** The classifier computes z = x . wb^T and logits = s * z.
+*/
+#include "engine/train.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "engine/err.h"
+#include "engine/layers.h"
+#include "engine/parallel.h"
+
+train_recipe train_recipe_default(void) {
+    train_recipe r;
+    memset(&r, 0, sizeof r);
+    r.epochs = 10;
+    r.batch = 256;
+    r.lr = 1e-3f;
+    r.lr_step = 10;
+    r.lr_gamma = 0.5f;
+    r.clip = 0;
+    r.loss = LOSS_CE;
+    r.mhl_b = 128.0f;
+    r.flip = FLIP_NONE;
+    r.reg_h = 1.0f;
+    r.seed = 1;
+    return r;
+}
+
+/* Forward caches and gradient scratch of one layer for one batch. */
+typedef struct {
+    int rows;        /* rows of z: B * in_h * in_w (conv) or B (dense) */
+    int rows_out;    /* rows after pooling: B * out_h * out_w */
+    float *wb;       /* (out_c, fan_in) binarized, possibly flipped weights */
+    uint8_t *flipped;/* (out_c, fan_in) 1 where a flip was applied (flip training) */
+    int fused;       /* 1: first-layer conv + pool computed by conv3x3_pool2_* (no col, no z) */
+    float *wt;       /* (fan_in, out_c) transposed weights (fused only) */
+    float *col;      /* (rows, fan_in) im2col of the input (conv only, not fused) */
+    float *z;        /* (rows, out_c) accumulators */
+    float *p;        /* (rows_out, out_c) pooled accumulators (pool only) */
+    int32_t *idx;    /* (rows_out, out_c) argmax of the pool */
+    float *xhat;     /* (rows_out, out_c) normalised values (hidden only) */
+    float *y;        /* (rows_out, out_c) pre-sign values (hidden only) */
+    float *a;        /* (rows_out, out_c) sign outputs (hidden only) */
+    float *mean, *invstd; /* (out_c) batch statistics */
+} train_layer;
+
+typedef struct {
+    net *n;
+    int B;                        /* allocated batch size */
+    train_layer tl[NET_MAX_LAYERS];
+    float *x0;                    /* (B, H, W, C) pixels of the batch as floats */
+    uint8_t *labels;              /* (B) */
+    float *logits, *dlogits;      /* (B, classes) */
+    float *grads;                 /* (n_params) same layout as n->params */
+    float *adam_m, *adam_v;       /* (n_params) Adam moments */
+    float *d_a, *d_b, *d_z;       /* gradient scratch, each the largest activation */
+    float *d_col;                 /* (max rows*fan_in) */
+} train_state;
+
+static float *grad_of(train_state *s, const float *param) { return s->grads + (param - s->n->params); }
+
+static void train_state_init(train_state *s, net *n, int B) {
+    memset(s, 0, sizeof *s);
+    s->n = n, s->B = B;
+    size_t max_act = (size_t)B * n->in_h * n->in_w * n->in_c, max_col = 1;
+    for (int l = 0; l < n->n_layers; l++) {
+        net_layer *L = &n->layers[l];
+        train_layer *T = &s->tl[l];
+        T->rows = L->kind == NET_CONV ? B * L->in_h * L->in_w : B;
+        T->rows_out = B * L->out_h * L->out_w;
+        size_t nw = (size_t)L->out_c * L->fan_in;
+        T->wb = bn_malloc(sizeof(float) * nw);
+        T->flipped = bn_calloc(nw, 1);
+        T->fused = L->first && L->kind == NET_CONV && L->pool && L->in_c <= 4;
+        if (T->fused) {
+            T->wt = bn_malloc(sizeof(float) * nw);
+        } else {
+            if (L->kind == NET_CONV) {
+                T->col = bn_malloc(sizeof(float) * (size_t)T->rows * L->fan_in);
+                if ((size_t)T->rows * L->fan_in > max_col) max_col = (size_t)T->rows * L->fan_in;
+            }
+            T->z = bn_malloc(sizeof(float) * (size_t)T->rows * L->out_c);
+        }
+        if (L->pool) {
+            T->p = bn_malloc(sizeof(float) * (size_t)T->rows_out * L->out_c);
+            T->idx = bn_malloc(sizeof(int32_t) * (size_t)T->rows_out * L->out_c);
+        }
+        if (!L->last) {
+            size_t no = (size_t)T->rows_out * L->out_c;
+            T->xhat = bn_malloc(sizeof(float) * no);
+            T->y = bn_malloc(sizeof(float) * no);
+            T->a = bn_malloc(sizeof(float) * no);
+            T->mean = bn_malloc(sizeof(float) * (size_t)L->out_c);
+            T->invstd = bn_malloc(sizeof(float) * (size_t)L->out_c);
+        }
+        size_t zs = (size_t)T->rows * L->out_c;
+        if (zs > max_act) max_act = zs;
+        size_t xs = (size_t)T->rows * (L->kind == NET_CONV ? L->in_c : L->fan_in);
+        if (xs > max_act) max_act = xs;
+    }
+    s->x0 = bn_malloc(sizeof(float) * (size_t)B * n->in_h * n->in_w * n->in_c);
+    s->labels = bn_malloc((size_t)B);
+    s->logits = bn_malloc(sizeof(float) * (size_t)B * n->classes);
+    s->dlogits = bn_malloc(sizeof(float) * (size_t)B * n->classes);
+    s->grads = bn_calloc(n->n_params, sizeof(float));
+    s->adam_m = bn_calloc(n->n_params, sizeof(float));
+    s->adam_v = bn_calloc(n->n_params, sizeof(float));
+    s->d_a = bn_malloc(sizeof(float) * max_act);
+    s->d_b = bn_malloc(sizeof(float) * max_act);
+    s->d_z = bn_malloc(sizeof(float) * max_act);
+    s->d_col = bn_malloc(sizeof(float) * max_col);
+}
+
+static void train_state_free(train_state *s) {
+    for (int l = 0; l < s->n->n_layers; l++) {
+        train_layer *T = &s->tl[l];
+        free(T->wb), free(T->flipped), free(T->wt), free(T->col), free(T->z), free(T->p), free(T->idx);
+        free(T->xhat), free(T->y), free(T->a), free(T->mean), free(T->invstd);
+    }
+    free(s->x0), free(s->labels), free(s->logits), free(s->dlogits), free(s->grads);
+    free(s->adam_m), free(s->adam_v), free(s->d_a), free(s->d_b), free(s->d_z), free(s->d_col);
+}
+
+/* Binarizes layer l's weights and applies the training flips of this step. */
+static void train_binarize(train_state *s, int l, const train_recipe *r, uint64_t step) {
+    net_layer *L = &s->n->layers[l];
+    train_layer *T = &s->tl[l];
+    int64_t nw = (int64_t)L->out_c * L->fan_in;
+    for (int64_t i = 0; i < nw; i++) T->wb[i] = net_sign(L->w[i]);
+    if (r->flip == FLIP_NONE || (r->p01 <= 0.0f && r->p10 <= 0.0f)) return;
+    pcg32 g;
+    rng_keyed(&g, r->seed, (step << 8) | (uint64_t)l, RNG_FLIP);
+    for (int64_t i = 0; i < nw; i++) {
+        float p = T->wb[i] > 0 ? r->p10 : r->p01;
+        int f = pcg32_float(&g) < p;
+        T->flipped[i] = (uint8_t)f;
+        if (f) T->wb[i] = -T->wb[i];
+    }
+}
+
+/* Forward of a batch of B images; writes s->logits. */
+static void train_forward(train_state *s, int B, const train_recipe *r, uint64_t step) {
+    net *n = s->n;
+    const float *x = s->x0;
+    for (int l = 0; l < n->n_layers; l++) {
+        net_layer *L = &n->layers[l];
+        train_layer *T = &s->tl[l];
+        int rows = L->kind == NET_CONV ? B * L->in_h * L->in_w : B;
+        int rows_out = B * L->out_h * L->out_w;
+        train_binarize(s, l, r, step);
+        if (T->fused) {
+            for (int o = 0; o < L->out_c; o++)
+                for (int k = 0; k < L->fan_in; k++) T->wt[(int64_t)k * L->out_c + o] = T->wb[(int64_t)o * L->fan_in + k];
+            conv3x3_pool2_forward(T->p, T->idx, x, T->wt, B, L->in_h, L->in_w, L->in_c, L->out_c);
+        } else if (L->kind == NET_CONV) {
+            im2col3x3(T->col, x, B, L->in_h, L->in_w, L->in_c);
+            matmul_forward(T->z, T->col, T->wb, rows, L->fan_in, L->out_c);
+        } else {
+            matmul_forward(T->z, x, T->wb, rows, L->fan_in, L->out_c);
+        }
+        float *acc = T->z;
+        if (L->pool) {
+            if (!T->fused) maxpool2_forward(T->p, T->idx, T->z, B, L->in_h, L->in_w, L->out_c);
+            acc = T->p;
+        }
+        int64_t nout = (int64_t)rows_out * L->out_c;
+        if (L->last) {
+            for (int64_t i = 0; i < nout; i++) s->logits[i] = *n->scale * acc[i];
+            break;
+        }
+        if (L->first) /* pixels in [0, 1]: the 1/255 scale before batch norm */
+            for (int64_t i = 0; i < nout; i++) acc[i] *= (1.0f / 255.0f);
+        batchnorm_forward_train(T->y, T->xhat, T->mean, T->invstd, L->mean, L->var, acc, L->gamma,
+                                L->beta, rows_out, L->out_c, NET_BN_EPS, NET_BN_MOMENTUM);
+        sign_forward(T->a, T->y, nout);
+        x = T->a;
+    }
+}
+
+/* The margin regularizer of hidden layer l: returns lambda * mean max(0, h - m)
+   and, if g_y is not NULL, adds its gradient with respect to y into g_y. The
+   margin in flips is m = |y| * k / 2 with k = in_scale_inv / (|gamma| * invstd). */
+static double train_margin_reg(const train_state *s, int l, int B, const train_recipe *r, float *g_y) {
+    const net_layer *L = &s->n->layers[l];
+    const train_layer *T = &s->tl[l];
+    int64_t rows_out = (int64_t)B * L->out_h * L->out_w, n_all = 0;
+    for (int q = 0; q < s->n->n_layers - 1; q++)
+        n_all += (int64_t)B * s->n->layers[q].out_h * s->n->layers[q].out_w * s->n->layers[q].out_c;
+    double total = 0, w = r->reg_lambda / (double)n_all;
+    for (int c = 0; c < L->out_c; c++) {
+        double g = fabs((double)L->gamma[c]) * T->invstd[c];
+        double k = (L->first ? 255.0 : 1.0) / (g > 1e-12 ? g : 1e-12);
+        for (int64_t i = 0; i < rows_out; i++) {
+            float y = T->y[i * L->out_c + c];
+            double m = fabs((double)y) * k * 0.5;
+            if (m < r->reg_h) {
+                total += r->reg_h - m;
+                if (g_y) g_y[i * L->out_c + c] -= (float)(w * 0.5 * k * (y > 0 ? 1.0 : y < 0 ? -1.0 : 0.0));
+            }
+        }
+    }
+    return w * total;
+}
+
+/* Backward from s->dlogits; fills s->grads (zeroed by the caller).
+   Scratch: g_a is d loss / d a of the current layer's output, g_z of its
+   accumulators, g_x of its input (which becomes the previous layer's g_a). */
+static void train_backward(train_state *s, int B, const train_recipe *r) {
+    net *n = s->n;
+    float *g_a = s->d_a, *g_x = s->d_b, *g_z = s->d_z;
+    for (int l = n->n_layers - 1; l >= 0; l--) {
+        net_layer *L = &n->layers[l];
+        train_layer *T = &s->tl[l];
+        int rows = L->kind == NET_CONV ? B * L->in_h * L->in_w : B;
+        int rows_out = B * L->out_h * L->out_w;
+        int64_t nout = (int64_t)rows_out * L->out_c;
+        if (L->last) {
+            double ds = 0;
+            for (int64_t i = 0; i < nout; i++) {
+                ds += (double)s->dlogits[i] * T->z[i];
+                g_z[i] = *n->scale * s->dlogits[i];
+            }
+            *grad_of(s, n->scale) += (float)ds;
+        } else {
+            /* a = sign(y): clipped STE, then batch norm (in place when pooling) */
+            sign_backward(g_a, g_a, T->y, nout);
+            if (r->reg_lambda > 0) train_margin_reg(s, l, B, r, g_a);
+            float *g_p = L->pool ? g_a : g_z;
+            batchnorm_backward(g_p, grad_of(s, L->gamma), grad_of(s, L->beta), g_a, T->xhat,
+                               L->gamma, T->invstd, rows_out, L->out_c);
+            if (L->first)
+                for (int64_t i = 0; i < nout; i++) g_p[i] *= (1.0f / 255.0f);
+            if (L->pool && !T->fused) {
+                memset(g_z, 0, sizeof(float) * (size_t)rows * L->out_c);
+                maxpool2_backward(g_z, g_p, T->idx, (int)nout);
+            }
+        }
+        /* the binary layer: z = x . wb^T (x = col for a convolution) */
+        float *dw = grad_of(s, L->w);
+        const float *x = L->kind == NET_CONV ? T->col : l == 0 ? s->x0 : s->tl[l - 1].a;
+        if (T->fused) { /* conv + pool of the first layer; the pooled gradient is in g_a */
+            conv3x3_pool2_backward(dw, g_a, T->idx, s->x0, B, L->in_h, L->in_w, L->in_c, L->out_c);
+        } else if (L->first) {
+            matmul_backward(NULL, dw, g_z, x, T->wb, rows, L->fan_in, L->out_c);
+        } else if (L->kind == NET_CONV) {
+            matmul_backward(s->d_col, dw, g_z, x, T->wb, rows, L->fan_in, L->out_c);
+            col2im3x3(g_x, s->d_col, B, L->in_h, L->in_w, L->in_c);
+        } else {
+            matmul_backward(g_x, dw, g_z, x, T->wb, rows, L->fan_in, L->out_c);
+        }
+        if (r->flip == FLIP_NAIVE) {
+            /* the gradient goes through the flip: dL/dwb = m * dL/dwf, m = -1 where flipped */
+            int64_t nw = (int64_t)L->out_c * L->fan_in;
+            for (int64_t i = 0; i < nw; i++)
+                if (T->flipped[i]) dw[i] = -dw[i];
+        }
+        float *t = g_a;
+        g_a = g_x, g_x = t;
+    }
+}
+
+static void train_adam(train_state *s, float lr, int64_t t, int clip) {
+    const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
+    float c1 = 1.0f - powf(b1, (float)t), c2 = 1.0f - powf(b2, (float)t);
+    net *n = s->n;
+    int64_t np = (int64_t)n->n_params;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < np; i++) {
+        float g = s->grads[i];
+        s->adam_m[i] = b1 * s->adam_m[i] + (1.0f - b1) * g;
+        s->adam_v[i] = b2 * s->adam_v[i] + (1.0f - b2) * g * g;
+        float mh = s->adam_m[i] / c1, vh = s->adam_v[i] / c2;
+        n->params[i] -= lr * mh / (sqrtf(vh) + eps);
+    }
+    if (clip)
+        for (int l = 0; l < n->n_layers; l++) {
+            net_layer *L = &n->layers[l];
+            int64_t nw = (int64_t)L->out_c * L->fan_in;
+            for (int64_t i = 0; i < nw; i++) L->w[i] = L->w[i] > 1.0f ? 1.0f : L->w[i] < -1.0f ? -1.0f : L->w[i];
+        }
+}
+
+double train_accuracy(const net *n, const dataset *d) {
+    const int chunk = 500;
+    int *pred = bn_malloc(sizeof(int) * chunk);
+    int64_t correct = 0;
+    size_t img = (size_t)d->h * d->w * d->c;
+    for (int i = 0; i < d->n; i += chunk) {
+        int b = d->n - i < chunk ? d->n - i : chunk;
+        net_predict(n, pred, d->pixels + (size_t)i * img, b);
+        for (int k = 0; k < b; k++) correct += pred[k] == d->labels[i + k];
+    }
+    free(pred);
+    return d->n ? (double)correct / d->n : 0.0;
+}
+
+int train_run(net *n, const dataset *train, const dataset *val, const train_recipe *r,
+              train_callback cb, void *user) {
+    if (r->epochs < 0 || r->batch < 1 || !(r->lr > 0) || r->lr_step < 0 || !(r->lr_gamma > 0))
+        return bn_error(BN_EARG, "train: bad recipe (epochs %d, batch %d, lr %g, lr_step %d, lr_gamma %g)",
+                        r->epochs, r->batch, r->lr, r->lr_step, r->lr_gamma);
+    if (r->loss == LOSS_MHL && !(r->mhl_b > 0))
+        return bn_error(BN_EARG, "train: MHL margin b must be > 0, got %g", r->mhl_b);
+    if (r->reg_lambda < 0 || (r->reg_lambda > 0 && !(r->reg_h > 0)))
+        return bn_error(BN_EARG, "train: regularizer needs lambda >= 0 and h > 0 (lambda %g, h %g)",
+                        r->reg_lambda, r->reg_h);
+    if (r->flip != FLIP_NONE && (r->p01 < 0 || r->p01 > 1 || r->p10 < 0 || r->p10 > 1))
+        return bn_error(BN_EARG, "train: flip probabilities must be in [0, 1] (p01 %g, p10 %g)",
+                        r->p01, r->p10);
+    if (train->h != n->in_h || train->w != n->in_w || train->c != n->in_c || train->classes > n->classes)
+        return bn_error(BN_EARG, "train: data %dx%dx%d with %d classes does not fit the net %dx%dx%d/%d",
+                        train->h, train->w, train->c, train->classes, n->in_h, n->in_w, n->in_c, n->classes);
+    if (train->n < 1) return bn_error(BN_EARG, "train: empty training set");
+    int B = r->batch < train->n ? r->batch : train->n;
+    train_state s;
+    train_state_init(&s, n, B);
+    int32_t *order = bn_malloc(sizeof(int32_t) * (size_t)train->n);
+    size_t img = (size_t)train->h * train->w * train->c;
+    int64_t t = 0; /* Adam step */
+    int rc = BN_OK;
+    for (int epoch = 1; epoch <= r->epochs && rc == BN_OK; epoch++) {
+        double t0 = par_seconds();
+        float lr = r->lr;
+        if (r->lr_step > 0) lr *= powf(r->lr_gamma, (float)((epoch - 1) / r->lr_step));
+        for (int i = 0; i < train->n; i++) order[i] = i;
+        pcg32 g;
+        rng_keyed(&g, r->seed, (uint64_t)epoch, RNG_SHUFFLE);
+        rng_shuffle(&g, order, train->n);
+        double loss_sum = 0;
+        int64_t correct = 0, seen = 0;
+        for (int start = 0; start < train->n; start += B) {
+            int b = train->n - start < B ? train->n - start : B;
+            for (int k = 0; k < b; k++) {
+                const uint8_t *src = train->pixels + (size_t)order[start + k] * img;
+                float *dst = s.x0 + (size_t)k * img;
+                for (size_t q = 0; q < img; q++) dst[q] = (float)src[q];
+                s.labels[k] = train->labels[order[start + k]];
+            }
+            t++;
+            train_forward(&s, b, r, (uint64_t)t);
+            double loss = r->loss == LOSS_MHL
+                              ? loss_mhl(s.dlogits, s.logits, s.labels, b, n->classes, r->mhl_b)
+                              : loss_ce(s.dlogits, s.logits, s.labels, b, n->classes);
+            if (r->reg_lambda > 0)
+                for (int l = 0; l < n->n_layers - 1; l++) loss += train_margin_reg(&s, l, b, r, NULL);
+            if (!isfinite(loss)) {
+                rc = bn_error(BN_EDIVERGED, "train: loss is %g at epoch %d, step %lld", loss, epoch,
+                              (long long)t);
+                break;
+            }
+            for (int k = 0; k < b; k++) {
+                const float *z = s.logits + (size_t)k * n->classes;
+                int best = 0;
+                for (int c = 1; c < n->classes; c++)
+                    if (z[c] > z[best]) best = c;
+                correct += best == s.labels[k];
+            }
+            loss_sum += loss * b;
+            seen += b;
+            memset(s.grads, 0, sizeof(float) * n->n_params);
+            train_backward(&s, b, r);
+            train_adam(&s, lr, t, r->clip);
+        }
+        if (rc) break;
+        double secs = par_seconds() - t0;
+        train_progress p = {epoch, r->epochs, loss_sum / (double)seen, (double)correct / (double)seen,
+                            val ? train_accuracy(n, val) : -1.0, (double)seen / secs, secs};
+        if (cb && cb(&p, user)) rc = bn_error(BN_EINTR, "train: stopped after epoch %d", epoch);
+    }
+    free(order);
+    train_state_free(&s);
+    return rc;
+}

@@ -1,0 +1,134 @@
+/*
+** The evaluator registry and the helpers every evaluator uses.
+** To add an evaluator: write evaluators/NAME.c defining `const evaluator
+** eval_NAME`, and add it to the two lists below.
+*/
+#include "evaluators/evaluator.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/err.h"
+
+extern const evaluator eval_accuracy;
+extern const evaluator eval_memory;
+
+static const evaluator *const registry[] = {
+    &eval_accuracy,
+    &eval_memory,
+    NULL,
+};
+
+const evaluator *const *eval_all(void) { return registry; }
+
+const evaluator *eval_find(const char *name) {
+    for (int i = 0; registry[i]; i++)
+        if (!strcmp(registry[i]->name, name)) return registry[i];
+    return NULL;
+}
+
+int eval_params_check(const evaluator *e, const eval_params *p) {
+    for (int i = 0; i < p->n; i++) {
+        int ok = 0;
+        for (int k = 0; e->params && e->params[k]; k++)
+            if (!strcmp(e->params[k], p->p[i].key)) ok = 1;
+        if (!ok) {
+            char accepted[512] = "";
+            size_t used = 0;
+            for (int k = 0; e->params && e->params[k]; k++) {
+                int w = snprintf(accepted + used, sizeof accepted - used, "%s%s", k ? ", " : "", e->params[k]);
+                if (w < 0 || (size_t)w >= sizeof accepted - used) break;
+                used += (size_t)w;
+            }
+            return bn_error(BN_EARG, "evaluator %s has no parameter '%s' (accepted: %s)", e->name,
+                            p->p[i].key, used ? accepted : "none");
+        }
+    }
+    return BN_OK;
+}
+
+const char *eval_param_get(const eval_params *p, const char *key) {
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->p[i].key, key)) return p->p[i].value;
+    return NULL;
+}
+
+/* Parses one number at *s, advancing *s; 0 on failure. */
+static int parse_number(const char **s, double *out) {
+    char *end;
+    while (isspace((unsigned char)**s)) (*s)++;
+    double v = strtod(*s, &end);
+    if (end == *s || !isfinite(v)) return 0;
+    *s = end;
+    while (isspace((unsigned char)**s)) (*s)++;
+    *out = v;
+    return 1;
+}
+
+int eval_param_double(const eval_params *p, const char *key, double def, double *out) {
+    const char *v = eval_param_get(p, key);
+    if (!v) { *out = def; return BN_OK; }
+    const char *s = v;
+    if (!parse_number(&s, out) || *s)
+        return bn_error(BN_EARG, "parameter '%s': '%s' is not a number", key, v);
+    return BN_OK;
+}
+
+int eval_param_list(const eval_params *p, const char *key, const double *def, int n_def,
+                    double *out, int max, int *count) {
+    const char *v = eval_param_get(p, key);
+    if (!v) {
+        if (n_def > max) return bn_error(BN_EARG, "parameter '%s': default list too long", key);
+        memcpy(out, def, sizeof(double) * (size_t)n_def);
+        *count = n_def;
+        return BN_OK;
+    }
+    const char *s = v;
+    while (isspace((unsigned char)*s)) s++;
+    int bracket = *s == '[';
+    if (bracket) s++;
+    int n = 0;
+    for (;;) {
+        while (isspace((unsigned char)*s)) s++;
+        if (bracket && *s == ']' && n == 0) { s++; break; }
+        if (n >= max) return bn_error(BN_EARG, "parameter '%s': more than %d values", key, max);
+        if (!parse_number(&s, &out[n])) return bn_error(BN_EARG, "parameter '%s': '%s' is not a list of numbers", key, v);
+        n++;
+        if (*s == ',') { s++; continue; }
+        if (bracket) {
+            if (*s != ']') return bn_error(BN_EARG, "parameter '%s': missing ']' in '%s'", key, v);
+            s++;
+        }
+        break;
+    }
+    while (isspace((unsigned char)*s)) s++;
+    if (*s) return bn_error(BN_EARG, "parameter '%s': unexpected '%s' in '%s'", key, s, v);
+    *count = n;
+    return BN_OK;
+}
+
+int eval_metrics_add(eval_metrics *out, const char *name, double value) {
+    if (out->n >= EVAL_MAX_METRICS) return bn_error(BN_EARG, "too many metrics (at most %d)", EVAL_MAX_METRICS);
+    if (strlen(name) >= EVAL_NAME_MAX) return bn_error(BN_EARG, "metric name '%s' too long", name);
+    snprintf(out->m[out->n].name, EVAL_NAME_MAX, "%s", name);
+    out->m[out->n].value = value;
+    out->n++;
+    return BN_OK;
+}
+
+double eval_metrics_get(const eval_metrics *m, const char *name) {
+    for (int i = 0; i < m->n; i++)
+        if (!strcmp(m->m[i].name, name)) return m->m[i].value;
+    return NAN;
+}
+
+int eval_run(const char *name, const eval_context *ctx, const eval_params *params, eval_metrics *out) {
+    const evaluator *e = eval_find(name);
+    if (!e) return bn_error(BN_EARG, "unknown evaluator '%s'", name);
+    int rc = eval_params_check(e, params);
+    if (rc) return rc;
+    return e->run(ctx, params, out);
+}

@@ -1,0 +1,260 @@
+/*
+** `bnas train` and `bnas bench`: the engine on its own, without a search.
+*/
+#include "nas/cmd_engine.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/data.h"
+#include "engine/err.h"
+#include "engine/model.h"
+#include "engine/parallel.h"
+#include "engine/train.h"
+
+/* ---- shared by the engine commands ---- */
+
+/* Loads the data set named `name` ("fashion" or "cifar10") from dir (NULL: default place). */
+static int load_dataset(const char *name, const char *dir, dataset *train, dataset *test) {
+    if (!strcmp(name, "fashion") || !strcmp(name, "fashion-mnist") || !strcmp(name, "fashion_mnist"))
+        return data_load_fashion_mnist(train, test, dir);
+    if (!strcmp(name, "cifar10") || !strcmp(name, "cifar-10")) {
+        if (!dir) return bn_error(BN_EARG, "cifar10 needs --data DIR (the cifar-10-batches-bin folder)");
+        return data_load_cifar10(train, test, dir);
+    }
+    return bn_error(BN_EARG, "unknown data set '%s' (expected fashion or cifar10)", name);
+}
+
+static int print_progress(const train_progress *p, void *user) {
+    (void)user;
+    printf("epoch %3d/%-3d  loss %.4f  train %.2f%%  val %s%.2f%%  %8.0f img/s  %6.1f s\n", p->epoch,
+           p->epochs, p->loss, 100 * p->train_acc, p->val_acc < 0 ? "  -" : "", p->val_acc < 0 ? 0 : 100 * p->val_acc,
+           p->images_per_s, p->seconds);
+    fflush(stdout);
+    return 0;
+}
+
+static const char *train_usage =
+    "usage: bnas train [options]\n"
+    "Trains one binarized network and saves it as a model file.\n"
+    "  --topology STR     hidden layers, e.g. FC512-FC512 or C64-MP2-C64-MP2-FC2048 (default FC512-FC512)\n"
+    "  --dataset NAME     fashion (default) or cifar10\n"
+    "  --data DIR         data folder (default: the Debian package's for fashion)\n"
+    "  --epochs N         (default 3)          --batch N      (default 256)\n"
+    "  --lr X             (default 1e-3)       --lr-step N    (default 10)   --lr-gamma X (default 0.5)\n"
+    "  --loss ce|mhl      (default ce)         --mhl-b X      (default 128)\n"
+    "  --flip none|ste|naive  flip training    --p X | --p01 X --p10 X  flip probabilities\n"
+    "  --clip             clip latent weights to [-1, 1]\n"
+    "  --reg-lambda X --reg-h H   direct margin regularizer: lambda * mean max(0, H - margin in flips)\n"
+    "  --val N            validation images carved from the training set (default 5000, 0: none)\n"
+    "  --seed N           (default 1)          --threads N    (default: all cores)\n"
+    "  -o FILE            model file to write (default model.bnm)\n";
+
+int cmd_train(int argc, char **argv) {
+    const char *topology = "FC512-FC512", *dsname = "fashion", *dir = NULL, *out = "model.bnm";
+    int n_val = 5000, threads = 0;
+    train_recipe r = train_recipe_default();
+    r.epochs = 3;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_VALUE() do { if (!v) { fprintf(stderr, "bnas train: %s needs a value\n", a); return 2; } i++; } while (0)
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(train_usage, stdout); return 0; }
+        else if (!strcmp(a, "--topology")) { NEED_VALUE(); topology = v; }
+        else if (!strcmp(a, "--dataset")) { NEED_VALUE(); dsname = v; }
+        else if (!strcmp(a, "--data")) { NEED_VALUE(); dir = v; }
+        else if (!strcmp(a, "--epochs")) { NEED_VALUE(); r.epochs = atoi(v); }
+        else if (!strcmp(a, "--batch")) { NEED_VALUE(); r.batch = atoi(v); }
+        else if (!strcmp(a, "--lr")) { NEED_VALUE(); r.lr = strtof(v, NULL); }
+        else if (!strcmp(a, "--lr-step")) { NEED_VALUE(); r.lr_step = atoi(v); }
+        else if (!strcmp(a, "--lr-gamma")) { NEED_VALUE(); r.lr_gamma = strtof(v, NULL); }
+        else if (!strcmp(a, "--loss")) {
+            NEED_VALUE();
+            if (!strcmp(v, "ce")) r.loss = LOSS_CE;
+            else if (!strcmp(v, "mhl")) r.loss = LOSS_MHL;
+            else { fprintf(stderr, "bnas train: --loss must be ce or mhl\n"); return 2; }
+        }
+        else if (!strcmp(a, "--mhl-b")) { NEED_VALUE(); r.mhl_b = strtof(v, NULL); }
+        else if (!strcmp(a, "--flip")) {
+            NEED_VALUE();
+            if (!strcmp(v, "none")) r.flip = FLIP_NONE;
+            else if (!strcmp(v, "ste")) r.flip = FLIP_STE;
+            else if (!strcmp(v, "naive")) r.flip = FLIP_NAIVE;
+            else { fprintf(stderr, "bnas train: --flip must be none, ste or naive\n"); return 2; }
+        }
+        else if (!strcmp(a, "--p")) { NEED_VALUE(); r.p01 = r.p10 = strtof(v, NULL); }
+        else if (!strcmp(a, "--p01")) { NEED_VALUE(); r.p01 = strtof(v, NULL); }
+        else if (!strcmp(a, "--p10")) { NEED_VALUE(); r.p10 = strtof(v, NULL); }
+        else if (!strcmp(a, "--clip")) r.clip = 1;
+        else if (!strcmp(a, "--reg-lambda")) { NEED_VALUE(); r.reg_lambda = strtof(v, NULL); }
+        else if (!strcmp(a, "--reg-h")) { NEED_VALUE(); r.reg_h = strtof(v, NULL); }
+        else if (!strcmp(a, "--val")) { NEED_VALUE(); n_val = atoi(v); }
+        else if (!strcmp(a, "--seed")) { NEED_VALUE(); r.seed = strtoull(v, NULL, 10); }
+        else if (!strcmp(a, "--threads")) { NEED_VALUE(); threads = atoi(v); }
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { NEED_VALUE(); out = v; }
+        else { fprintf(stderr, "bnas train: unknown option '%s' (see bnas train --help)\n", a); return 2; }
+#undef NEED_VALUE
+    }
+    if (r.flip != FLIP_NONE && r.p01 == 0 && r.p10 == 0) {
+        fprintf(stderr, "bnas train: --flip needs --p or --p01/--p10\n");
+        return 2;
+    }
+    par_set_threads(threads);
+    dataset full = {0}, test = {0}, train = {0}, val = {0};
+    net n = {0};
+    arch a;
+    int rc = arch_parse(&a, topology);
+    if (rc) goto done;
+    rc = load_dataset(dsname, dir, &full, &test);
+    if (rc) goto done;
+    if (n_val < 0 || n_val >= full.n) {
+        rc = bn_error(BN_EARG, "--val %d: must be in 0..%d", n_val, full.n - 1);
+        goto done;
+    }
+    rc = data_split(&train, &val, &full, n_val, r.seed);
+    if (rc) goto done;
+    rc = net_create(&n, &a, full.c, full.h, full.w, full.classes);
+    if (rc) goto done;
+    pcg32 g;
+    rng_keyed(&g, r.seed, 0, RNG_INIT);
+    net_init_params(&n, &g);
+    printf("training %s on %s: %d train, %d val, %d test images, %d threads\n", topology, dsname,
+           train.n, val.n, test.n, par_threads());
+    rc = train_run(&n, &train, n_val ? &val : NULL, &r, print_progress, NULL);
+    if (rc) goto done;
+    printf("test accuracy %.2f%%  (%zu bytes packed)\n", 100 * train_accuracy(&n, &test), net_packed_bytes(&n));
+    rc = model_save(&n, &r, out);
+    if (rc) goto done;
+    printf("saved %s\n", out);
+done:
+    if (rc) fprintf(stderr, "bnas train: %s\n", bn_errmsg());
+    net_free(&n);
+    data_free(&train), data_free(&val), data_free(&full), data_free(&test);
+    return rc ? 1 : 0;
+}
+
+/* ---- bench ---- */
+
+/* sgemm GFLOP/s on square n x n matrices at the current thread count. */
+static double bench_sgemm(int n) {
+    float *a = bn_aligned_alloc(sizeof(float) * (size_t)n * n);
+    float *b = bn_aligned_alloc(sizeof(float) * (size_t)n * n);
+    float *c = bn_aligned_alloc(sizeof(float) * (size_t)n * n);
+    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = (float)(i % 7) - 3, b[i] = (float)(i % 5) - 2;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = par_seconds();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        double g = 2.0 * n * n * (double)n / (par_seconds() - t0) / 1e9;
+        if (g > best) best = g;
+    }
+    free(a), free(b), free(c);
+    return best;
+}
+
+typedef struct { double images_per_s; } bench_train_result;
+
+static int bench_epoch(const train_progress *p, void *user) {
+    ((bench_train_result *)user)->images_per_s = p->images_per_s;
+    return 0;
+}
+
+/* Training images/s of one epoch over `images` training images. */
+static int bench_train(const char *topology, const dataset *train, int images, double *ips, double *macs) {
+    arch a;
+    net n;
+    int rc = arch_parse(&a, topology);
+    if (rc) return rc;
+    rc = net_create(&n, &a, train->c, train->h, train->w, train->classes);
+    if (rc) return rc;
+    pcg32 g;
+    rng_keyed(&g, 1, 0, RNG_INIT);
+    net_init_params(&n, &g);
+    train_recipe r = train_recipe_default();
+    r.epochs = 2; /* the second epoch is measured: the first pays for page faults */
+    dataset sub = data_slice(train, 0, images);
+    bench_train_result res = {0};
+    rc = train_run(&n, &sub, NULL, &r, bench_epoch, &res);
+    *ips = res.images_per_s;
+    *macs = net_macs(&n);
+    net_free(&n);
+    return rc;
+}
+
+/* Float evaluation path images/s over `images` images. */
+static double bench_float_eval(const net *n, const dataset *d, int images) {
+    int *pred = bn_malloc(sizeof(int) * 500);
+    size_t img = (size_t)d->h * d->w * d->c;
+    double t0 = par_seconds();
+    for (int i = 0; i < images; i += 500) net_predict(n, pred, d->pixels + (size_t)i * img, 500);
+    double t = par_seconds() - t0;
+    free(pred);
+    return images / t;
+}
+
+static const char *bench_usage =
+    "usage: bnas bench [--quick] [--data DIR]\n"
+    "Measures, at 1 thread and at all threads: the sgemm roof (GFLOP/s), training\n"
+    "images/s and effective GFLOP/s (6 x MACs per image) of FC512-FC512 and VGG3\n"
+    "(C64-MP2-C64-MP2-FC2048) at batch 256, and the float evaluation path's images/s.\n";
+
+int cmd_bench(int argc, char **argv) {
+    const char *dir = NULL;
+    int quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(bench_usage, stdout); return 0; }
+        else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--data") && i + 1 < argc) dir = argv[++i];
+        else { fprintf(stderr, "bnas bench: unknown option '%s'\n", argv[i]); return 2; }
+    }
+    dataset train = {0}, test = {0};
+    if (data_load_fashion_mnist(&train, &test, dir)) {
+        fprintf(stderr, "bnas bench: %s\n", bn_errmsg());
+        return 1;
+    }
+    int all = 0;
+    par_set_threads(0);
+    all = par_threads();
+    const struct { const char *name, *topo; int train_images; } nets[] = {
+        {"FC512-FC512", "FC512-FC512", quick ? 5120 : 20480},
+        {"VGG3", "C64-MP2-C64-MP2-FC2048", quick ? 512 : 2560},
+    };
+    int thread_counts[2] = {1, all};
+    int n_tc = all > 1 ? 2 : 1;
+    printf("bnas bench: FashionMNIST, batch 256, %d cores\n\n", all);
+    double roof[2];
+    for (int t = 0; t < n_tc; t++) {
+        par_set_threads(thread_counts[t]);
+        roof[t] = bench_sgemm(quick ? 1024 : 2048);
+        printf("sgemm roof          %d thread%s  %8.1f GFLOP/s\n", thread_counts[t], thread_counts[t] > 1 ? "s" : " ", roof[t]);
+    }
+    printf("\n%-12s %-8s %12s %12s %10s %14s\n", "network", "threads", "train img/s", "eff GFLOP/s", "% of roof",
+           "float eval img/s");
+    for (size_t k = 0; k < sizeof nets / sizeof nets[0]; k++) {
+        for (int t = 0; t < n_tc; t++) {
+            par_set_threads(thread_counts[t]);
+            double ips = 0, macs = 0;
+            if (bench_train(nets[k].topo, &train, nets[k].train_images, &ips, &macs)) {
+                fprintf(stderr, "bnas bench: %s\n", bn_errmsg());
+                return 1;
+            }
+            arch a;
+            net n;
+            arch_parse(&a, nets[k].topo);
+            net_create(&n, &a, 1, 28, 28, 10);
+            pcg32 g;
+            rng_keyed(&g, 1, 0, RNG_INIT);
+            net_init_params(&n, &g);
+            double fe = bench_float_eval(&n, &test, quick ? 2000 : 10000);
+            double gf = 6.0 * macs * ips / 1e9;
+            printf("%-12s %-8d %12.0f %12.1f %9.1f%% %14.0f\n", nets[k].name, thread_counts[t], ips, gf,
+                   100.0 * gf / roof[t], fe);
+            net_free(&n);
+        }
+    }
+    data_free(&train), data_free(&test);
+    return 0;
+}

@@ -1,0 +1,463 @@
+/* Model files: bit-exact round trips (memory and file), the documented byte
+   layout, and refusal of every truncation, flipped byte, wrong magic, newer
+   version and checksum-valid but inconsistent content. */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "engine/err.h"
+#include "engine/model.h"
+
+static char tmpdir[256];
+
+static int setup_dir(void **state) {
+    (void)state;
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/bnas_test_model_XXXXXX", base && *base ? base : "/tmp");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown_dir(void **state) {
+    (void)state;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A net of topology s on (h, w, c) with every parameter and statistic a random
+   bit pattern-ish float, plus a few special values (-0, inf, NaN, subnormal). */
+static void make_net(net *n, const char *s, int c, int h, int w, int classes, uint64_t seed) {
+    arch a;
+    assert_int_equal(arch_parse(&a, s), BN_OK);
+    assert_int_equal(net_create(n, &a, c, h, w, classes), BN_OK);
+    pcg32 r;
+    rng_keyed(&r, seed, 0, RNG_INIT);
+    net_init_params(n, &r);
+    for (size_t i = 0; i < n->n_params; i++) n->params[i] = (float)pcg32_normal(&r);
+    for (size_t i = 0; i < n->n_stats; i++) n->stats[i] = (float)pcg32_normal(&r) * 3.0f + 5.0f;
+    n->params[0] = -0.0f;
+    if (n->n_params > 3) {
+        n->params[1] = INFINITY;
+        uint32_t nan_bits = 0x7fc01234u, sub_bits = 0x00000123u;
+        memcpy(&n->params[2], &nan_bits, 4);
+        memcpy(&n->params[3], &sub_bits, 4);
+    }
+}
+
+static train_recipe make_recipe(void) {
+    train_recipe r;
+    memset(&r, 0, sizeof r);
+    r.epochs = 17;
+    r.batch = 128;
+    r.lr = 3e-4f;
+    r.lr_step = 5;
+    r.lr_gamma = 0.7f;
+    r.clip = 1;
+    r.loss = LOSS_MHL;
+    r.mhl_b = 96.5f;
+    r.flip = FLIP_NAIVE;
+    r.p01 = 0.01f;
+    r.p10 = 0.025f;
+    r.reg_lambda = 1e-3f;
+    r.reg_h = 4.0f;
+    r.seed = 0xF00DBEEF12345678ull;
+    return r;
+}
+
+static void assert_recipe_equal(const train_recipe *a, const train_recipe *b) {
+#define SAME(f) assert_memory_equal(&a->f, &b->f, sizeof a->f)
+    SAME(epochs); SAME(batch); SAME(lr); SAME(lr_step); SAME(lr_gamma); SAME(clip); SAME(loss);
+    SAME(mhl_b); SAME(flip); SAME(p01); SAME(p10); SAME(reg_lambda); SAME(reg_h); SAME(seed);
+#undef SAME
+}
+
+static void assert_net_equal(const net *a, const net *b) {
+    char sa[256], sb[256];
+    arch_format(&a->arch, sa, sizeof sa);
+    arch_format(&b->arch, sb, sizeof sb);
+    assert_string_equal(sa, sb);
+    assert_int_equal(a->in_c, b->in_c);
+    assert_int_equal(a->in_h, b->in_h);
+    assert_int_equal(a->in_w, b->in_w);
+    assert_int_equal(a->classes, b->classes);
+    assert_int_equal(a->n_layers, b->n_layers);
+    assert_int_equal(a->n_params, b->n_params);
+    assert_int_equal(a->n_stats, b->n_stats);
+    assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
+    if (a->n_stats) assert_memory_equal(a->stats, b->stats, a->n_stats * sizeof(float));
+    /* the layer pointers of the loaded net point into its own arrays */
+    for (int l = 0; l < b->n_layers; l++) {
+        const net_layer *L = &b->layers[l];
+        assert_true(L->w >= b->params && L->w < b->params + b->n_params);
+        assert_int_equal(L->w - b->params, a->layers[l].w - a->params);
+        if (!L->last) assert_int_equal(L->mean - b->stats, a->layers[l].mean - a->stats);
+    }
+    assert_int_equal(b->scale - b->params, a->scale - a->params);
+}
+
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t le64(const uint8_t *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
+static void set_le32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+/* Recomputes the trailing CRC after a deliberate edit. */
+static void fix_crc(uint8_t *b, size_t len) {
+    set_le32(b + len - 4, (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)(len - 4)));
+}
+
+/* Expects loading buf to fail with BN_EFORMAT and a message containing needle
+   (if not NULL) and the name; the net is left zeroed, the recipe untouched. */
+static void expect_refused(const uint8_t *buf, size_t len, const char *needle) {
+    net n;
+    train_recipe r, r0;
+    memset(&r, 0x5A, sizeof r);
+    memcpy(&r0, &r, sizeof r);
+    int rc = model_load_mem(&n, &r, buf, len, "blob-under-test");
+    if (rc != BN_EFORMAT || (needle && !strstr(bn_errmsg(), needle)))
+        print_error("len %zu: rc %d, message \"%s\" (want \"%s\")\n", len, rc, bn_errmsg(),
+                    needle ? needle : "");
+    assert_int_equal(rc, BN_EFORMAT);
+    assert_non_null(strstr(bn_errmsg(), "blob-under-test"));
+    if (needle) assert_non_null(strstr(bn_errmsg(), needle));
+    assert_null(n.params);
+    assert_null(n.stats);
+    assert_memory_equal(&r, &r0, sizeof r);
+}
+
+static const char *VGG = "C8-MP2-C16-MP2-FC32";
+
+static void test_roundtrip_mem_and_file(void **state) {
+    (void)state;
+    net a, b, c;
+    make_net(&a, VGG, 1, 28, 28, 10, 1);
+    train_recipe ra = make_recipe(), rb, rc_;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
+    assert_int_equal(len, model_size(&a));
+    assert_int_equal(len, 124 + strlen(VGG) + 4 * (a.n_params + a.n_stats));
+    memset(&rb, 0, sizeof rb);
+    assert_int_equal(model_load_mem(&b, &rb, buf, len, "mem"), BN_OK);
+    assert_net_equal(&a, &b);
+    assert_recipe_equal(&ra, &rb);
+
+    /* saving the loaded net gives the same bytes */
+    uint8_t *buf2 = NULL;
+    size_t len2 = 0;
+    assert_int_equal(model_save_mem(&b, &rb, &buf2, &len2), BN_OK);
+    assert_int_equal(len2, len);
+    assert_memory_equal(buf, buf2, len);
+
+    /* through a file: no .tmp is left behind, the bytes are the same */
+    char path[512], tmp[520];
+    snprintf(path, sizeof path, "%s/vgg.bnm", tmpdir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    assert_int_equal(model_save(&a, &ra, path), BN_OK);
+    assert_int_equal(access(tmp, F_OK), -1);
+    assert_int_equal(model_load(&c, &rc_, path), BN_OK);
+    assert_net_equal(&a, &c);
+    assert_recipe_equal(&ra, &rc_);
+    FILE *f = fopen(path, "rb");
+    uint8_t *fb = malloc(len + 1);
+    assert_int_equal(fread(fb, 1, len + 1, f), len);
+    fclose(f);
+    assert_memory_equal(fb, buf, len);
+    free(fb);
+    net_free(&c);
+    /* overwriting an existing file works; a NULL recipe is loaded as zeros */
+    assert_int_equal(model_save(&b, NULL, path), BN_OK);
+    assert_int_equal(model_load(&c, NULL, path), BN_OK);
+    assert_net_equal(&a, &c);
+    net_free(&c);
+    train_recipe zero, rz;
+    memset(&zero, 0, sizeof zero);
+    assert_int_equal(model_load(&c, &rz, path), BN_OK);
+    assert_recipe_equal(&zero, &rz);
+    net_free(&c);
+
+    /* the loaded net computes exactly what the saved one does */
+    uint8_t x[3 * 28 * 28];
+    pcg32 r;
+    rng_keyed(&r, 5, 0, RNG_SAMPLE);
+    for (size_t i = 0; i < sizeof x; i++) x[i] = (uint8_t)pcg32_next(&r);
+    float la[30], lb[30];
+    net_free(&a);
+    net_free(&b);
+    make_net(&a, VGG, 1, 28, 28, 10, 2);
+    a.params[1] = 0.5f, a.params[2] = -0.5f; /* no NaN or inf in a net that must compute */
+    for (int l = 0; l < a.n_layers - 1; l++)
+        for (int j = 0; j < a.layers[l].out_c; j++) a.layers[l].var[j] = fabsf(a.layers[l].var[j]) + 0.1f;
+    free(buf);
+    assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
+    assert_int_equal(model_load_mem(&b, NULL, buf, len, "mem"), BN_OK);
+    net_forward_eval(&a, la, x, 3);
+    net_forward_eval(&b, lb, x, 3);
+    assert_memory_equal(la, lb, sizeof la);
+
+    net_free(&a);
+    net_free(&b);
+    free(buf);
+    free(buf2);
+}
+
+/* Checks the bytes against the layout documented in model.h. */
+static void test_documented_layout(void **state) {
+    (void)state;
+    net a;
+    make_net(&a, VGG, 1, 28, 28, 10, 3);
+    train_recipe ra = make_recipe();
+    uint8_t *b = NULL;
+    size_t len = 0;
+    assert_int_equal(model_save_mem(&a, &ra, &b, &len), BN_OK);
+    const size_t T = strlen(VGG), P = a.n_params, S = a.n_stats;
+    assert_memory_equal(b, "BNASMDL1", 8);
+    assert_int_equal(le32(b + 8), 1);
+    static const uint8_t marker[4] = {4, 3, 2, 1};
+    assert_memory_equal(b + 12, marker, 4);
+    assert_true(le64(b + 16) == len);
+    assert_int_equal(le32(b + 24), T);
+    assert_memory_equal(b + 28, VGG, T);
+    assert_int_equal(le32(b + 28 + T), 1);
+    assert_int_equal(le32(b + 32 + T), 28);
+    assert_int_equal(le32(b + 36 + T), 28);
+    assert_int_equal(le32(b + 40 + T), 10);
+    assert_int_equal(le32(b + 44 + T), 17);
+    assert_int_equal(le32(b + 48 + T), 128);
+    float f;
+    uint32_t u = le32(b + 52 + T);
+    memcpy(&f, &u, 4);
+    assert_true(f == 3e-4f);
+    assert_int_equal(le32(b + 56 + T), 5);
+    assert_int_equal(le32(b + 64 + T), 1);
+    assert_int_equal(le32(b + 68 + T), LOSS_MHL);
+    assert_int_equal(le32(b + 76 + T), FLIP_NAIVE);
+    u = le32(b + 84 + T);
+    memcpy(&f, &u, 4);
+    assert_true(f == 0.025f);
+    u = le32(b + 92 + T);
+    memcpy(&f, &u, 4);
+    assert_true(f == 4.0f);
+    assert_true(le64(b + 96 + T) == 0xF00DBEEF12345678ull);
+    assert_true(le64(b + 104 + T) == P);
+    assert_true(le64(b + 112 + T) == S);
+    for (size_t i = 0; i < P; i += 97) {
+        uint32_t want;
+        memcpy(&want, &a.params[i], 4);
+        assert_int_equal(le32(b + 120 + T + 4 * i), want);
+    }
+    uint32_t want;
+    memcpy(&want, a.scale, 4);
+    assert_int_equal(le32(b + 120 + T + 4 * (P - 1)), want);
+    memcpy(&want, &a.stats[S - 1], 4);
+    assert_int_equal(le32(b + 120 + T + 4 * P + 4 * (S - 1)), want);
+    assert_int_equal(le32(b + len - 4), (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)(len - 4)));
+    assert_int_equal(len, 124 + T + 4 * P + 4 * S);
+    net_free(&a);
+    free(b);
+}
+
+/* A classifier-only net (empty topology) on a tiny input round-trips too. */
+static void test_classifier_only(void **state) {
+    (void)state;
+    net a, b;
+    make_net(&a, "", 1, 3, 3, 2, 4);
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(model_save_mem(&a, NULL, &buf, &len), BN_OK);
+    assert_int_equal(len, 124 + 4 * (9 * 2 + 1));
+    assert_int_equal(model_load_mem(&b, NULL, buf, len, NULL), BN_OK);
+    assert_net_equal(&a, &b);
+    net_free(&b);
+    /* NULL name: the message says "model buffer" */
+    assert_int_equal(model_load_mem(&b, NULL, buf, len - 1, NULL), BN_EFORMAT);
+    assert_non_null(strstr(bn_errmsg(), "model buffer"));
+    net_free(&a);
+    free(buf);
+}
+
+static void test_truncation_and_flips(void **state) {
+    (void)state;
+    const struct { const char *s; int c, h, w, k; } nets[2] = {{"FC4", 1, 3, 3, 3}, {VGG, 1, 28, 28, 10}};
+    for (int t = 0; t < 2; t++) {
+        net a;
+        make_net(&a, nets[t].s, nets[t].c, nets[t].h, nets[t].w, nets[t].k, 10 + t);
+        train_recipe ra = make_recipe();
+        uint8_t *buf;
+        size_t len;
+        assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
+        /* every proper prefix is refused */
+        for (size_t cut = 0; cut < len; cut++) expect_refused(buf, cut, "truncated");
+        expect_refused(buf, 100, "truncated model: 100 of");
+        /* every byte (small net) or a good sample (large net) flipped: refused */
+        uint8_t *c = malloc(len + 8);
+        size_t step = len < 2000 ? 1 : 97;
+        for (size_t i = 0; i < len; i += step) {
+            memcpy(c, buf, len);
+            c[i] ^= (uint8_t)(1u << (i % 8));
+            expect_refused(c, len, NULL);
+            c[i] = (uint8_t)~buf[i];
+            expect_refused(c, len, NULL);
+        }
+        /* a flip in the parameters is a checksum failure */
+        memcpy(c, buf, len);
+        c[len - 10] ^= 0x10;
+        expect_refused(c, len, "checksum mismatch");
+        /* a flipped CRC byte, too */
+        memcpy(c, buf, len);
+        c[len - 1] ^= 0x80;
+        expect_refused(c, len, "checksum mismatch");
+        /* trailing bytes */
+        memcpy(c, buf, len);
+        memset(c + len, 0, 8);
+        expect_refused(c, len + 8, "unexpected bytes after");
+        free(c);
+        free(buf);
+        net_free(&a);
+    }
+}
+
+static void test_header_refusals(void **state) {
+    (void)state;
+    net a;
+    make_net(&a, VGG, 1, 28, 28, 10, 20);
+    train_recipe ra = make_recipe();
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
+    uint8_t *c = malloc(len);
+    const size_t T = strlen(VGG);
+
+    memcpy(c, buf, len);
+    memcpy(c, "BNASMDL0", 8);
+    expect_refused(c, len, "bad magic");
+    memcpy(c, "\x89PNG\r\n\x1a\n", 8);
+    expect_refused(c, len, "not a bnas model");
+    expect_refused(c, 3, "bad magic");
+
+    /* a future version, even with a valid checksum */
+    memcpy(c, buf, len);
+    set_le32(c + 8, 2);
+    fix_crc(c, len);
+    expect_refused(c, len, "version 2 is newer");
+    set_le32(c + 8, 0);
+    fix_crc(c, len);
+    expect_refused(c, len, "version 0");
+
+    /* big-endian marker */
+    memcpy(c, buf, len);
+    set_le32(c + 12, 0x04030201u);
+    fix_crc(c, len);
+    expect_refused(c, len, "endianness");
+
+    /* length field disagreeing with the buffer */
+    memcpy(c, buf, len);
+    c[16] ^= 4;
+    expect_refused(c, len, NULL);
+
+    /* checksum-valid but inconsistent contents */
+    memcpy(c, buf, len);
+    c[28 + T - 1] = '3'; /* FC32 -> FC33: other parameter count */
+    fix_crc(c, len);
+    expect_refused(c, len, "does not have the file's");
+    memcpy(c, buf, len);
+    c[28] = 'X';
+    fix_crc(c, len);
+    expect_refused(c, len, "bad topology");
+    memcpy(c, buf, len);
+    c[28 + 2] = '\n';
+    fix_crc(c, len);
+    expect_refused(c, len, "topology contains byte 0x0a");
+    memcpy(c, buf, len);
+    set_le32(c + 68 + T, 7);
+    fix_crc(c, len);
+    expect_refused(c, len, "unknown loss code 7");
+    memcpy(c, buf, len);
+    set_le32(c + 76 + T, 3);
+    fix_crc(c, len);
+    expect_refused(c, len, "unknown flip-training code 3");
+    memcpy(c, buf, len);
+    set_le32(c + 28 + T, 0);
+    fix_crc(c, len);
+    expect_refused(c, len, "bad input shape");
+    memcpy(c, buf, len);
+    set_le32(c + 40 + T, 11); /* 11 classes: other parameter count */
+    fix_crc(c, len);
+    expect_refused(c, len, "does not have the file's");
+    memcpy(c, buf, len);
+    set_le32(c + 32 + T, 2); /* 2x28 input: too small for two pools */
+    set_le32(c + 28 + T, 1);
+    fix_crc(c, len);
+    expect_refused(c, len, NULL);
+    memcpy(c, buf, len);
+    c[104 + T] ^= 1; /* P off by one, S unchanged */
+    fix_crc(c, len);
+    expect_refused(c, len, "do not fill");
+    memcpy(c, buf, len);
+    set_le32(c + 24, 5000); /* absurd topology length */
+    fix_crc(c, len);
+    expect_refused(c, len, "bad topology length");
+    /* a huge input with a tiny file: refused before anything is allocated */
+    memcpy(c, buf, len);
+    set_le32(c + 28 + T, 65536), set_le32(c + 32 + T, 65536), set_le32(c + 36 + T, 65536);
+    fix_crc(c, len);
+    expect_refused(c, len, "does not have the file's");
+
+    free(c);
+    free(buf);
+    net_free(&a);
+}
+
+static void test_file_errors(void **state) {
+    (void)state;
+    net a, b;
+    make_net(&a, "FC8", 1, 4, 4, 3, 30);
+    char path[512];
+    snprintf(path, sizeof path, "%s/missing.bnm", tmpdir);
+    assert_int_equal(model_load(&b, NULL, path), BN_EIO);
+    assert_non_null(strstr(bn_errmsg(), "missing.bnm"));
+    assert_null(b.params);
+    snprintf(path, sizeof path, "%s/no/such/dir/m.bnm", tmpdir);
+    assert_int_equal(model_save(&a, NULL, path), BN_EIO);
+    assert_non_null(strstr(bn_errmsg(), "m.bnm.tmp"));
+    assert_int_equal(model_load(&b, NULL, tmpdir), BN_EIO);
+    /* a truncated file on disk: the message names the path */
+    snprintf(path, sizeof path, "%s/cut.bnm", tmpdir);
+    assert_int_equal(model_save(&a, NULL, path), BN_OK);
+    assert_int_equal(truncate(path, 50), 0);
+    assert_int_equal(model_load(&b, NULL, path), BN_EFORMAT);
+    assert_non_null(strstr(bn_errmsg(), "cut.bnm: truncated"));
+    assert_null(b.params);
+    /* an empty file */
+    assert_int_equal(truncate(path, 0), 0);
+    assert_int_equal(model_load(&b, NULL, path), BN_EFORMAT);
+    assert_non_null(strstr(bn_errmsg(), "cut.bnm"));
+    /* an absurdly large (sparse) file is refused without reading it */
+    assert_int_equal(truncate(path, (off_t)1 << 34), 0);
+    assert_int_equal(model_load(&b, NULL, path), BN_EFORMAT);
+    assert_non_null(strstr(bn_errmsg(), "cut.bnm: absurd size"));
+    assert_int_equal(remove(path), 0);
+    net_free(&a);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip_mem_and_file),
+        cmocka_unit_test(test_documented_layout),
+        cmocka_unit_test(test_classifier_only),
+        cmocka_unit_test(test_truncation_and_flips),
+        cmocka_unit_test(test_header_refusals),
+        cmocka_unit_test(test_file_errors),
+    };
+    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}
