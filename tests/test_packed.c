@@ -1,0 +1,463 @@
+/*
+** Packed inference: folded thresholds against the float batch norm for every
+** accumulator value, every SIMD kernel against its reference twin, and packed
+** predictions and logits against the float evaluation path on the 10,000
+** FashionMNIST test images, for an FC net and VGG3.
+*/
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "engine/err.h"
+#include "engine/net.h"
+#include "engine/packed.h"
+#include "engine/rng.h"
+
+static int sanitized(void) {
+    const char *s = getenv("BNAS_SANITIZED");
+    return s && *s && strcmp(s, "0") != 0;
+}
+
+/* ---- FashionMNIST (gzip IDX), read here so the test needs only zlib ---- */
+
+static uint8_t *load_idx(const char *name, int dims, int *n) {
+    char path[512];
+    const char *dir = getenv("BNAS_FASHION_MNIST_DIR");
+    snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "/usr/share/datasets/fashion-mnist", name);
+    gzFile f = gzopen(path, "rb");
+    if (!f) return NULL;
+    uint8_t head[16];
+    int hb = 4 + 4 * dims;
+    if (gzread(f, head, (unsigned)hb) != hb) { gzclose(f); return NULL; }
+    size_t total = 1;
+    for (int d = 0; d < dims; d++) {
+        uint32_t v = (uint32_t)head[4 + 4 * d] << 24 | (uint32_t)head[5 + 4 * d] << 16 |
+                     (uint32_t)head[6 + 4 * d] << 8 | head[7 + 4 * d];
+        if (d == 0) *n = (int)v;
+        total *= v;
+    }
+    uint8_t *buf = malloc(total);
+    if (gzread(f, buf, (unsigned)total) != (int)total) { free(buf); buf = NULL; }
+    gzclose(f);
+    return buf;
+}
+
+/* ---- Float-semantics reference used only to set realistic BN statistics ---- */
+
+/* Integer accumulators (after pooling) of layer `upto` for image img, running
+   layers before it with sign(net_bn_value) exactly as the float path does.
+   out is (out_h*out_w*out_c) of that layer. */
+static void float_semantics_acc(const net *n, int upto, const uint8_t *img, int32_t *out) {
+    int32_t *act = NULL;
+    for (int l = 0; l <= upto; l++) {
+        const net_layer *L = &n->layers[l];
+        int H = L->in_h, W = L->in_w, C = L->in_c;
+        int pos = L->kind == NET_CONV ? H * W : 1;
+        int32_t *z = malloc(sizeof(int32_t) * (size_t)pos * L->out_c);
+        for (int p = 0; p < pos; p++)
+            for (int o = 0; o < L->out_c; o++) {
+                const float *w = L->w + (size_t)o * L->fan_in;
+                int32_t s = 0;
+                for (int i = 0; i < L->fan_in; i++) {
+                    int v;
+                    if (L->kind == NET_CONV) {
+                        int t = i / C, c = i % C, iy = p / W + t / 3 - 1, ix = p % W + t % 3 - 1;
+                        if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                        size_t at = ((size_t)iy * W + ix) * C + c;
+                        v = L->first ? img[at] : act[at];
+                    } else {
+                        v = L->first ? img[i] : act[i];
+                    }
+                    s += w[i] > 0.0f ? v : -v;
+                }
+                z[(size_t)p * L->out_c + o] = s;
+            }
+        int OH = L->out_h, OW = L->out_w;
+        int32_t *pooled = malloc(sizeof(int32_t) * (size_t)OH * OW * L->out_c);
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++)
+                for (int o = 0; o < L->out_c; o++) {
+                    int32_t m;
+                    if (L->pool) {
+                        m = INT32_MIN;
+                        for (int d = 0; d < 4; d++) {
+                            int32_t v = z[((size_t)(2 * oy + d / 2) * W + 2 * ox + d % 2) * L->out_c + o];
+                            m = v > m ? v : m;
+                        }
+                    } else {
+                        m = z[((size_t)oy * OW + ox) * L->out_c + o];
+                    }
+                    pooled[((size_t)oy * OW + ox) * L->out_c + o] = m;
+                }
+        free(z);
+        if (l == upto) {
+            memcpy(out, pooled, sizeof(int32_t) * (size_t)OH * OW * L->out_c);
+            free(pooled);
+            break;
+        }
+        for (size_t i = 0; i < (size_t)OH * OW * L->out_c; i++) {
+            int o = (int)(i % L->out_c);
+            pooled[i] = net_sign(net_bn_value(L, o, (float)pooled[i])) > 0 ? 1 : -1;
+        }
+        free(act);
+        act = pooled;
+    }
+    free(act);
+}
+
+/* Random latent weights, then per hidden layer: running mean/var = mean and
+   variance of the BN input over nimg images, gamma mostly positive with some
+   negative and zero, beta small. */
+static void make_net(net *n, const char *topo, const uint8_t *imgs, int nimg, uint64_t seed) {
+    arch a;
+    assert_int_equal(arch_parse(&a, topo), BN_OK);
+    assert_int_equal(net_create(n, &a, 1, 28, 28, 10), BN_OK);
+    pcg32 r;
+    rng_keyed(&r, seed, 1, RNG_INIT);
+    net_init_params(n, &r);
+    *n->scale = 0.37f;
+    for (int l = 0; l < n->n_layers - 1; l++) {
+        net_layer *L = &n->layers[l];
+        size_t per = (size_t)L->out_h * L->out_w * L->out_c;
+        int32_t *acc = malloc(sizeof(int32_t) * per);
+        double *s1 = calloc((size_t)L->out_c, sizeof(double)), *s2 = calloc((size_t)L->out_c, sizeof(double));
+        for (int i = 0; i < nimg; i++) {
+            float_semantics_acc(n, l, imgs + (size_t)i * 784, acc);
+            for (size_t k = 0; k < per; k++) {
+                double v = L->first ? acc[k] * (1.0 / 255.0) : acc[k];
+                s1[k % L->out_c] += v;
+                s2[k % L->out_c] += v * v;
+            }
+        }
+        double cnt = (double)nimg * (per / L->out_c);
+        for (int o = 0; o < L->out_c; o++) {
+            double m = s1[o] / cnt, var = s2[o] / cnt - m * m;
+            L->mean[o] = (float)m;
+            L->var[o] = (float)(var > 0 ? var : 0);
+            uint32_t kind = pcg32_bounded(&r, 16);
+            L->gamma[o] = kind == 0 ? 0.0f : kind < 4 ? -(0.2f + pcg32_float(&r)) : 0.2f + pcg32_float(&r);
+            L->beta[o] = (pcg32_float(&r) - 0.5f) * 0.6f;
+        }
+        free(acc), free(s1), free(s2);
+    }
+}
+
+/* ---- Threshold folding, exhaustively ---- */
+
+static void check_fold(net_layer *L, int c) {
+    int32_t lo, hi, T;
+    int inv;
+    packed_acc_range(L, &lo, &hi);
+    assert_int_equal(packed_fold_threshold(L, c, lo, hi, &T, &inv), BN_OK);
+    for (int64_t a = lo; a <= hi; a++) {
+        int want = net_sign(net_bn_value(L, c, (float)a)) > 0;
+        int got = ((int32_t)a >= T) ^ inv;
+        if (want != got)
+            fail_msg("neuron %d acc %lld: float %d packed %d (T %d inv %d gamma %g beta %g mean %g var %g first %d)",
+                     c, (long long)a, want, got, T, inv, (double)L->gamma[c], (double)L->beta[c],
+                     (double)L->mean[c], (double)L->var[c], L->first);
+    }
+}
+
+static void test_fold_threshold_every_accumulator(void **state) {
+    (void)state;
+    enum { NC = 48 };
+    float gamma[NC], beta[NC], mean[NC], var[NC];
+    pcg32 r;
+    rng_keyed(&r, 7, 0, RNG_INIT);
+    const int fans[] = {1, 9, 63, 576, 3136, 784};
+    for (int first = 0; first < 2; first++)
+        for (size_t f = 0; f < sizeof fans / sizeof fans[0]; f++) {
+            int fan = fans[f];
+            if (first && fan > 784) continue;
+            net_layer L = {0};
+            L.kind = NET_FC, L.first = first, L.fan_in = fan, L.out_c = NC;
+            L.gamma = gamma, L.beta = beta, L.mean = mean, L.var = var;
+            double span = first ? 255.0 * fan / 255.0 : fan; /* BN input range in its own units */
+            for (int c = 0; c < NC; c++) {
+                gamma[c] = (float)(pcg32_double(&r) * 4 - 2);
+                beta[c] = (float)((pcg32_double(&r) - 0.5) * 4);
+                mean[c] = (float)((pcg32_double(&r) * 2 - 1) * span);
+                var[c] = (float)(pcg32_double(&r) * span + 0.01);
+                switch (c % 12) {
+                case 0: gamma[c] = 0.0f; break;                         /* constant: sign of beta */
+                case 1: gamma[c] = 0.0f, beta[c] = 0.0f; break;         /* constant -1 */
+                case 2: gamma[c] = -fabsf(gamma[c]); break;             /* decreasing */
+                case 3: var[c] = 1e-9f; break;                          /* tiny variance */
+                case 4: var[c] = 1e12f; break;                          /* huge variance */
+                case 5: mean[c] = (float)(10 * span); break;            /* threshold above the range */
+                case 6: mean[c] = (float)(-10 * span); break;           /* threshold below the range */
+                case 7: beta[c] = 0.0f, mean[c] = 0.5f; break;          /* threshold between integers */
+                case 8: beta[c] = 0.0f, mean[c] = (float)(int)(span / 3); break; /* exactly on an integer */
+                case 9: gamma[c] = -1e-30f; break;                      /* tiny negative gamma */
+                case 10: gamma[c] = 3e30f, var[c] = 1e-8f; break;       /* overflow to inf */
+                default: break;
+                }
+                check_fold(&L, c);
+            }
+        }
+}
+
+static void test_fold_threshold_rejects_nan(void **state) {
+    (void)state;
+    float gamma = NAN, beta = 0, mean = 0, var = 1;
+    net_layer L = {0};
+    L.kind = NET_FC, L.fan_in = 10, L.out_c = 1;
+    L.gamma = &gamma, L.beta = &beta, L.mean = &mean, L.var = &var;
+    int32_t T;
+    int inv;
+    assert_int_equal(packed_fold_threshold(&L, 0, -10, 10, &T, &inv), BN_EARG);
+    gamma = 0.0f, mean = 3e38f, var = 0.0f; /* 0 * inf at the range ends */
+    assert_int_equal(packed_fold_threshold(&L, 0, -10, 10, &T, &inv), BN_EARG);
+    assert_true(strlen(bn_errmsg()) > 0);
+}
+
+/* ---- Kernels against their reference twins ---- */
+
+static void random_bits(pcg32 *r, uint64_t *a, size_t n_pix, int c) {
+    int cw = (c + 63) / 64;
+    for (size_t p = 0; p < n_pix; p++)
+        for (int j = 0; j < cw; j++) {
+            uint64_t v = (uint64_t)pcg32_next(r) << 32 | pcg32_next(r);
+            int bits = c - 64 * j < 64 ? c - 64 * j : 64;
+            if (bits < 64) v &= ((uint64_t)1 << bits) - 1;
+            a[p * cw + j] = v;
+        }
+}
+
+static void check_layer_kernels(const packed_kernels *k, const packed_layer *L, pcg32 *r) {
+    const packed_kernels *ref = packed_kernels_named("portable");
+    const int R = 11;
+    size_t accn = (size_t)(R > 2 * L->in_w ? R : 2 * L->in_w) * L->np;
+    int32_t *a1 = calloc(accn, sizeof(int32_t)), *a2 = calloc(accn, sizeof(int32_t));
+    if (L->first) {
+        uint8_t *x = calloc((size_t)R * (L->k4 + 4), 1);
+        int ldx = L->k4 + 4;
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < L->fan_in; j++) {
+                uint32_t u = pcg32_next(r);
+                x[(size_t)i * ldx + j] = (u & 3) == 0 ? 0 : (uint8_t)(u >> 8); /* many zeros, like images */
+            }
+        for (int j = 0; j < L->fan_in; j++) x[(size_t)(R - 1) * ldx + j] = 255; /* extremes */
+        for (int rr = 1; rr <= R; rr += 3) {
+            memset(a1, 0x55, sizeof(int32_t) * accn), memset(a2, 0x77, sizeof(int32_t) * accn);
+            ref->u8dense(a1, x, ldx, L, rr);
+            k->u8dense(a2, x, ldx, L, rr);
+            assert_memory_equal(a1, a2, sizeof(int32_t) * (size_t)rr * L->np);
+        }
+        free(x);
+    } else if (L->kind == NET_FC) {
+        uint64_t *a = calloc((size_t)R * L->kw, sizeof(uint64_t));
+        random_bits(r, a, (size_t)R * L->in_h * L->in_w, L->in_c);
+        for (int rr = 1; rr <= R; rr += 2) {
+            memset(a1, 0x55, sizeof(int32_t) * accn), memset(a2, 0x77, sizeof(int32_t) * accn);
+            ref->bdense(a1, a, L, rr);
+            k->bdense(a2, a, L, rr);
+            assert_memory_equal(a1, a2, sizeof(int32_t) * (size_t)rr * L->np);
+        }
+        free(a);
+    } else {
+        uint64_t *a = calloc((size_t)L->in_h * L->in_w * L->in_cw, sizeof(uint64_t));
+        random_bits(r, a, (size_t)L->in_h * L->in_w, L->in_c);
+        for (int y = 0; y < L->in_h; y++) {
+            int ny = y + 2 <= L->in_h ? 2 : 1;
+            memset(a1, 0x55, sizeof(int32_t) * accn), memset(a2, 0x77, sizeof(int32_t) * accn);
+            ref->bconv(a1, a, L, y, ny);
+            k->bconv(a2, a, L, y, ny);
+            assert_memory_equal(a1, a2, sizeof(int32_t) * (size_t)ny * L->in_w * L->np);
+        }
+        free(a);
+    }
+    /* pool2 and thresh on random accumulators around the thresholds */
+    if (!L->last) {
+        int W = L->in_w < 2 ? 2 : L->in_w;
+        int32_t *acc = malloc(sizeof(int32_t) * 2 * (size_t)W * L->np);
+        for (size_t i = 0; i < 2 * (size_t)W * L->np; i++) {
+            int n = (int)(i % L->np);
+            int32_t t = L->thr[n];
+            if (t == INT32_MIN || t == INT32_MAX) t = 0;
+            acc[i] = t + (int32_t)pcg32_bounded(r, 7) - 3;
+        }
+        int32_t *p1 = malloc(sizeof(int32_t) * (size_t)W * L->np), *p2 = malloc(sizeof(int32_t) * (size_t)W * L->np);
+        memset(p1, 0, sizeof(int32_t) * (size_t)W * L->np), memset(p2, 0, sizeof(int32_t) * (size_t)W * L->np);
+        ref->pool2(p1, acc, acc + (size_t)W * L->np, W, L->np);
+        k->pool2(p2, acc, acc + (size_t)W * L->np, W, L->np);
+        assert_memory_equal(p1, p2, sizeof(int32_t) * (size_t)(W / 2) * L->np);
+        int M = 2 * W, ldo = L->out_cw + 1;
+        uint64_t *b1 = malloc(sizeof(uint64_t) * (size_t)M * ldo), *b2 = malloc(sizeof(uint64_t) * (size_t)M * ldo);
+        memset(b1, 0xab, sizeof(uint64_t) * (size_t)M * ldo), memset(b2, 0xab, sizeof(uint64_t) * (size_t)M * ldo);
+        ref->thresh(b1, ldo, acc, L, M);
+        k->thresh(b2, ldo, acc, L, M);
+        assert_memory_equal(b1, b2, sizeof(uint64_t) * (size_t)M * ldo);
+        /* padding bits of the outputs are 0 */
+        if (L->out_c % 64)
+            for (int m = 0; m < M; m++) assert_true((b1[(size_t)m * ldo + L->out_cw - 1] >> (L->out_c % 64)) == 0);
+        free(acc), free(p1), free(p2), free(b1), free(b2);
+    }
+    free(a1), free(a2);
+}
+
+static void test_kernels_equal_reference(void **state) {
+    (void)state;
+    /* (input shape, topology): first layer dense and conv, hidden dense and conv of odd widths */
+    const struct { int c, h, w; const char *topo; } cases[] = {
+        {1, 28, 28, "FC512-FC512"},
+        {1, 28, 28, "FC37-FC70-FC129"},
+        {1, 5, 7, "C20-C65-MP2-C130-FC33"},
+        {3, 6, 5, "C16-MP2-C64-FC100"},
+        {1, 28, 28, "C64-MP2-C64-MP2-FC2048"},
+        {1, 3, 1, "FC1-FC2"},
+        {2, 3, 3, "C1-C3-FC5"},
+    };
+    const char *sets[] = {"portable", "avx2", "avx512"};
+    int tested = 0;
+    for (size_t s = 0; s < 3; s++) {
+        const packed_kernels *k = packed_kernels_named(sets[s]);
+        if (!k) continue;
+        tested++;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            arch a;
+            net n;
+            assert_int_equal(arch_parse(&a, cases[i].topo), BN_OK);
+            assert_int_equal(net_create(&n, &a, cases[i].c, cases[i].h, cases[i].w, 10), BN_OK);
+            pcg32 r;
+            rng_keyed(&r, 11, i, RNG_INIT);
+            net_init_params(&n, &r);
+            for (int l = 0; l < n.n_layers - 1; l++)
+                for (int o = 0; o < n.layers[l].out_c; o++) {
+                    n.layers[l].gamma[o] = pcg32_float(&r) - 0.3f;
+                    n.layers[l].mean[o] = (pcg32_float(&r) - 0.5f) * 10;
+                }
+            packed_net p;
+            assert_int_equal(packed_from_net(&p, &n), BN_OK);
+            for (int l = 0; l < p.n_layers; l++) check_layer_kernels(k, &p.layers[l], &r);
+            packed_free(&p);
+            net_free(&n);
+        }
+    }
+    assert_true(tested >= 1);
+    assert_non_null(packed_simd_name());
+}
+
+/* ---- Whole network against the float evaluation path ---- */
+
+static void check_net_against_float(const char *topo, int n_test_full, uint64_t seed) {
+    int ntr = 0, nte = 0, nl = 0;
+    uint8_t *train = load_idx("train-images-idx3-ubyte.gz", 3, &ntr);
+    uint8_t *test = load_idx("t10k-images-idx3-ubyte.gz", 3, &nte);
+    uint8_t *labels = load_idx("t10k-labels-idx1-ubyte.gz", 1, &nl);
+    assert_non_null(train);
+    assert_non_null(test);
+    assert_non_null(labels);
+    assert_int_equal(nte, 10000);
+    int B = n_test_full < nte ? n_test_full : nte;
+    net n;
+    make_net(&n, topo, train, sanitized() ? 32 : 256, seed);
+    packed_net p;
+    assert_int_equal(packed_from_net(&p, &n), BN_OK);
+
+    float *lf = malloc(sizeof(float) * (size_t)B * 10), *lp = malloc(sizeof(float) * (size_t)B * 10);
+    int *pf = malloc(sizeof(int) * (size_t)B), *pp = malloc(sizeof(int) * (size_t)B);
+    net_forward_eval(&n, lf, test, B);
+    net_predict(&n, pf, test, B);
+    packed_predict(&p, pp, test, B);
+    int mism = 0, correct = 0;
+    for (int i = 0; i < B; i++) {
+        mism += pf[i] != pp[i];
+        correct += pp[i] == labels[i];
+    }
+    if (mism) fail_msg("%s: %d of %d packed predictions differ from net_predict", topo, mism, B);
+    /* the logits are equal bit for bit, for every kernel set and thread count */
+    const char *sets[] = {"portable", "avx2", "avx512"};
+    for (size_t s = 0; s < 3; s++) {
+        const packed_kernels *k = packed_kernels_named(sets[s]);
+        if (!k) continue;
+        int Bk = s == 0 ? (B < 1000 ? B : 1000) : B; /* the portable path is slow under sanitizers */
+        for (int threads = 1; threads <= 2; threads++) {
+            memset(lp, 0, sizeof(float) * (size_t)B * 10);
+            packed_logits_with(&p, k, lp, test, Bk, threads);
+            assert_memory_equal(lf, lp, sizeof(float) * (size_t)Bk * 10);
+        }
+    }
+    /* activations are not constant: the predictions use several classes */
+    int used[10] = {0}, n_used = 0;
+    for (int i = 0; i < B; i++) used[pp[i]] = 1;
+    for (int c = 0; c < 10; c++) n_used += used[c];
+    assert_true(n_used >= 3);
+    /* the whole-forward reference on a few images */
+    int nref = sanitized() ? 3 : 20;
+    memset(lp, 0, sizeof(float) * (size_t)B * 10);
+    packed_forward_ref(&p, lp, test, nref);
+    assert_memory_equal(lf, lp, sizeof(float) * (size_t)nref * 10);
+    print_message("%s: %d images, packed == float, %d classes used, accuracy %.4f (untrained), simd %s\n", topo, B,
+                  n_used, (double)correct / B, packed_simd_name());
+    packed_free(&p);
+    net_free(&n);
+    free(lf), free(lp), free(pf), free(pp), free(train), free(test), free(labels);
+}
+
+static void test_fc_net_equals_float_path(void **state) {
+    (void)state;
+    check_net_against_float("FC512-FC512", 10000, 3);
+}
+
+static void test_vgg3_equals_float_path(void **state) {
+    (void)state;
+    check_net_against_float("C64-MP2-C64-MP2-FC2048", sanitized() ? 1000 : 10000, 5);
+}
+
+static void test_weight_flip_then_sync(void **state) {
+    (void)state;
+    /* Flipping stored bits in w and syncing gives the same logits as packing a
+       net whose latent weights had those signs. */
+    arch a;
+    net n;
+    assert_int_equal(arch_parse(&a, "C8-MP2-FC40"), BN_OK);
+    assert_int_equal(net_create(&n, &a, 1, 8, 8, 10), BN_OK);
+    pcg32 r;
+    rng_keyed(&r, 2, 0, RNG_INIT);
+    net_init_params(&n, &r);
+    packed_net p;
+    assert_int_equal(packed_from_net(&p, &n), BN_OK);
+    packed_layer *L = &p.layers[1];
+    net_layer *N = &n.layers[1];
+    /* flip weight i of neuron 3 for a few i */
+    for (int i = 0; i < N->fan_in; i += 7) {
+        N->w[3 * N->fan_in + i] = -N->w[3 * N->fan_in + i];
+        if (N->w[3 * N->fan_in + i] == 0.0f) N->w[3 * N->fan_in + i] = 0.5f;
+    }
+    packed_net q;
+    assert_int_equal(packed_from_net(&q, &n), BN_OK);
+    for (int j = 0; j < L->kw; j++) {
+        uint64_t d = L->w[3 * L->kw + j] ^ q.layers[1].w[3 * L->kw + j];
+        assert_true((d & ~L->wvalid[j]) == 0);
+        L->w[3 * L->kw + j] ^= d;
+    }
+    packed_layer_sync(L);
+    uint8_t x[4 * 64];
+    for (int i = 0; i < 4 * 64; i++) x[i] = (uint8_t)pcg32_next(&r);
+    float l1[40], l2[40];
+    packed_logits(&p, l1, x, 4);
+    packed_logits(&q, l2, x, 4);
+    assert_memory_equal(l1, l2, sizeof l1);
+    packed_free(&p), packed_free(&q), net_free(&n);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fold_threshold_every_accumulator),
+        cmocka_unit_test(test_fold_threshold_rejects_nan),
+        cmocka_unit_test(test_kernels_equal_reference),
+        cmocka_unit_test(test_weight_flip_then_sync),
+        cmocka_unit_test(test_fc_net_equals_float_path),
+        cmocka_unit_test(test_vgg3_equals_float_path),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
