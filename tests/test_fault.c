@@ -49,8 +49,8 @@ static int setup(void **state) {
         fprintf(stderr, "%s\n", bn_errmsg());
         return -1;
     }
-    if (train_small(&g_fc, "FC256-FC128", sanitized() ? 3000 : 15000, 5)) return -1;
-    if (train_small(&g_cnn, "C8-MP2-C16-MP2-FC32", sanitized() ? 1000 : 4000, 6)) return -1;
+    if (train_small(&g_fc, "FC256-FC128", sanitized() ? 3000 : 8000, 5)) return -1;
+    if (train_small(&g_cnn, "C8-MP2-C16-MP2-FC32", sanitized() ? 1000 : 2000, 6)) return -1;
     return 0;
 }
 
@@ -191,7 +191,7 @@ static void test_rate0_and_rate1(void **state) {
 
 /* Packed with flips == float path with the same flips (weights). */
 static void check_packed_equals_float(const net *n, const char *name) {
-    dataset d = data_slice(&g_test, 0, sanitized() ? 300 : 10000);
+    dataset d = data_slice(&g_test, 0, sanitized() ? 300 : 3000);
     fault_ctx c;
     assert_int_equal(fault_ctx_create(&c, n), BN_OK);
     int *pp = malloc(sizeof(int) * d.n), *pf = malloc(sizeof(int) * d.n);

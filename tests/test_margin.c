@@ -47,9 +47,9 @@ static int setup(void **state) {
         fprintf(stderr, "%s\n", bn_errmsg());
         return -1;
     }
-    int nt = sanitized() ? 3000 : 20000;
+    int nt = sanitized() ? 3000 : 10000;
     if (train_small(&g_fc, "FC128-FC64", nt, 3)) return -1;
-    if (train_small(&g_cnn, sanitized() ? "C8-MP2-FC32" : "C16-MP2-C16-MP2-FC64", sanitized() ? 1000 : 6000, 4))
+    if (train_small(&g_cnn, sanitized() ? "C8-MP2-FC32" : "C16-MP2-C16-MP2-FC64", sanitized() ? 1000 : 3000, 4))
         return -1;
     return 0;
 }
@@ -274,19 +274,19 @@ static void check_theorem1(const net *n, int trials, uint64_t seed) {
 
 static void test_theorem1_fc(void **state) {
     (void)state;
-    check_theorem1(&g_fc, sanitized() ? 100 : 2000, 11);
+    check_theorem1(&g_fc, sanitized() ? 100 : 1000, 11);
 }
 
 static void test_theorem1_cnn(void **state) {
     (void)state;
-    check_theorem1(&g_cnn, sanitized() ? 40 : 600, 12);
+    check_theorem1(&g_cnn, sanitized() ? 40 : 300, 12);
 }
 
 /* ---- The whole metric ---- */
 
 static void test_measure_thread_independent(void **state) {
     (void)state;
-    dataset d = data_slice(&g_test, 0, sanitized() ? 300 : 10000);
+    dataset d = data_slice(&g_test, 0, sanitized() ? 300 : 3000);
     const net *nets[2] = {&g_fc, &g_cnn};
     for (int k = 0; k < 2; k++) {
         margin_result a, b;
