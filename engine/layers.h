@@ -38,6 +38,20 @@ void maxpool2_forward(float *out, int32_t *idx, const float *x, int B, int H, in
 /* dx (B, H, W, C) += scatter of dout (B, H/2, W/2, C) to the maxima. */
 void maxpool2_backward(float *dx, const float *dout, const int32_t *idx, int n_out);
 
+/* A 3x3 convolution fused with the 2x2 max-pool that follows it, for inputs
+   with few channels (the first layer): writes out and idx (B, H/2, W/2, OC)
+   exactly as im2col3x3 + matmul_forward + maxpool2_forward would, idx being
+   the flat index into the (B, H, W, OC) convolution output. wt is the weight
+   matrix transposed: (9*C, OC). Equal results need exact sums, which holds for
+   integer inputs (pixels, +-1) below 2^24. */
+void conv3x3_pool2_forward(float *out, int32_t *idx, const float *x, const float *wt, int B, int H,
+                           int W, int C, int OC);
+
+/* Weight gradient of conv3x3_pool2_forward: dw (OC, 9*C) += for every pooled
+   output, dout times the input patch of the position that won the pool. */
+void conv3x3_pool2_backward(float *dw, const float *dout, const int32_t *idx, const float *x, int B,
+                            int H, int W, int C, int OC);
+
 /* Batch norm over M rows of C channels with the batch statistics:
    out = gamma * xhat + beta, xhat = (x - mean) * invstd. Writes out, xhat
    (M, C), mean and invstd (C); updates run_mean and run_var (C) with momentum

@@ -50,7 +50,9 @@ typedef struct {
     int rows_out;    /* rows after pooling: B * out_h * out_w */
     float *wb;       /* (out_c, fan_in) binarized, possibly flipped weights */
     uint8_t *flipped;/* (out_c, fan_in) 1 where a flip was applied (flip training) */
-    float *col;      /* (rows, fan_in) im2col of the input (conv only) */
+    int fused;       /* 1: first-layer conv + pool computed by conv3x3_pool2_* (no col, no z) */
+    float *wt;       /* (fan_in, out_c) transposed weights (fused only) */
+    float *col;      /* (rows, fan_in) im2col of the input (conv only, not fused) */
     float *z;        /* (rows, out_c) accumulators */
     float *p;        /* (rows_out, out_c) pooled accumulators (pool only) */
     int32_t *idx;    /* (rows_out, out_c) argmax of the pool */
@@ -89,11 +91,16 @@ static void train_state_init(train_state *s, net *n, int B) {
         size_t nw = (size_t)L->out_c * L->fan_in;
         T->wb = bn_malloc(sizeof(float) * nw);
         T->flipped = bn_calloc(nw, 1);
-        if (L->kind == NET_CONV) {
-            T->col = bn_malloc(sizeof(float) * (size_t)T->rows * L->fan_in);
-            if ((size_t)T->rows * L->fan_in > max_col) max_col = (size_t)T->rows * L->fan_in;
+        T->fused = L->first && L->kind == NET_CONV && L->pool && L->in_c <= 4;
+        if (T->fused) {
+            T->wt = bn_malloc(sizeof(float) * nw);
+        } else {
+            if (L->kind == NET_CONV) {
+                T->col = bn_malloc(sizeof(float) * (size_t)T->rows * L->fan_in);
+                if ((size_t)T->rows * L->fan_in > max_col) max_col = (size_t)T->rows * L->fan_in;
+            }
+            T->z = bn_malloc(sizeof(float) * (size_t)T->rows * L->out_c);
         }
-        T->z = bn_malloc(sizeof(float) * (size_t)T->rows * L->out_c);
         if (L->pool) {
             T->p = bn_malloc(sizeof(float) * (size_t)T->rows_out * L->out_c);
             T->idx = bn_malloc(sizeof(int32_t) * (size_t)T->rows_out * L->out_c);
@@ -127,7 +134,7 @@ static void train_state_init(train_state *s, net *n, int B) {
 static void train_state_free(train_state *s) {
     for (int l = 0; l < s->n->n_layers; l++) {
         train_layer *T = &s->tl[l];
-        free(T->wb), free(T->flipped), free(T->col), free(T->z), free(T->p), free(T->idx);
+        free(T->wb), free(T->flipped), free(T->wt), free(T->col), free(T->z), free(T->p), free(T->idx);
         free(T->xhat), free(T->y), free(T->a), free(T->mean), free(T->invstd);
     }
     free(s->x0), free(s->labels), free(s->logits), free(s->dlogits), free(s->grads);
@@ -161,7 +168,11 @@ static void train_forward(train_state *s, int B, const train_recipe *r, uint64_t
         int rows = L->kind == NET_CONV ? B * L->in_h * L->in_w : B;
         int rows_out = B * L->out_h * L->out_w;
         train_binarize(s, l, r, step);
-        if (L->kind == NET_CONV) {
+        if (T->fused) {
+            for (int o = 0; o < L->out_c; o++)
+                for (int k = 0; k < L->fan_in; k++) T->wt[(int64_t)k * L->out_c + o] = T->wb[(int64_t)o * L->fan_in + k];
+            conv3x3_pool2_forward(T->p, T->idx, x, T->wt, B, L->in_h, L->in_w, L->in_c, L->out_c);
+        } else if (L->kind == NET_CONV) {
             im2col3x3(T->col, x, B, L->in_h, L->in_w, L->in_c);
             matmul_forward(T->z, T->col, T->wb, rows, L->fan_in, L->out_c);
         } else {
@@ -169,7 +180,7 @@ static void train_forward(train_state *s, int B, const train_recipe *r, uint64_t
         }
         float *acc = T->z;
         if (L->pool) {
-            maxpool2_forward(T->p, T->idx, T->z, B, L->in_h, L->in_w, L->out_c);
+            if (!T->fused) maxpool2_forward(T->p, T->idx, T->z, B, L->in_h, L->in_w, L->out_c);
             acc = T->p;
         }
         int64_t nout = (int64_t)rows_out * L->out_c;
@@ -239,7 +250,7 @@ static void train_backward(train_state *s, int B, const train_recipe *r) {
                                L->gamma, T->invstd, rows_out, L->out_c);
             if (L->first)
                 for (int64_t i = 0; i < nout; i++) g_p[i] *= (1.0f / 255.0f);
-            if (L->pool) {
+            if (L->pool && !T->fused) {
                 memset(g_z, 0, sizeof(float) * (size_t)rows * L->out_c);
                 maxpool2_backward(g_z, g_p, T->idx, (int)nout);
             }
@@ -247,7 +258,9 @@ static void train_backward(train_state *s, int B, const train_recipe *r) {
         /* the binary layer: z = x . wb^T (x = col for a convolution) */
         float *dw = grad_of(s, L->w);
         const float *x = L->kind == NET_CONV ? T->col : l == 0 ? s->x0 : s->tl[l - 1].a;
-        if (L->first) {
+        if (T->fused) { /* conv + pool of the first layer; the pooled gradient is in g_a */
+            conv3x3_pool2_backward(dw, g_a, T->idx, s->x0, B, L->in_h, L->in_w, L->in_c, L->out_c);
+        } else if (L->first) {
             matmul_backward(NULL, dw, g_z, x, T->wb, rows, L->fan_in, L->out_c);
         } else if (L->kind == NET_CONV) {
             matmul_backward(s->d_col, dw, g_z, x, T->wb, rows, L->fan_in, L->out_c);
