@@ -37,7 +37,8 @@ static const char *usage =
     "  --no-subnormals      also try formats without subnormals\n"
     "  --mem-batch N        batch of the memory model (default: --batch)\n"
     "  --time-images N      afterwards, time one epoch on N images with fp32 and the result,\n"
-    "                       alternately twice each (fp32, F, fp32, F), and report the best of each\n"
+    "                       alternately (fp32, F, fp32, F, ...), and report the best of each\n"
+    "  --time-reps N        timings of each format (default 3)\n"
     "  --memory F           only print the memory model of format F (e.g. e5m10, fp32) and exit\n"
     "  --threads N          (default: all cores)\n";
 
@@ -54,7 +55,7 @@ static void print_memory(const char *label, const bop_memory *m) {
 
 int cmd_encodings(int argc, char **argv) {
     const char *topology = "FC2048-FC2048", *dir = NULL, *memory_only = NULL;
-    int images = 0, n_val = 5000, threads = 0, time_images = 0;
+    int images = 0, n_val = 5000, threads = 0, time_images = 0, time_reps = 3;
     bopenc_config c = bopenc_config_default();
     c.recipe.epochs = 1, c.recipe.batch = 100, c.recipe.bop_gamma = 1e-2f, c.recipe.bop_tau = 1e-6f;
     for (int i = 1; i < argc; i++) {
@@ -80,6 +81,7 @@ int cmd_encodings(int argc, char **argv) {
         else if (!strcmp(a, "--no-subnormals")) c.try_no_subnormals = 1;
         else if (!strcmp(a, "--mem-batch")) { NEED_VALUE(); c.mem_batch = atoi(v); }
         else if (!strcmp(a, "--time-images")) { NEED_VALUE(); time_images = atoi(v); }
+        else if (!strcmp(a, "--time-reps")) { NEED_VALUE(); time_reps = atoi(v); }
         else if (!strcmp(a, "--memory")) { NEED_VALUE(); memory_only = v; }
         else if (!strcmp(a, "--threads")) { NEED_VALUE(); threads = atoi(v); }
         else { fprintf(stderr, "bnas encodings: unknown option '%s' (see bnas encodings --help)\n", a); return 2; }
@@ -143,7 +145,7 @@ int cmd_encodings(int argc, char **argv) {
             fpfmt F32 = fpfmt_binary32();
             dataset ts = data_slice(&tr, 0, time_images < tr.n ? time_images : tr.n);
             double best[2] = {1e300, 1e300}, acc, lost, secs;
-            for (int rep = 0; rep < 4; rep++) {
+            for (int rep = 0; rep < 2 * (time_reps > 0 ? time_reps : 1); rep++) {
                 rc = bopenc_train(&tc, rep % 2 ? &r.best.fmt : &F32, &ts, &val, &acc, &lost, &secs);
                 if (rc) goto done;
                 printf("timing: %s %.2f s\n", rep % 2 ? name : "fp32", secs);
