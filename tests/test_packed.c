@@ -309,6 +309,7 @@ static void test_kernels_equal_reference(void **state) {
         {2, 3, 3, "C1-C3-FC5"},
         {3, 20, 20, "FC40-FC20"},  /* first-layer rows longer than one k chunk of the kernels */
         {1, 3, 37, "C16-MP2-C8-FC10"}, /* first conv with more than 32 pixel rows per image row */
+        {8, 4, 5, "C16-FC10"},         /* first conv rows of 72 bytes: neither < 64 nor whole 64-byte steps */
     };
     const char *sets[] = {"portable", "avx2", "avx512", "amx", "ref"};
     int tested = 0;
