@@ -24,7 +24,11 @@
 ** words per neuron, the deployed format) and kernel layouts derived from them
 ** by packed_layer_sync(). An error model that flips stored weight bits XORs a
 ** mask into w (only bits set in wvalid are real weights) and calls
-** packed_layer_sync(); the fast path itself never looks at hooks.
+** packed_layer_sync(); packed_flip_weights does that for the p01/p10 model.
+** The other error models (flipped XNOR products, chunked partial sums with a
+** per-chunk function, flipped activations) belong in a separate driver that
+** runs the same per-layer steps (accumulate, pool, threshold) with a hook
+** between them, so packed_logits stays the hook-free fast path.
 **
 ** Kernels: every kernel has a plain reference twin (_ref) that works on the
 ** canonical bits; the fast variants (AVX-512 with VPOPCNTDQ and VNNI, AVX2,
