@@ -15,10 +15,14 @@
 
 extern const evaluator eval_accuracy;
 extern const evaluator eval_memory;
+extern const evaluator eval_margin;
+extern const evaluator eval_fault;
 
 static const evaluator *const registry[] = {
     &eval_accuracy,
     &eval_memory,
+    &eval_margin,
+    &eval_fault,
     NULL,
 };
 
@@ -82,7 +86,7 @@ int eval_param_list(const eval_params *p, const char *key, const double *def, in
     const char *v = eval_param_get(p, key);
     if (!v) {
         if (n_def > max) return bn_error(BN_EARG, "parameter '%s': default list too long", key);
-        memcpy(out, def, sizeof(double) * (size_t)n_def);
+        if (n_def > 0) memcpy(out, def, sizeof(double) * (size_t)n_def);
         *count = n_def;
         return BN_OK;
     }
