@@ -15,10 +15,14 @@
 
 extern const evaluator eval_accuracy;
 extern const evaluator eval_memory;
+extern const evaluator eval_margin;
+extern const evaluator eval_fault;
 
 static const evaluator *const registry[] = {
     &eval_accuracy,
     &eval_memory,
+    &eval_margin,
+    &eval_fault,
     NULL,
 };
 

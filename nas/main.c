@@ -4,14 +4,6 @@
 
 #include "nas/commands.h"
 
-/* The engine commands live in nas/cmd_engine.c; until it exists they are weak
-   and NULL, and the dispatcher says so instead of failing to link. */
-#if defined(__GNUC__)
-#pragma weak cmd_train
-#pragma weak cmd_bench
-#pragma weak cmd_eval
-#endif
-
 typedef struct {
     const char *name;                 /* command word */
     int (*fn)(int argc, char **argv); /* handler */
@@ -55,10 +47,6 @@ int main(int argc, char **argv) {
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         if (strcmp(argv[1], cmds[i].name)) continue;
-        if (!cmds[i].fn) {
-            fprintf(stderr, "bnas: '%s' is not built into this binary yet\n", argv[1]);
-            return 1;
-        }
         return cmds[i].fn(argc - 1, argv + 1);
     }
     fprintf(stderr, "bnas: unknown command '%s' (bnas --help lists them)\n", argv[1]);

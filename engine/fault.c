@@ -1,0 +1,374 @@
+/*
+** Fault injection on the packed model (engine/fault.h): nested sparse flip
+** draws, applying them to the packed and the float network, and accuracy over
+** repeats with confidence intervals.
+*/
+#include "engine/fault.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/err.h"
+#include "engine/margin.h"
+#include "engine/rng.h"
+
+/* ---- Nested sparse uniforms ---- */
+
+static double fault_band_lo(int k) { return k == FAULT_BANDS - 1 ? 0.0 : ldexp(1.0, -(k + 1)); }
+static double fault_band_hi(int k) { return ldexp(1.0, -k); }
+
+/* log(1 - q_k) of band k's visiting probability q_k (-inf when q_k = 1). */
+static double fault_band_log1mq(int k) {
+    double a = ldexp(1.0, -k);
+    double q = k == FAULT_BANDS - 1 ? a : (a / 2) / (1 - a / 2); /* = 1 - (1 - a) / (1 - a/2) */
+    return q >= 1.0 ? -INFINITY : log1p(-q);
+}
+
+/* Failures before the next visit: Geometric(q) with log(1 - q) = lq. */
+static uint64_t fault_gap(pcg32 *g, double lq) {
+    if (lq == -INFINITY) return 0;
+    double u = 1.0 - pcg32_double(g); /* (0, 1] */
+    double x = log(u) / lq;
+    return x >= 1.8e19 ? UINT64_MAX : (uint64_t)x;
+}
+
+static void fault_band_rng(pcg32 *g, uint64_t seed, uint64_t key, int k) {
+    rng_keyed(g, seed, key, (uint64_t)RNG_INJECT + 256u * (uint64_t)(k + 1));
+}
+
+/* Lowest band needed for rates up to pmax (FAULT_BANDS if pmax <= 0). */
+static int fault_first_band(double pmax) {
+    if (!(pmax > 0.0)) return FAULT_BANDS;
+    int k = 0;
+    while (k < FAULT_BANDS - 1 && !(fault_band_lo(k) < pmax)) k++;
+    return k;
+}
+
+void fault_draw_mask(uint64_t *mask, const uint64_t *src, size_t rows, int kw, const uint64_t *valid,
+                     double p01, double p10, uint64_t seed, uint64_t key, uint64_t *seen, size_t *n01,
+                     size_t *n10) {
+    size_t words = rows * (size_t)kw, nbits = words * 64, c01 = 0, c10 = 0;
+    memset(mask, 0, sizeof(uint64_t) * words);
+    int k0 = fault_first_band(p01 > p10 ? p01 : p10);
+    if (k0 < FAULT_BANDS) memset(seen, 0, sizeof(uint64_t) * words);
+    for (int k = FAULT_BANDS - 1; k >= k0; k--) {
+        pcg32 g;
+        fault_band_rng(&g, seed, key, k);
+        double lo = fault_band_lo(k), width = fault_band_hi(k) - lo, lq = fault_band_log1mq(k);
+        uint64_t pos = fault_gap(&g, lq);
+        while (pos < nbits) {
+            double u = lo + width * pcg32_double(&g);
+            size_t w = (size_t)(pos >> 6);
+            uint64_t b = (uint64_t)1 << (pos & 63);
+            if (!(seen[w] & b)) {
+                seen[w] |= b;
+                if (!valid || (valid[w % (size_t)kw] & b)) {
+                    if (src[w] & b) {
+                        if (u < p10) mask[w] |= b, c10++;
+                    } else {
+                        if (u < p01) mask[w] |= b, c01++;
+                    }
+                }
+            }
+            uint64_t gap = fault_gap(&g, lq);
+            if (gap >= nbits - pos) break;
+            pos += gap + 1;
+        }
+    }
+    if (n01) *n01 = c01;
+    if (n10) *n10 = c10;
+}
+
+void fault_draw_mask_ref(uint64_t *mask, const uint64_t *src, size_t rows, int kw, const uint64_t *valid,
+                         double p01, double p10, uint64_t seed, uint64_t key) {
+    size_t words = rows * (size_t)kw, nbits = words * 64;
+    double *u = bn_malloc(sizeof(double) * nbits);
+    for (size_t j = 0; j < nbits; j++) u[j] = -1.0; /* not yet assigned */
+    for (int k = FAULT_BANDS - 1; k >= 0; k--) {
+        pcg32 g;
+        fault_band_rng(&g, seed, key, k);
+        double lo = fault_band_lo(k), width = fault_band_hi(k) - lo, lq = fault_band_log1mq(k);
+        /* Visit the bits one by one: bit j is visited when the running gap reaches it. */
+        uint64_t next = fault_gap(&g, lq);
+        for (size_t j = 0; j < nbits; j++) {
+            if (next != j) continue;
+            double v = lo + width * pcg32_double(&g);
+            if (u[j] < 0.0) u[j] = v;
+            uint64_t gap = fault_gap(&g, lq);
+            next = gap >= nbits - j ? UINT64_MAX : j + 1 + gap;
+        }
+    }
+    for (size_t w = 0; w < words; w++) {
+        mask[w] = 0;
+        for (int b = 0; b < 64; b++) {
+            uint64_t bit = (uint64_t)1 << b;
+            if (valid && !(valid[w % (size_t)kw] & bit)) continue;
+            BN_ASSERT(u[w * 64 + b] >= 0.0 && u[w * 64 + b] < 1.0);
+            if (u[w * 64 + b] < ((src[w] & bit) ? p10 : p01)) mask[w] |= bit;
+        }
+    }
+    free(u);
+}
+
+/* ---- Error models ---- */
+
+void fault_model_zero(fault_model *m) { memset(m, 0, sizeof *m); }
+
+void fault_model_set(fault_model *m, int t, double p01, double p10) {
+    BN_ASSERT(t >= 0 && t < FAULT_TARGETS);
+    for (int l = 0; l < NET_MAX_LAYERS; l++) m->p01[t][l] = p01, m->p10[t][l] = p10;
+}
+
+int fault_model_check(const fault_model *m) {
+    static const char *names[FAULT_TARGETS] = {"weights", "thresholds", "activations"};
+    for (int t = 0; t < FAULT_TARGETS; t++)
+        for (int l = 0; l < NET_MAX_LAYERS; l++) {
+            double a = m->p01[t][l], b = m->p10[t][l];
+            if (!(a >= 0.0 && a <= 1.0) || !(b >= 0.0 && b <= 1.0))
+                return bn_error(BN_EARG, "fault: %s rates of layer %d (p01 %g, p10 %g) are not in [0, 1]", names[t],
+                                l, a, b);
+        }
+    return BN_OK;
+}
+
+static int fault_model_has(const fault_model *m, int t, int n_layers) {
+    for (int l = 0; l < n_layers; l++)
+        if (m->p01[t][l] > 0.0 || m->p10[t][l] > 0.0) return 1;
+    return 0;
+}
+
+/* ---- Injection context ---- */
+
+static uint64_t fault_key(int repeat, int target, int layer) {
+    return ((uint64_t)repeat * FAULT_TARGETS + (uint64_t)target) * NET_MAX_LAYERS + (uint64_t)layer;
+}
+
+int fault_ctx_create(fault_ctx *c, const net *n) {
+    memset(c, 0, sizeof *c);
+    int rc = packed_from_net(&c->clean, n);
+    if (rc) return rc;
+    rc = packed_from_net(&c->work, n);
+    if (rc) {
+        packed_free(&c->clean);
+        return rc;
+    }
+    size_t seen = 1;
+    for (int l = 0; l < c->clean.n_layers; l++) {
+        const packed_layer *L = &c->clean.layers[l];
+        size_t words = (size_t)L->out_c * L->kw;
+        c->wmask[l] = bn_calloc(words, sizeof(uint64_t));
+        if (words > seen) seen = words;
+        if (!L->last) c->tmask[l] = bn_calloc((size_t)L->out_c, sizeof(uint64_t));
+    }
+    c->seen = bn_malloc(sizeof(uint64_t) * seen);
+    return BN_OK;
+}
+
+void fault_ctx_free(fault_ctx *c) {
+    for (int l = 0; l < NET_MAX_LAYERS; l++) free(c->wmask[l]), free(c->tmask[l]);
+    free(c->seen);
+    packed_free(&c->clean);
+    packed_free(&c->work);
+    memset(c, 0, sizeof *c);
+}
+
+void fault_ctx_draw(fault_ctx *c, const fault_model *m, uint64_t seed, int repeat) {
+    double t0 = omp_get_wtime();
+    memset(c->flips01, 0, sizeof c->flips01);
+    memset(c->flips10, 0, sizeof c->flips10);
+    static const uint64_t low32 = 0xffffffffu;
+    for (int l = 0; l < c->clean.n_layers; l++) {
+        const packed_layer *L = &c->clean.layers[l];
+        size_t a = 0, b = 0;
+        fault_draw_mask(c->wmask[l], L->w, (size_t)L->out_c, L->kw, L->wvalid, m->p01[FAULT_WEIGHTS][l],
+                        m->p10[FAULT_WEIGHTS][l], seed, fault_key(repeat, FAULT_WEIGHTS, l), c->seen, &a, &b);
+        c->flips01[FAULT_WEIGHTS] += a, c->flips10[FAULT_WEIGHTS] += b;
+        if (L->last) continue;
+        double t01 = m->p01[FAULT_THRESHOLDS][l], t10 = m->p10[FAULT_THRESHOLDS][l];
+        if (t01 > 0.0 || t10 > 0.0) {
+            /* One row per threshold: its two's-complement bits in the low 32 bits of a word. */
+            uint64_t *tmp = bn_malloc(sizeof(uint64_t) * 2 * (size_t)L->out_c); /* (out_c) source, (out_c) seen */
+            for (int i = 0; i < L->out_c; i++) tmp[i] = (uint32_t)L->thr[i];
+            fault_draw_mask(c->tmask[l], tmp, (size_t)L->out_c, 1, &low32, t01, t10, seed,
+                            fault_key(repeat, FAULT_THRESHOLDS, l), tmp + L->out_c, &a, &b);
+            free(tmp);
+            c->flips01[FAULT_THRESHOLDS] += a, c->flips10[FAULT_THRESHOLDS] += b;
+        } else {
+            memset(c->tmask[l], 0, sizeof(uint64_t) * (size_t)L->out_c);
+        }
+    }
+    c->draw_seconds = omp_get_wtime() - t0;
+}
+
+void fault_ctx_apply(fault_ctx *c) {
+    for (int l = 0; l < c->clean.n_layers; l++) {
+        const packed_layer *C = &c->clean.layers[l];
+        packed_layer *W = &c->work.layers[l];
+        size_t words = (size_t)C->out_c * C->kw;
+        const uint64_t *m = c->wmask[l];
+        int differs = 0, had = 0;
+        for (size_t i = 0; i < words; i++) {
+            uint64_t v = C->w[i] ^ m[i];
+            had |= W->w[i] != C->w[i];
+            differs |= v != C->w[i];
+            W->w[i] = v;
+        }
+        if (differs || had) packed_layer_sync(W);
+        if (!C->last)
+            for (int i = 0; i < C->out_c; i++) W->thr[i] = (int32_t)((uint32_t)C->thr[i] ^ (uint32_t)c->tmask[l][i]);
+    }
+}
+
+void fault_apply_to_net(const fault_ctx *c, net *n) {
+    for (int l = 0; l < c->clean.n_layers; l++) {
+        const packed_layer *L = &c->clean.layers[l];
+        net_layer *N = &n->layers[l];
+        BN_ASSERT(N->fan_in == L->fan_in && N->out_c == L->out_c);
+        for (int o = 0; o < L->out_c; o++) {
+            const uint64_t *m = c->wmask[l] + (size_t)o * L->kw;
+            for (int j = 0; j < L->kw; j++) {
+                uint64_t bits = m[j];
+                while (bits) {
+                    int b = __builtin_ctzll(bits);
+                    bits &= bits - 1;
+                    int i; /* the float path's fan_in index of (word j, bit b) */
+                    if (L->first) i = j * 64 + b;
+                    else i = (j / L->in_cw) * L->in_c + (j % L->in_cw) * 64 + b;
+                    BN_ASSERT(i < L->fan_in);
+                    float *w = &N->w[(size_t)o * N->fan_in + i];
+                    *w = *w == 0.0f ? 1e-30f : -*w;
+                }
+            }
+        }
+    }
+}
+
+/* ---- Evaluation ---- */
+
+/* Activation-flip state of one thread for one image. */
+typedef struct {
+    const fault_model *m;
+    uint64_t seed;
+    uint64_t key_base;  /* 2^63 | repeat << 36 | image << 8 */
+    uint64_t *mask;     /* (max P * out_cw) */
+    uint64_t *seen;     /* (max P * out_cw) */
+    const uint64_t *const *avalid; /* per layer: (out_cw) valid output bits */
+} fault_act;
+
+static void fault_act_hook(void *user, int l, const packed_layer *L, uint64_t *bits, int P) {
+    fault_act *a = user;
+    double p01 = a->m->p01[FAULT_ACTIVATIONS][l], p10 = a->m->p10[FAULT_ACTIVATIONS][l];
+    if (!(p01 > 0.0 || p10 > 0.0)) return;
+    size_t words = (size_t)P * L->out_cw;
+    fault_draw_mask(a->mask, bits, (size_t)P, L->out_cw, a->avalid[l], p01, p10, a->seed, a->key_base | (uint64_t)l,
+                    a->seen, NULL, NULL);
+    for (size_t i = 0; i < words; i++) bits[i] ^= a->mask[i];
+}
+
+void fault_ctx_predict(fault_ctx *c, const fault_model *m, uint64_t seed, int repeat, const dataset *d,
+                       int threads, int *pred) {
+    const packed_net *p = &c->work;
+    if (!fault_model_has(m, FAULT_ACTIVATIONS, p->n_layers - 1)) {
+        packed_predict_threads(p, pred, d->pixels, d->n, threads);
+        return;
+    }
+    uint64_t *avalid[NET_MAX_LAYERS] = {0};
+    size_t maxw = 1;
+    for (int l = 0; l < p->n_layers - 1; l++) {
+        const packed_layer *L = &p->layers[l];
+        avalid[l] = bn_calloc((size_t)L->out_cw, sizeof(uint64_t));
+        for (int i = 0; i < L->out_c; i++) avalid[l][i / 64] |= (uint64_t)1 << (i % 64);
+        size_t w = (size_t)L->out_h * L->out_w * L->out_cw;
+        if (w > maxw) maxw = w;
+    }
+    size_t img_bytes = (size_t)d->h * d->w * d->c;
+    int nt = threads > 0 ? threads : omp_get_max_threads();
+#pragma omp parallel num_threads(nt)
+    {
+        margin_scratch s;
+        margin_scratch_init(&s, p);
+        fault_act a = {m, seed, 0, bn_malloc(sizeof(uint64_t) * maxw), bn_malloc(sizeof(uint64_t) * maxw),
+                       (const uint64_t *const *)avalid};
+        int32_t *z = bn_malloc(sizeof(int32_t) * (size_t)p->classes);
+#pragma omp for schedule(dynamic, 32)
+        for (int i = 0; i < d->n; i++) {
+            a.key_base = (uint64_t)1 << 63 | (uint64_t)repeat << 36 | (uint64_t)i << 8;
+            margin_trace(p, &s, d->pixels + (size_t)i * img_bytes, NULL, fault_act_hook, &a, z);
+            int best = 0;
+            for (int k = 1; k < p->classes; k++)
+                if (p->scale * (float)z[k] > p->scale * (float)z[best]) best = k;
+            pred[i] = best;
+        }
+        free(z), free(a.mask), free(a.seen);
+        margin_scratch_free(&s);
+    }
+    for (int l = 0; l < NET_MAX_LAYERS; l++) free(avalid[l]);
+}
+
+double fault_t975(int df) {
+    static const double t[31] = {0,      12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                                 2.201,  2.179,  2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080,
+                                 2.074,  2.069,  2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+    BN_ASSERT(df >= 1);
+    if (df <= 30) return t[df];
+    double z = 1.959963985, v = df; /* Cornish-Fisher expansion */
+    return z + (z * z * z + z) / (4 * v) + (5 * pow(z, 5) + 16 * z * z * z + 3 * z) / (96 * v * v);
+}
+
+void fault_stats_of(const double *acc, int R, fault_stats *s) {
+    memset(s, 0, sizeof *s);
+    s->repeats = R;
+    if (R <= 0) return;
+    double sum = 0, mn = acc[0], mx = acc[0];
+    for (int r = 0; r < R; r++) {
+        sum += acc[r];
+        if (acc[r] < mn) mn = acc[r];
+        if (acc[r] > mx) mx = acc[r];
+    }
+    s->mean = sum / R, s->min = mn, s->max = mx;
+    double ss = 0;
+    for (int r = 0; r < R; r++) ss += (acc[r] - s->mean) * (acc[r] - s->mean);
+    s->sd = R > 1 ? sqrt(ss / (R - 1)) : 0.0;
+    double h = R > 1 ? fault_t975(R - 1) * s->sd / sqrt((double)R) : 0.0;
+    s->ci_lo = s->mean - h, s->ci_hi = s->mean + h;
+}
+
+int fault_ctx_evaluate(fault_ctx *c, const dataset *d, const fault_model *m, int repeats, uint64_t seed,
+                       int threads, fault_stats *out, double *acc) {
+    memset(out, 0, sizeof *out);
+    if (repeats < 1) return bn_error(BN_EARG, "fault: repeats must be >= 1 (got %d)", repeats);
+    if (d->h != c->clean.in_h || d->w != c->clean.in_w || d->c != c->clean.in_c)
+        return bn_error(BN_EARG, "fault: data images are %dx%dx%d, the network expects %dx%dx%d", d->h, d->w, d->c,
+                        c->clean.in_h, c->clean.in_w, c->clean.in_c);
+    int rc = fault_model_check(m);
+    if (rc) return rc;
+    double *a = bn_malloc(sizeof(double) * (size_t)repeats);
+    int *pred = bn_malloc(sizeof(int) * (size_t)(d->n > 0 ? d->n : 1));
+    double flips = 0;
+    for (int r = 0; r < repeats; r++) {
+        fault_ctx_draw(c, m, seed, r);
+        fault_ctx_apply(c);
+        fault_ctx_predict(c, m, seed, r, d, threads, pred);
+        long correct = 0;
+        for (int i = 0; i < d->n; i++) correct += pred[i] == d->labels[i];
+        a[r] = d->n ? (double)correct / d->n : 0.0;
+        for (int t = 0; t < FAULT_TARGETS; t++) flips += (double)(c->flips01[t] + c->flips10[t]);
+    }
+    fault_stats_of(a, repeats, out);
+    out->flips = flips / repeats;
+    if (acc) memcpy(acc, a, sizeof(double) * (size_t)repeats);
+    free(a), free(pred);
+    return BN_OK;
+}
+
+int fault_evaluate(const net *n, const dataset *d, const fault_model *m, int repeats, uint64_t seed,
+                   int threads, fault_stats *out, double *acc) {
+    fault_ctx c;
+    int rc = fault_ctx_create(&c, n);
+    if (rc) return rc;
+    rc = fault_ctx_evaluate(&c, d, m, repeats, seed, threads, out, acc);
+    fault_ctx_free(&c);
+    return rc;
+}

@@ -1,0 +1,115 @@
+/*
+** Bit-error tolerance without fault injection: the neuron-level metric of
+** Buschjaeger et al., "Towards Explainable Bit Error Tolerance of
+** Resistive RAM-Based Binarized Neural Networks" (arXiv 2002.00909, eqs. 2-6),
+** and the output-layer margin, both measured exactly on the packed network.
+**
+** Local tolerance (eq. 2). For hidden neuron n of layer l at output position
+** q (after max-pooling) with integer accumulator a and folded threshold T
+** (the neuron's bit is (a >= T) ^ inv, engine/packed.h), eta is the number of
+** weight flips the neuron tolerates for certain:
+**
+**     a >= T:  eta = floor((a - T) / step)          (a - step*m >= T for m <= eta)
+**     a <  T:  eta = ceil((T - a) / step) - 1       (a + step*m <  T for m <= eta)
+**
+** where step is the largest change of a one weight flip can make: 2 for
+** layers with +-1 inputs (a flip changes one summand from +x to -x), and
+** 2*255 for the first layer, whose inputs are 8-bit pixels (the paper's eq. 6
+** scales the first layer because its inputs lie in [0, 1] instead of {-1, 1};
+** its formula is lost in the text we have, so this is our reconstruction:
+** the paper's unit is the pixel value p/255, we count in raw pixels, so its
+** per-flip change 2 becomes 2*255). Max-pooling keeps the bound: a flip moves
+** every accumulator of the pool window by at most step, hence their maximum
+** too. A neuron with a constant output (T = INT32_MIN or INT32_MAX, or
+** eta > fan_in) tolerates every flip of its fan_in weights; eta is capped at
+** fan_in.
+**
+** Theorem 1: if eta >= m at every position, flipping any m weights of the
+** neuron leaves its output unchanged (tests/test_margin.c checks this, and
+** that m = eta + 1 chosen adversarially can change it).
+**
+** Neuron tolerance (eq. 3): the minimum of eta over the positions of the
+** neuron's feature map for one input. Network tolerance (eqs. 4, 5): the mean
+** of the neuron tolerance over all hidden neurons and over the data set. We
+** also report the mean per hidden layer.
+**
+** Output margin: for an image with label y and logits z = s * acc, the
+** number of output-weight flips (each moves one logit by 2|s|) between the
+** prediction and a wrong class: (z_y - max_{c != y} z_c) / (2 |s|), negative
+** when the image is misclassified; reported as its mean over the data set.
+**
+** Every quantity is an integer sum, so results do not depend on the thread
+** count.
+*/
+#ifndef BNAS_MARGIN_H
+#define BNAS_MARGIN_H
+
+#include <stdint.h>
+
+#include "engine/data.h"
+#include "engine/net.h"
+#include "engine/packed.h"
+
+/* Step of one weight flip in accumulator units: 2*255 for the first layer, 2 otherwise. */
+static inline int32_t margin_step(const packed_layer *L) { return L->first ? 2 * 255 : 2; }
+
+/* Local tolerance eta of an accumulator a against threshold T of a neuron of
+   L (see the file comment); in [0, fan_in]. */
+static inline int32_t margin_local(const packed_layer *L, int32_t a, int32_t T) {
+    if (T == INT32_MIN || T == INT32_MAX) return L->fan_in;
+    int64_t d = (int64_t)a - T, s = margin_step(L), eta = d >= 0 ? d / s : (-d - 1) / s;
+    return eta > L->fan_in ? L->fan_in : (int32_t)eta;
+}
+
+/* Result of margin_measure. */
+typedef struct {
+    int n_images;                 /* images measured */
+    int n_hidden;                 /* hidden layers (n_layers - 1) */
+    double mean;                  /* eq. 5: mean neuron tolerance over images and all hidden neurons */
+    double layer[NET_MAX_LAYERS]; /* mean neuron tolerance of hidden layer l, l < n_hidden */
+    double output;                /* mean output margin in flips, (z_y - max_{c!=y} z_c) / (2|s|) */
+    double accuracy;              /* clean accuracy of the same pass */
+} margin_result;
+
+/* Measures the metrics of p on d with `threads` OpenMP threads (0: default).
+   Returns BN_OK, or BN_EARG if d's image shape does not match p. */
+int margin_measure_packed(const packed_net *p, const dataset *d, int threads, margin_result *out);
+
+/* margin_measure_packed of the packed form of n. Returns BN_OK or the error
+   of packed_from_net / margin_measure_packed. */
+int margin_measure(const net *n, const dataset *d, int threads, margin_result *out);
+
+/* ---- One-image forward pass that exposes every layer (used by the metric,
+   by activation fault injection in engine/fault.c, and by the tests). ---- */
+
+/* Called for hidden layer l of one image with its accumulators after pooling:
+   acc is (P, L->np), P = out_h * out_w positions (1 for dense layers). The
+   callee may read them; modifying them changes the layer's output. */
+typedef void (*margin_acc_hook)(void *user, int l, const packed_layer *L, int32_t *acc, int P);
+
+/* Called for hidden layer l of one image with its output bits (P, L->out_cw)
+   words after thresholding; the callee may modify them (e.g. flip bits; keep
+   padding bits 0). */
+typedef void (*margin_bits_hook)(void *user, int l, const packed_layer *L, uint64_t *bits, int P);
+
+/* Per-thread buffers of margin_trace. */
+typedef struct {
+    uint64_t *act[2]; /* ping-pong activations, act_words each */
+    int32_t *acc;     /* (max positions before pooling, np) accumulators */
+    int32_t *pooled;  /* (max positions after pooling, np) */
+    uint8_t *xb;      /* first-layer byte rows */
+    size_t act_words; /* words of act[i] */
+} margin_scratch;
+
+void margin_scratch_init(margin_scratch *s, const packed_net *p);
+void margin_scratch_free(margin_scratch *s);
+
+/* Forward pass of one image img (H, W, C) through p with the active packed
+   kernels, calling the hooks (either may be NULL) for every hidden layer;
+   writes the classifier accumulators acc_out (classes) (logits are
+   p->scale * acc_out). Gives exactly packed_logits' result when the hooks
+   change nothing. */
+void margin_trace(const packed_net *p, margin_scratch *s, const uint8_t *img, margin_acc_hook ah,
+                  margin_bits_hook bh, void *user, int32_t *acc_out);
+
+#endif /* BNAS_MARGIN_H */
