@@ -50,7 +50,7 @@ void im2col3x3(float *col, const float *x, int B, int H, int W, int C) {
     }
 }
 
-void col2im3x3_add(float *dx, const float *dcol, int B, int H, int W, int C) {
+void col2im3x3(float *dx, const float *dcol, int B, int H, int W, int C) {
     int K = 9 * C;
     /* Each thread owns whole output pixels and gathers from the 9 rows that
        read them, so there are no write conflicts and the order is fixed. */
@@ -59,6 +59,7 @@ void col2im3x3_add(float *dx, const float *dcol, int B, int H, int W, int C) {
     for (int64_t p = 0; p < pixels; p++) {
         int b = (int)(p / (H * W)), y = (int)(p / W % H), xx = (int)(p % W);
         float *d = dx + p * C;
+        memset(d, 0, sizeof(float) * (size_t)C);
         for (int ky = 0; ky < 3; ky++) {
             int oy = y - ky + 1;
             if (oy < 0 || oy >= H) continue;
@@ -89,9 +90,9 @@ void matmul_backward(float *dx, float *dw, const float *dout, const float *x, co
                      int M, int K, int N) {
     /* dw (N, K) += dout^T (N, M) . x (M, K) */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dout, N, x, K, 1.0f, dw, K);
-    /* dx (M, K) += dout (M, N) . w (N, K) */
+    /* dx (M, K) = dout (M, N) . w (N, K) */
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, N, w, K, 1.0f,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, N, w, K, 0.0f,
                     dx, K);
 }
 
@@ -119,6 +120,84 @@ void maxpool2_backward(float *dx, const float *dout, const int32_t *idx, int n_o
     /* Windows do not overlap, so every input receives at most one gradient. */
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n_out; i++) dx[idx[i]] += dout[i];
+}
+
+/* Input patch (9*C values, (ky, kx, c) order, zeros outside) of pixel (y, x) of image b. */
+static void patch3x3(float *patch, const float *x, int b, int y, int xx, int H, int W, int C) {
+    for (int ky = 0; ky < 3; ky++)
+        for (int kx = 0; kx < 3; kx++) {
+            int iy = y + ky - 1, ix = xx + kx - 1;
+            float *dst = patch + (ky * 3 + kx) * C;
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                for (int c = 0; c < C; c++) dst[c] = 0.0f;
+            else
+                for (int c = 0; c < C; c++) dst[c] = x[((int64_t)(b * H + iy) * W + ix) * C + c];
+        }
+}
+
+void conv3x3_pool2_forward(float *out, int32_t *idx, const float *x, const float *wt, int B, int H,
+                           int W, int C, int OC) {
+    int OH = H / 2, OW = W / 2, K = 9 * C;
+    int64_t opix = (int64_t)B * OH * OW;
+#pragma omp parallel
+    {
+        float *patch = bn_malloc(sizeof(float) * (size_t)K);
+        float *acc = bn_malloc(sizeof(float) * (size_t)OC);
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < opix; p++) {
+            int b = (int)(p / (OH * OW)), oy = (int)(p / OW % OH), ox = (int)(p % OW);
+            float *o = out + p * OC;
+            int32_t *oi = idx + p * OC;
+            for (int q = 0; q < 4; q++) { /* window positions in maxpool2_forward's order */
+                int y = 2 * oy + q / 2, xx = 2 * ox + q % 2;
+                patch3x3(patch, x, b, y, xx, H, W, C);
+                for (int oc = 0; oc < OC; oc++) acc[oc] = 0.0f;
+                for (int k = 0; k < K; k++) {
+                    float v = patch[k];
+                    const float *w = wt + (int64_t)k * OC;
+                    for (int oc = 0; oc < OC; oc++) acc[oc] += v * w[oc];
+                }
+                int32_t base = (int32_t)(((int64_t)(b * H + y) * W + xx) * OC);
+                for (int oc = 0; oc < OC; oc++)
+                    if (q == 0 || acc[oc] > o[oc]) o[oc] = acc[oc], oi[oc] = base + oc;
+            }
+        }
+        free(patch), free(acc);
+    }
+}
+
+void conv3x3_pool2_backward(float *dw, const float *dout, const int32_t *idx, const float *x, int B,
+                            int H, int W, int C, int OC) {
+    int OH = H / 2, OW = W / 2, K = 9 * C;
+    int64_t opix = (int64_t)B * OH * OW;
+    /* Partial sums per fixed block of pooled pixels, combined in block order. */
+    float *part = bn_calloc((size_t)RED_BLOCKS * OC * K, sizeof(float));
+#pragma omp parallel
+    {
+        float *patch = bn_malloc(sizeof(float) * 4 * (size_t)K); /* the 4 window positions */
+#pragma omp for schedule(static)
+        for (int blk = 0; blk < RED_BLOCKS; blk++) {
+            float *d = part + (int64_t)blk * OC * K;
+            int64_t p0 = opix * blk / RED_BLOCKS, p1 = opix * (blk + 1) / RED_BLOCKS;
+            for (int64_t p = p0; p < p1; p++) {
+                int b = (int)(p / (OH * OW)), oy = (int)(p / OW % OH), ox = (int)(p % OW);
+                for (int q = 0; q < 4; q++) patch3x3(patch + q * K, x, b, 2 * oy + q / 2, 2 * ox + q % 2, H, W, C);
+                for (int oc = 0; oc < OC; oc++) {
+                    float g = dout[p * OC + oc];
+                    if (g == 0.0f) continue;
+                    int32_t pix = idx[p * OC + oc] / OC;
+                    int q = (pix / W % H - 2 * oy) * 2 + (pix % W - 2 * ox);
+                    const float *pt = patch + q * K;
+                    float *row = d + (int64_t)oc * K;
+                    for (int k = 0; k < K; k++) row[k] += g * pt[k];
+                }
+            }
+        }
+        free(patch);
+    }
+    for (int blk = 0; blk < RED_BLOCKS; blk++)
+        for (int64_t i = 0; i < (int64_t)OC * K; i++) dw[i] += part[(int64_t)blk * OC * K + i];
+    free(part);
 }
 
 /* Per-channel sums of f(x) over M rows in RED_BLOCKS fixed blocks. */

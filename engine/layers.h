@@ -18,8 +18,9 @@ void im2col3x3(float *col, const float *x, int B, int H, int W, int C);
 /* Reference twin of im2col3x3 (plain loops). */
 void im2col3x3_ref(float *col, const float *x, int B, int H, int W, int C);
 
-/* Adds the columns back: dx (B, H, W, C) += col2im(dcol (B*H*W, 9*C)). */
-void col2im3x3_add(float *dx, const float *dcol, int B, int H, int W, int C);
+/* The adjoint of im2col3x3: writes dx (B, H, W, C) = col2im(dcol (B*H*W, 9*C)),
+   each input summing the columns that read it. */
+void col2im3x3(float *dx, const float *dcol, int B, int H, int W, int C);
 
 /* Writes out (M, N) = x (M, K) . w (N, K)^T. */
 void matmul_forward(float *out, const float *x, const float *w, int M, int K, int N);
@@ -27,7 +28,7 @@ void matmul_forward(float *out, const float *x, const float *w, int M, int K, in
 void matmul_forward_ref(float *out, const float *x, const float *w, int M, int K, int N);
 
 /* Backward of matmul_forward: dw (N, K) += dout^T . x and, if dx is not NULL,
-   dx (M, K) += dout (M, N) . w (N, K). */
+   writes dx (M, K) = dout (M, N) . w (N, K). */
 void matmul_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
                      int M, int K, int N);
 
@@ -36,6 +37,20 @@ void matmul_backward(float *dx, float *dw, const float *dout, const float *x, co
 void maxpool2_forward(float *out, int32_t *idx, const float *x, int B, int H, int W, int C);
 /* dx (B, H, W, C) += scatter of dout (B, H/2, W/2, C) to the maxima. */
 void maxpool2_backward(float *dx, const float *dout, const int32_t *idx, int n_out);
+
+/* A 3x3 convolution fused with the 2x2 max-pool that follows it, for inputs
+   with few channels (the first layer): writes out and idx (B, H/2, W/2, OC)
+   exactly as im2col3x3 + matmul_forward + maxpool2_forward would, idx being
+   the flat index into the (B, H, W, OC) convolution output. wt is the weight
+   matrix transposed: (9*C, OC). Equal results need exact sums, which holds for
+   integer inputs (pixels, +-1) below 2^24. */
+void conv3x3_pool2_forward(float *out, int32_t *idx, const float *x, const float *wt, int B, int H,
+                           int W, int C, int OC);
+
+/* Weight gradient of conv3x3_pool2_forward: dw (OC, 9*C) += for every pooled
+   output, dout times the input patch of the position that won the pool. */
+void conv3x3_pool2_backward(float *dw, const float *dout, const int32_t *idx, const float *x, int B,
+                            int H, int W, int C, int OC);
 
 /* Batch norm over M rows of C channels with the batch statistics:
    out = gamma * xhat + beta, xhat = (x - mean) * invstd. Writes out, xhat

@@ -134,7 +134,8 @@ int packed_from_net(packed_net *p, const net *n) {
             L->kw = 9 * L->in_cw;
         else
             L->kw = L->in_h * L->in_w * L->in_cw;
-        L->k4 = (L->fan_in + 3) / 4 * 4;
+        /* dense first layers: whole 64-byte steps (the AMX kernel's K step); conv: dwords */
+        L->k4 = L->kind == NET_FC ? (L->fan_in + 63) / 64 * 64 : (L->fan_in + 3) / 4 * 4;
         L->w = bn_calloc((size_t)L->out_c * L->kw, sizeof(uint64_t));
         L->wvalid = bn_calloc((size_t)L->kw, sizeof(uint64_t));
         for (int i = 0; i < L->fan_in; i++) {
@@ -149,8 +150,9 @@ int packed_from_net(packed_net *p, const net *n) {
                     packed_weight_pos(L, i, &word, &bit);
                     L->w[(size_t)o * L->kw + word] |= (uint64_t)1 << bit;
                 }
-        if (L->first)
+        if (L->first) {
             L->w8 = bn_aligned_alloc((size_t)L->np * L->k4);
+        }
         else
             L->wi = bn_aligned_alloc(sizeof(uint64_t) * (size_t)L->np * L->kw);
         packed_layer_sync(L);
@@ -175,6 +177,69 @@ int packed_from_net(packed_net *p, const net *n) {
 fail:
     packed_free(p);
     return rc;
+}
+
+int packed_copy(packed_net *dst, const packed_net *src) {
+    *dst = *src;
+    for (int l = 0; l < src->n_layers; l++) {
+        const packed_layer *S = &src->layers[l];
+        packed_layer *D = &dst->layers[l];
+        size_t nw = (size_t)S->out_c * S->kw;
+        D->w = bn_malloc(sizeof(uint64_t) * (nw ? nw : 1));
+        memcpy(D->w, S->w, sizeof(uint64_t) * nw);
+        D->wvalid = bn_malloc(sizeof(uint64_t) * (size_t)S->kw);
+        memcpy(D->wvalid, S->wvalid, sizeof(uint64_t) * (size_t)S->kw);
+        D->wi = NULL, D->w8 = NULL, D->thr = NULL, D->inv = NULL;
+        if (S->wi) D->wi = bn_aligned_alloc(sizeof(uint64_t) * (size_t)S->np * S->kw);
+        if (S->w8) D->w8 = bn_aligned_alloc((size_t)S->np * S->k4);
+        packed_layer_sync(D);
+        if (S->thr) {
+            D->thr = bn_aligned_alloc(sizeof(int32_t) * (size_t)S->np);
+            memcpy(D->thr, S->thr, sizeof(int32_t) * (size_t)S->np);
+            D->inv = bn_malloc(sizeof(uint64_t) * (size_t)((S->np + 63) / 64));
+            memcpy(D->inv, S->inv, sizeof(uint64_t) * (size_t)((S->np + 63) / 64));
+        }
+    }
+    return BN_OK;
+}
+
+/* Sets bits of a Bernoulli(prob) mask over the nbits bit positions into mask
+   (words, zeroed by the caller): the gaps between set bits are geometric. */
+static void packed_bernoulli_mask(uint64_t *mask, int64_t nbits, double prob, pcg32 *rng) {
+    if (prob <= 0.0) return;
+    if (prob >= 1.0) {
+        for (int64_t i = 0; i < nbits; i++) mask[i / 64] |= (uint64_t)1 << (i % 64);
+        return;
+    }
+    double lq = log1p(-prob);
+    int64_t i = -1;
+    for (;;) {
+        double u = 1.0 - pcg32_double(rng); /* (0, 1] */
+        double gap = floor(log(u) / lq);    /* failures before the next success */
+        if (gap >= (double)(nbits - i)) break;
+        i += (int64_t)gap + 1;
+        if (i >= nbits) break;
+        mask[i / 64] |= (uint64_t)1 << (i % 64);
+    }
+}
+
+int64_t packed_flip_weights(packed_net *p, int l, double p01, double p10, pcg32 *rng) {
+    BN_ASSERT(l >= 0 && l < p->n_layers);
+    packed_layer *L = &p->layers[l];
+    size_t nw = (size_t)L->out_c * L->kw;
+    uint64_t *m01 = bn_calloc(nw ? nw : 1, sizeof(uint64_t)), *m10 = bn_calloc(nw ? nw : 1, sizeof(uint64_t));
+    packed_bernoulli_mask(m01, (int64_t)nw * 64, p01, rng);
+    packed_bernoulli_mask(m10, (int64_t)nw * 64, p10, rng);
+    int64_t flips = 0;
+    for (size_t i = 0; i < nw; i++) {
+        uint64_t w = L->w[i], valid = L->wvalid[i % L->kw];
+        uint64_t f = ((m01[i] & ~w) | (m10[i] & w)) & valid;
+        L->w[i] = w ^ f;
+        flips += packed_popcount64(f);
+    }
+    free(m01), free(m10);
+    packed_layer_sync(L);
+    return flips;
 }
 
 /* ---- Reference kernels (canonical bits, plain loops) ---- */
@@ -252,17 +317,95 @@ void packed_thresh_ref(uint64_t *bits, int ldo, const int32_t *acc, const packed
         }
 }
 
+/* ---- Portable kernels: plain C on the derived layouts (no intrinsics) ---- */
+
+/* Popcount without a popcnt instruction (SWAR). */
+static int packed_popcount_swar(uint64_t x) {
+    x = x - ((x >> 1) & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+    return (int)((x * 0x0101010101010101ULL) >> 56);
+}
+
+static void packed_u8dense_portable(int32_t *acc, const uint8_t *x, int ldx, const packed_layer *L, int R) {
+    int kq = L->k4 / 4;
+    for (int r = 0; r < R; r++) {
+        const uint8_t *xr = x + (size_t)r * ldx;
+        for (int g = 0; g < L->np / 16; g++) {
+            int32_t s[16] = {0};
+            const int8_t *wg = L->w8 + (size_t)g * kq * 64;
+            for (int k = 0; k < kq; k++) {
+                int p0 = xr[4 * k], p1 = xr[4 * k + 1], p2 = xr[4 * k + 2], p3 = xr[4 * k + 3];
+                if ((p0 | p1 | p2 | p3) == 0) continue;
+                const int8_t *wk = wg + (size_t)k * 64;
+                for (int l = 0; l < 16; l++)
+                    s[l] += wk[4 * l] * p0 + wk[4 * l + 1] * p1 + wk[4 * l + 2] * p2 + wk[4 * l + 3] * p3;
+            }
+            memcpy(acc + (size_t)r * L->np + 16 * g, s, sizeof s);
+        }
+    }
+}
+
+static void packed_bdense_portable(int32_t *acc, const uint64_t *a, const packed_layer *L, int R) {
+    for (int r = 0; r < R; r++) {
+        const uint64_t *ar = a + (size_t)r * L->kw;
+        for (int g = 0; g < L->np / 8; g++) {
+            int32_t s[8] = {0};
+            const uint64_t *wg = L->wi + (size_t)g * L->kw * 8;
+            for (int j = 0; j < L->kw; j++)
+                for (int l = 0; l < 8; l++) s[l] += packed_popcount_swar(ar[j] ^ wg[(size_t)j * 8 + l]);
+            for (int l = 0; l < 8; l++) {
+                int n = 8 * g + l;
+                acc[(size_t)r * L->np + n] = n < L->out_c ? L->fan_in - 2 * s[l] : 0;
+            }
+        }
+    }
+}
+
+static void packed_bconv_portable(int32_t *acc, const uint64_t *a, const packed_layer *L, int y0, int ny) {
+    int H = L->in_h, W = L->in_w, cw = L->in_cw, kw = L->kw;
+    for (int y = y0; y < y0 + ny; y++)
+        for (int x = 0; x < W; x++) {
+            int32_t *o = acc + ((size_t)(y - y0) * W + x) * L->np;
+            for (int g = 0; g < L->np / 8; g++) {
+                int32_t s[8] = {0};
+                int valid = 0;
+                const uint64_t *wg = L->wi + (size_t)g * kw * 8;
+                for (int t = 0; t < 9; t++) {
+                    int iy = y + t / 3 - 1, ix = x + t % 3 - 1;
+                    if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                    valid++;
+                    const uint64_t *pix = a + ((size_t)iy * W + ix) * cw;
+                    for (int j = 0; j < cw; j++)
+                        for (int l = 0; l < 8; l++)
+                            s[l] += packed_popcount_swar(pix[j] ^ wg[(size_t)(t * cw + j) * 8 + l]);
+                }
+                for (int l = 0; l < 8; l++) {
+                    int n = 8 * g + l;
+                    o[n] = n < L->out_c ? valid * L->in_c - 2 * s[l] : 0;
+                }
+            }
+        }
+}
+
 /* ---- Dispatch ---- */
 
+static const packed_kernels packed_ref_set = {
+    "ref", packed_u8dense_ref, packed_bdense_ref, packed_bconv_ref, packed_pool2_ref, packed_thresh_ref,
+};
+
 static const packed_kernels packed_portable = {
-    "portable", packed_u8dense_ref, packed_bdense_ref, packed_bconv_ref, packed_pool2_ref, packed_thresh_ref,
+    "portable", packed_u8dense_portable, packed_bdense_portable, packed_bconv_portable, packed_pool2_ref,
+    packed_thresh_ref,
 };
 
 const packed_kernels *packed_kernels_named(const char *name) {
     if (!name) return NULL;
+    if (!strcmp(name, "ref")) return &packed_ref_set;
     if (!strcmp(name, "portable")) return &packed_portable;
     if (!strcmp(name, "avx2")) return packed_kernels_avx2();
     if (!strcmp(name, "avx512")) return packed_kernels_avx512();
+    if (!strcmp(name, "amx")) return packed_kernels_amx();
     return NULL;
 }
 
@@ -272,6 +415,7 @@ static void packed_choose(void) {
     const packed_kernels *k = NULL;
     const char *env = getenv("BNAS_SIMD");
     if (env && *env) k = packed_kernels_named(env);
+    if (!k) k = packed_kernels_amx();
     if (!k) k = packed_kernels_avx512();
     if (!k) k = packed_kernels_avx2();
     if (!k) k = &packed_portable;
@@ -295,6 +439,7 @@ typedef struct {
     uint64_t *act[2]; /* (PACKED_BLOCK, max activation words per image) ping-pong activations */
     int32_t *acc;     /* accumulators: max of (PACKED_BLOCK, np) and (2, in_w, np) + pool row */
     uint8_t *xb;      /* first-layer byte rows: max of (PACKED_BLOCK, k4) and (in_w, k4) */
+    uint8_t *xp;      /* first-layer conv: zero-bordered image (in_h+2, in_w+2, in_c) + 4 */
     size_t act_words; /* words per image in act[i] */
 } packed_scratch;
 
@@ -304,7 +449,7 @@ static size_t packed_out_words(const packed_layer *L) {
 }
 
 static void packed_scratch_init(packed_scratch *s, const packed_net *p) {
-    size_t aw = 1, acc = 1, xb = 1;
+    size_t aw = 1, acc = 1, xb = 1, xp = 8;
     for (int l = 0; l < p->n_layers; l++) {
         const packed_layer *L = &p->layers[l];
         if (packed_out_words(L) > aw) aw = packed_out_words(L);
@@ -315,6 +460,8 @@ static void packed_scratch_init(packed_scratch *s, const packed_net *p) {
         if (L->first) {
             size_t rows = L->kind == NET_CONV ? (size_t)L->in_w : PACKED_BLOCK;
             if (rows * L->k4 > xb) xb = rows * L->k4;
+            size_t pad = (size_t)(L->in_h + 2) * (L->in_w + 2) * L->in_c + 8;
+            if (L->kind == NET_CONV && pad > xp) xp = pad;
         }
     }
     s->act_words = aw;
@@ -322,23 +469,38 @@ static void packed_scratch_init(packed_scratch *s, const packed_net *p) {
     s->act[1] = bn_aligned_alloc(sizeof(uint64_t) * aw * PACKED_BLOCK);
     s->acc = bn_aligned_alloc(sizeof(int32_t) * acc);
     s->xb = bn_aligned_alloc(xb);
+    s->xp = bn_aligned_alloc(xp);
 }
 
 static void packed_scratch_free(packed_scratch *s) {
-    free(s->act[0]), free(s->act[1]), free(s->acc), free(s->xb);
+    free(s->act[0]), free(s->act[1]), free(s->acc), free(s->xb), free(s->xp);
+}
+
+/* Zero-bordered copy of a first-layer conv input: xp (in_h+2, in_w+2, C), plus
+   4 spare bytes. */
+static void packed_pad_u8(uint8_t *xp, const uint8_t *img, const packed_layer *L) {
+    int H = L->in_h, W = L->in_w, C = L->in_c;
+    size_t prow = (size_t)(W + 2) * C;
+    memset(xp, 0, prow * (H + 2) + 4);
+    for (int y = 0; y < H; y++) memcpy(xp + (y + 1) * prow + C, img + (size_t)y * W * C, (size_t)W * C);
 }
 
 /* Byte rows of output row y of a first-layer conv: xb (in_w, k4), (ky, kx, c)
-   order, zeros outside the image and in the padding. */
-static void packed_im2col_u8(uint8_t *xb, const uint8_t *img, const packed_layer *L, int y) {
-    int H = L->in_h, W = L->in_w, C = L->in_c;
-    memset(xb, 0, (size_t)W * L->k4);
+   order, from the padded image xp; zeros outside the image and in the padding. */
+static void packed_im2col_u8(uint8_t *xb, const uint8_t *xp, const packed_layer *L, int y) {
+    int W = L->in_w, C = L->in_c, K = L->k4;
+    size_t prow = (size_t)(W + 2) * C;
     for (int x = 0; x < W; x++) {
-        uint8_t *row = xb + (size_t)x * L->k4;
-        for (int t = 0; t < 9; t++) {
-            int iy = y + t / 3 - 1, ix = x + t % 3 - 1;
-            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-            memcpy(row + t * C, img + ((size_t)iy * W + ix) * C, (size_t)C);
+        uint8_t *row = xb + (size_t)x * K;
+        const uint8_t *src = xp + (size_t)y * prow + (size_t)x * C;
+        if (C == 1) { /* 4-byte copies; each one's 4th byte is overwritten by the next */
+            memcpy(row, src, 4);
+            memcpy(row + 3, src + prow, 4);
+            memcpy(row + 6, src + 2 * prow, 4);
+            for (int i = 9; i < K; i++) row[i] = 0;
+        } else {
+            for (int ky = 0; ky < 3; ky++) memcpy(row + ky * 3 * C, src + ky * prow, (size_t)3 * C);
+            for (int i = 9 * C; i < K; i++) row[i] = 0;
         }
     }
 }
@@ -349,13 +511,14 @@ static void packed_conv_image(const packed_kernels *k, const packed_layer *L, pa
                               uint64_t *out, const uint64_t *in, const uint8_t *img) {
     int W = L->in_w;
     size_t row = (size_t)W * L->np;
+    if (L->first) packed_pad_u8(s->xp, img, L);
     if (L->pool) {
         int32_t *a0 = s->acc, *a1 = s->acc + row, *po = s->acc + 2 * row;
         for (int oy = 0; oy < L->out_h; oy++) {
             if (L->first) {
-                packed_im2col_u8(s->xb, img, L, 2 * oy);
+                packed_im2col_u8(s->xb, s->xp, L, 2 * oy);
                 k->u8dense(a0, s->xb, L->k4, L, W);
-                packed_im2col_u8(s->xb, img, L, 2 * oy + 1);
+                packed_im2col_u8(s->xb, s->xp, L, 2 * oy + 1);
                 k->u8dense(a1, s->xb, L->k4, L, W);
             } else {
                 k->bconv(a0, in, L, 2 * oy, 2);
@@ -366,7 +529,7 @@ static void packed_conv_image(const packed_kernels *k, const packed_layer *L, pa
     } else {
         for (int y = 0; y < L->out_h; y++) {
             if (L->first) {
-                packed_im2col_u8(s->xb, img, L, y);
+                packed_im2col_u8(s->xb, s->xp, L, y);
                 k->u8dense(s->acc, s->xb, L->k4, L, W);
             } else {
                 k->bconv(s->acc, in, L, y, 1);

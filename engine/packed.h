@@ -27,9 +27,10 @@
 ** packed_layer_sync(); the fast path itself never looks at hooks.
 **
 ** Kernels: every kernel has a plain reference twin (_ref) that works on the
-** canonical bits; the fast variants (AVX-512 with VPOPCNTDQ and VNNI, AVX2)
-** are chosen at run time from the CPU, or forced with the environment
-** variable BNAS_SIMD=portable|avx2|avx512.
+** canonical bits; the fast variants (AVX-512 with VPOPCNTDQ and VNNI, AVX2,
+** and AMX-INT8 tiles for the first dense layer) are chosen at run time from
+** the CPU (else the portable plain-C set), or forced with the environment
+** variable BNAS_SIMD=ref|portable|avx2|avx512|amx.
 */
 #ifndef BNAS_PACKED_H
 #define BNAS_PACKED_H
@@ -39,7 +40,7 @@
 
 #include "engine/net.h"
 
-#define PACKED_BLOCK 8 /* images per block of the dense kernels */
+#define PACKED_BLOCK 32 /* images per block of the dense kernels */
 
 struct packed_kernels;
 
@@ -59,7 +60,8 @@ typedef struct {
                              first layer: ceil(fan_in/64), bit i = weight i of the (ky,kx,c) or (h,w,c) order;
                              conv: 9*in_cw (tap-major, taps (ky,kx));
                              dense: in_h*in_w*in_cw */
-    int k4;               /* first layer: fan_in rounded up to a multiple of 4 (bytes of a pixel row) */
+    int k4;               /* first layer: bytes of a pixel row, fan_in rounded up to a multiple of 64
+                             (dense) or of 4 (conv); the bytes after fan_in are 0 */
     uint64_t *w;          /* (out_c, kw) canonical weight bits */
     uint64_t *wvalid;     /* (kw) bits that are real weights in every row (the rest is padding) */
     uint64_t *wi;         /* hidden layers: (np/8, kw, 8) weights interleaved 8 neurons per word step; zero pad */
@@ -83,6 +85,17 @@ typedef struct {
 int packed_from_net(packed_net *p, const net *n);
 
 void packed_free(packed_net *p);
+
+/* Deep copy: dst gets its own allocations (for example to flip bits of a
+   copy while keeping the original). Returns BN_OK. */
+int packed_copy(packed_net *dst, const packed_net *src);
+
+/* Stored-weight bit errors of layer l (the seed authors' fault model): every
+   real weight bit stored as 0 (-1) becomes 1 with probability p01 and every
+   bit stored as 1 (+1) becomes 0 with probability p10, independently, drawn
+   from rng (geometric gaps, so the cost is in the number of flips). Syncs the
+   kernel layouts. Returns the number of flipped bits. */
+int64_t packed_flip_weights(packed_net *p, int l, double p01, double p10, pcg32 *rng);
 
 /* Rebuilds L's kernel layouts (wi or w8) from its canonical bits w. Call after
    changing w (for example flipping stored bits). */
@@ -133,7 +146,7 @@ double packed_bench_images_per_s(const packed_net *p, const uint8_t *x, int n, i
    thresh: bits (M, ldo words) from acc (M, np): bit n of row m = (acc >= T) ^ inv
    for n < out_c; words 0 .. out_cw-1 of each row are written, padding bits 0. */
 typedef struct packed_kernels {
-    const char *name; /* "portable", "avx2" or "avx512" */
+    const char *name; /* "ref", "portable", "avx2", "avx512" or "amx" */
     void (*u8dense)(int32_t *acc, const uint8_t *x, int ldx, const packed_layer *L, int R);
     void (*bdense)(int32_t *acc, const uint64_t *a, const packed_layer *L, int R);
     void (*bconv)(int32_t *acc, const uint64_t *a, const packed_layer *L, int y0, int ny);
@@ -147,8 +160,9 @@ void packed_bconv_ref(int32_t *acc, const uint64_t *a, const packed_layer *L, in
 void packed_pool2_ref(int32_t *out, const int32_t *acc0, const int32_t *acc1, int W, int np);
 void packed_thresh_ref(uint64_t *bits, int ldo, const int32_t *acc, const packed_layer *L, int M);
 
-/* The kernel set named name ("portable", "avx2", "avx512"), or NULL if the CPU
-   lacks it or the name is unknown. */
+/* The kernel set named name, or NULL if the CPU lacks it or the name is
+   unknown: "ref" (the _ref twins), "portable" (plain C on the derived layouts,
+   no intrinsics), "avx2", "avx512", "amx". */
 const packed_kernels *packed_kernels_named(const char *name);
 
 /* The kernel set in use: BNAS_SIMD if set and supported, else the best the CPU
@@ -161,5 +175,8 @@ const char *packed_simd_name(void);
 /* SIMD variants (engine/packed_simd.c); NULL where the compiler cannot build them. */
 const packed_kernels *packed_kernels_avx512(void);
 const packed_kernels *packed_kernels_avx2(void);
+/* avx512 with the first dense layer on AMX-INT8 tiles (tdpbusd); NULL without
+   AMX or if the kernel refuses the tile-data permission (arch_prctl). */
+const packed_kernels *packed_kernels_amx(void);
 
 #endif /* BNAS_PACKED_H */

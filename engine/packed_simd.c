@@ -7,18 +7,27 @@
 **
 **   avx512: AVX-512F/BW, VPOPCNTDQ (vpopcntq) and VNNI (vpdpbusd).
 **   avx2:   AVX2; popcount by nibble table (vpshufb) and vpsadbw.
+**   amx:    avx512, with the first dense layer on AMX-INT8 tiles (tdpbusd).
 **
 ** Layouts used here are the derived ones of packed_layer: wi (np/8, kw, 8),
 ** 8 neurons per 64-bit word step (one zmm = 8 neurons), and w8 (np/16, k4/4,
 ** 16, 4), 16 neurons times 4 bytes (one zmm, the vpdpbusd operand).
 */
+#define _GNU_SOURCE /* syscall() for the AMX permission request */
 #include "engine/packed.h"
+
+#include "engine/err.h"
 
 #include <stdint.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,avx512vnni")))
 #define AVX512_INLINE static inline __attribute__((always_inline)) AVX512_TARGET
@@ -33,41 +42,86 @@ static uint32_t simd_load_u32(const uint8_t *p) {
 
 /* ================================ AVX-512 ================================ */
 
-/* RR rows x NG groups of 16 neurons, vpdpbusd over k4/4 dword steps. Missing
-   rows (r >= rr) read zeros and are not stored. */
-AVX512_INLINE void u8dense512_block(int32_t *acc, const uint8_t *x, int ldx, const packed_layer *L,
-                                    int r0, int rr, int g0, int NG) {
-    enum { RR = 4 };
+
+/* 8 rows x NG groups of 16 neurons, vpdpbusd over the dword steps listed in
+   ks (steps where some row has a nonzero pixel; the others add nothing).
+   xr are the 8 row pointers (tail rows repeat a real row and are not stored).
+   add: add to the accumulators already in acc (later k chunks). */
+AVX512_INLINE void u8dense512_block(int32_t *acc, const uint8_t *const *xr, const uint16_t *ks, int nk,
+                                    const packed_layer *L, int r0, int rr, int g0, int NG, int add) {
     int kq = L->k4 / 4;
-    __m512i s[RR][4];
-    for (int r = 0; r < RR; r++)
-        for (int g = 0; g < 4; g++) s[r][g] = _mm512_setzero_si512();
     const int8_t *wb = L->w8 + (size_t)g0 * kq * 64;
-    const uint8_t *xr[RR];
-    for (int r = 0; r < RR; r++) xr[r] = x + (size_t)(r0 + (r < rr ? r : 0)) * ldx;
-    for (int k = 0; k < kq; k++) {
-        uint32_t d[RR];
-        for (int r = 0; r < RR; r++) d[r] = r < rr ? simd_load_u32(xr[r] + 4 * k) : 0;
-        if ((d[0] | d[1] | d[2] | d[3]) == 0) continue; /* all-zero pixels contribute nothing */
-        __m512i w[4];
-        for (int g = 0; g < NG; g++) w[g] = _mm512_load_si512((const void *)(wb + ((size_t)g * kq + k) * 64));
-        for (int r = 0; r < RR; r++) {
-            __m512i b = _mm512_set1_epi32((int)d[r]);
-            for (int g = 0; g < NG; g++) s[r][g] = _mm512_dpbusd_epi32(s[r][g], b, w[g]);
+    const uint8_t *x0 = xr[0], *x1 = xr[1], *x2 = xr[2], *x3 = xr[3], *x4 = xr[4], *x5 = xr[5], *x6 = xr[6], *x7 = xr[7];
+    /* Named accumulators (not an array): keeps GCC from copying them around the loop. */
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    __m512i b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0;
+    for (int i = 0; i < nk; i++) {
+        size_t k = ks[i];
+        __m512i w0 = _mm512_load_si512((const void *)(wb + k * 64));
+#define U8_ROW(av, xp)                                                           \
+    do {                                                                         \
+        __m512i bc = _mm512_set1_epi32((int)simd_load_u32(xp + 4 * k));          \
+        av = _mm512_dpbusd_epi32(av, bc, w0);                                    \
+    } while (0)
+        U8_ROW(a0, x0); U8_ROW(a1, x1); U8_ROW(a2, x2); U8_ROW(a3, x3);
+        U8_ROW(a4, x4); U8_ROW(a5, x5); U8_ROW(a6, x6); U8_ROW(a7, x7);
+        if (NG > 1) {
+            w0 = _mm512_load_si512((const void *)(wb + ((size_t)kq + k) * 64));
+            U8_ROW(b0, x0); U8_ROW(b1, x1); U8_ROW(b2, x2); U8_ROW(b3, x3);
+            U8_ROW(b4, x4); U8_ROW(b5, x5); U8_ROW(b6, x6); U8_ROW(b7, x7);
         }
+#undef U8_ROW
     }
+    __m512i sa[8] = {a0, a1, a2, a3, a4, a5, a6, a7}, sb[8] = {b0, b1, b2, b3, b4, b5, b6, b7};
     for (int r = 0; r < rr; r++)
-        for (int g = 0; g < NG; g++)
-            _mm512_storeu_si512((void *)(acc + (size_t)(r0 + r) * L->np + (g0 + g) * 16), s[r][g]);
+        for (int g = 0; g < NG; g++) {
+            int32_t *o = acc + (size_t)(r0 + r) * L->np + (g0 + g) * 16;
+            __m512i v = g ? sb[r] : sa[r];
+            if (add) v = _mm512_add_epi32(v, _mm512_loadu_si512((const void *)o));
+            _mm512_storeu_si512((void *)o, v);
+        }
+}
+
+/* Dword steps [k0, k0+n) where some of the rr rows has a nonzero pixel. */
+static int u8_nonzero_steps(uint16_t *ks, const uint8_t *const *xr, int rr, int k0, int n) {
+    int nk = 0;
+    for (int k = k0; k < k0 + n; k++) {
+        uint32_t any = 0;
+        for (int r = 0; r < rr; r++) any |= simd_load_u32(xr[r] + 4 * k);
+        ks[nk] = (uint16_t)k;
+        nk += any != 0;
+    }
+    return nk;
 }
 
 AVX512_TARGET static void u8dense_avx512(int32_t *acc, const uint8_t *x, int ldx, const packed_layer *L, int R) {
-    int G = L->np / 16;
-    for (int r0 = 0; r0 < R; r0 += 4) {
-        int rr = R - r0 < 4 ? R - r0 : 4;
-        int g = 0;
-        for (; g + 4 <= G; g += 4) u8dense512_block(acc, x, ldx, L, r0, rr, g, 4);
-        for (; g < G; g++) u8dense512_block(acc, x, ldx, L, r0, rr, g, 1);
+    enum { KCHUNK = 256, RB = 4 }; /* dword steps per pass; row blocks of 8 per pass */
+    int G = L->np / 16, kq = L->k4 / 4;
+    uint16_t ks[RB][KCHUNK];
+    int nk[RB];
+    const uint8_t *xr[RB][8];
+    for (int r0 = 0; r0 < R; r0 += 8 * RB) {
+        int nb = (R - r0 + 7) / 8 < RB ? (R - r0 + 7) / 8 : RB;
+        for (int k0 = 0; k0 < kq; k0 += KCHUNK) {
+            int n = kq - k0 < KCHUNK ? kq - k0 : KCHUNK;
+            for (int b = 0; b < nb; b++) {
+                int rb = r0 + 8 * b, rr = R - rb < 8 ? R - rb : 8;
+                for (int r = 0; r < 8; r++) xr[b][r] = x + (size_t)(rb + (r < rr ? r : rr - 1)) * ldx;
+                nk[b] = u8_nonzero_steps(ks[b], xr[b], rr, k0, n);
+            }
+            /* 32 neurons' weights of the chunk stay in L1 while the row blocks pass */
+            int g = 0;
+            for (; g + 2 <= G; g += 2)
+                for (int b = 0; b < nb; b++) {
+                    int rb = r0 + 8 * b, rr = R - rb < 8 ? R - rb : 8;
+                    u8dense512_block(acc, xr[b], ks[b], nk[b], L, rb, rr, g, 2, k0 > 0);
+                }
+            for (; g < G; g++)
+                for (int b = 0; b < nb; b++) {
+                    int rb = r0 + 8 * b, rr = R - rb < 8 ? R - rb : 8;
+                    u8dense512_block(acc, xr[b], ks[b], nk[b], L, rb, rr, g, 1, k0 > 0);
+                }
+        }
     }
 }
 
@@ -193,6 +247,124 @@ const packed_kernels *packed_kernels_avx512(void) {
         return &simd_avx512;
     return NULL;
 }
+
+/* ================================== AMX ================================== */
+
+/* Tile configuration, palette 1 (Intel SDM: 64 bytes). */
+typedef struct {
+    uint8_t palette;     /* 1 */
+    uint8_t start_row;   /* 0 */
+    uint8_t reserved[14];
+    uint16_t colsb[16];  /* bytes per row of each tile */
+    uint8_t rows[16];    /* rows of each tile */
+} amx_config;
+
+#define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,avx512vnni,amx-tile,amx-int8")))
+#define AMX_BARRIER() __asm__ volatile("" ::: "memory") /* the tile intrinsics do not declare their memory use */
+
+/* Loads A rows r0.. (up to 16, rr real) of 64-byte step s into tile T; tail
+   rows go through the zeroed buffer buf. */
+#define AMX_LOAD_A(T, r0, rr, s, buf)                                                              \
+    do {                                                                                           \
+        if ((rr) == 16) {                                                                          \
+            _tile_loadd(T, x + (size_t)(r0) * ldx + 64 * (s), (long)ldx);                          \
+        } else {                                                                                   \
+            memset(buf, 0, 16 * 64);                                                               \
+            for (int r_ = 0; r_ < (rr); r_++) memcpy(buf + 64 * r_, x + (size_t)((r0) + r_) * ldx + 64 * (s), 64); \
+            AMX_BARRIER();                                                                         \
+            _tile_loadd(T, buf, 64L);                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* Stores C tile T (rows r0.., rr real; 16 neurons from n0) into acc. */
+#define AMX_STORE_C(T, r0, rr, n0)                                                                 \
+    do {                                                                                           \
+        if ((rr) == 16) {                                                                          \
+            _tile_stored(T, acc + (size_t)(r0) * L->np + (n0), ldc);                               \
+            AMX_BARRIER();                                                                         \
+        } else if ((rr) > 0) {                                                                     \
+            _tile_stored(T, cbuf, 64L);                                                            \
+            AMX_BARRIER();                                                                         \
+            for (int r_ = 0; r_ < (rr); r_++) memcpy(acc + (size_t)((r0) + r_) * L->np + (n0), cbuf + 16 * r_, 64); \
+        }                                                                                          \
+    } while (0)
+
+/* First dense layer on tiles: C (16 rows x 16 neurons, int32) += A (16 rows x
+   64 pixels, u8) . B (16 dword steps x 16 neurons x 4, s8), i.e. a w8 group's
+   16 consecutive dword steps. Blocks of 32 rows x 32 neurons: tmm0..3 C,
+   tmm4,5 A (rows 0-15, 16-31), tmm6,7 B (2 neuron groups). Each B tile
+   serves 32 rows. Conv first layers (k4 % 64 != 0) use the AVX-512 kernel. */
+AMX_TARGET static void u8dense_amx(int32_t *acc, const uint8_t *x, int ldx, const packed_layer *L, int R) {
+    if (L->k4 % 64 != 0) {
+        u8dense_avx512(acc, x, ldx, L, R);
+        return;
+    }
+    amx_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
+    _Alignas(64) uint8_t abuf0[16 * 64], abuf1[16 * 64];
+    _Alignas(64) int32_t cbuf[16 * 16];
+    int G = L->np / 16, kq = L->k4 / 4, steps = L->k4 / 64;
+    long ldc = (long)L->np * 4;
+    AMX_BARRIER();
+    _tile_loadconfig(&cfg);
+    for (int r0 = 0; r0 < R; r0 += 32) {
+        int ra = R - r0 < 16 ? R - r0 : 16;             /* real rows of tile A0 */
+        int rb = R - r0 - 16 < 0 ? 0 : R - r0 - 16 < 16 ? R - r0 - 16 : 16; /* of A1 */
+        for (int g0 = 0; g0 < G; g0 += 2) {
+            int two = g0 + 1 < G;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            const int8_t *wg = L->w8 + (size_t)g0 * kq * 64;
+            for (int s = 0; s < steps; s++) {
+                const int8_t *wb = wg + (size_t)s * 16 * 64;
+                AMX_LOAD_A(4, r0, ra, s, abuf0);
+                _tile_loadd(6, wb, 64L);
+                _tile_dpbusd(0, 4, 6);
+                if (two) {
+                    _tile_loadd(7, wb + (size_t)kq * 64, 64L);
+                    _tile_dpbusd(1, 4, 7);
+                }
+                if (rb > 0) {
+                    AMX_LOAD_A(5, r0 + 16, rb, s, abuf1);
+                    _tile_dpbusd(2, 5, 6);
+                    if (two) _tile_dpbusd(3, 5, 7);
+                }
+            }
+            AMX_STORE_C(0, r0, ra, g0 * 16);
+            if (two) AMX_STORE_C(1, r0, ra, g0 * 16 + 16);
+            AMX_STORE_C(2, r0 + 16, rb, g0 * 16);
+            if (two) AMX_STORE_C(3, r0 + 16, rb, g0 * 16 + 16);
+        }
+    }
+    _tile_release();
+}
+
+static const packed_kernels simd_amx = {
+    "amx", u8dense_amx, bdense_avx512, bconv_avx512, pool2_avx512, thresh_avx512,
+};
+
+/* CPUID leaf 7: EDX bit 24 AMX-TILE, bit 25 AMX-INT8; then ask Linux for the
+   tile data state (ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA). */
+static int amx_usable(void) {
+    static int state = -1; /* -1 unknown, 0 no, 1 yes */
+    int s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
+    if (s >= 0) return s;
+    unsigned a, b, c, d;
+    int ok = 0;
+    if (packed_kernels_avx512() && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 24 & 1) && (d >> 25 & 1)) {
+#if defined(__linux__)
+        ok = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+#endif
+    }
+    __atomic_store_n(&state, ok, __ATOMIC_RELEASE);
+    return ok;
+}
+
+const packed_kernels *packed_kernels_amx(void) { return amx_usable() ? &simd_amx : NULL; }
 
 /* ================================= AVX2 ================================== */
 
@@ -373,5 +545,6 @@ const packed_kernels *packed_kernels_avx2(void) {
 
 const packed_kernels *packed_kernels_avx512(void) { return NULL; }
 const packed_kernels *packed_kernels_avx2(void) { return NULL; }
+const packed_kernels *packed_kernels_amx(void) { return NULL; }
 
 #endif

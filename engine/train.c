@@ -44,7 +44,9 @@ typedef struct {
     int rows_out;    /* rows after pooling: B * out_h * out_w */
     float *wb;       /* (out_c, fan_in) binarized, possibly flipped weights */
     uint8_t *flipped;/* (out_c, fan_in) 1 where a flip was applied (flip training) */
-    float *col;      /* (rows, fan_in) im2col of the input (conv only) */
+    int fused;       /* 1: first-layer conv + pool computed by conv3x3_pool2_* (no col, no z) */
+    float *wt;       /* (fan_in, out_c) transposed weights (fused only) */
+    float *col;      /* (rows, fan_in) im2col of the input (conv only, not fused) */
     float *z;        /* (rows, out_c) accumulators */
     float *p;        /* (rows_out, out_c) pooled accumulators (pool only) */
     int32_t *idx;    /* (rows_out, out_c) argmax of the pool */
@@ -81,11 +83,16 @@ static void train_state_init(train_state *s, net *n, int B) {
         size_t nw = (size_t)L->out_c * L->fan_in;
         T->wb = bn_malloc(sizeof(float) * nw);
         T->flipped = bn_calloc(nw, 1);
-        if (L->kind == NET_CONV) {
-            T->col = bn_malloc(sizeof(float) * (size_t)T->rows * L->fan_in);
-            if ((size_t)T->rows * L->fan_in > max_col) max_col = (size_t)T->rows * L->fan_in;
+        T->fused = L->first && L->kind == NET_CONV && L->pool && L->in_c <= 4;
+        if (T->fused) {
+            T->wt = bn_malloc(sizeof(float) * nw);
+        } else {
+            if (L->kind == NET_CONV) {
+                T->col = bn_malloc(sizeof(float) * (size_t)T->rows * L->fan_in);
+                if ((size_t)T->rows * L->fan_in > max_col) max_col = (size_t)T->rows * L->fan_in;
+            }
+            T->z = bn_malloc(sizeof(float) * (size_t)T->rows * L->out_c);
         }
-        T->z = bn_malloc(sizeof(float) * (size_t)T->rows * L->out_c);
         if (L->pool) {
             T->p = bn_malloc(sizeof(float) * (size_t)T->rows_out * L->out_c);
             T->idx = bn_malloc(sizeof(int32_t) * (size_t)T->rows_out * L->out_c);
@@ -119,7 +126,7 @@ static void train_state_init(train_state *s, net *n, int B) {
 static void train_state_free(train_state *s) {
     for (int l = 0; l < s->n->n_layers; l++) {
         train_layer *T = &s->tl[l];
-        free(T->wb), free(T->flipped), free(T->col), free(T->z), free(T->p), free(T->idx);
+        free(T->wb), free(T->flipped), free(T->wt), free(T->col), free(T->z), free(T->p), free(T->idx);
         free(T->xhat), free(T->y), free(T->a), free(T->mean), free(T->invstd);
     }
     free(s->x0), free(s->labels), free(s->logits), free(s->dlogits), free(s->grads);
@@ -153,7 +160,11 @@ static void train_forward(train_state *s, int B, const train_recipe *r, uint64_t
         int rows = L->kind == NET_CONV ? B * L->in_h * L->in_w : B;
         int rows_out = B * L->out_h * L->out_w;
         train_binarize(s, l, r, step);
-        if (L->kind == NET_CONV) {
+        if (T->fused) {
+            for (int o = 0; o < L->out_c; o++)
+                for (int k = 0; k < L->fan_in; k++) T->wt[(int64_t)k * L->out_c + o] = T->wb[(int64_t)o * L->fan_in + k];
+            conv3x3_pool2_forward(T->p, T->idx, x, T->wt, B, L->in_h, L->in_w, L->in_c, L->out_c);
+        } else if (L->kind == NET_CONV) {
             im2col3x3(T->col, x, B, L->in_h, L->in_w, L->in_c);
             matmul_forward(T->z, T->col, T->wb, rows, L->fan_in, L->out_c);
         } else {
@@ -161,7 +172,7 @@ static void train_forward(train_state *s, int B, const train_recipe *r, uint64_t
         }
         float *acc = T->z;
         if (L->pool) {
-            maxpool2_forward(T->p, T->idx, T->z, B, L->in_h, L->in_w, L->out_c);
+            if (!T->fused) maxpool2_forward(T->p, T->idx, T->z, B, L->in_h, L->in_w, L->out_c);
             acc = T->p;
         }
         int64_t nout = (int64_t)rows_out * L->out_c;
@@ -176,6 +187,31 @@ static void train_forward(train_state *s, int B, const train_recipe *r, uint64_t
         sign_forward(T->a, T->y, nout);
         x = T->a;
     }
+}
+
+/* The margin regularizer of hidden layer l: returns lambda * mean max(0, h - m)
+   and, if g_y is not NULL, adds its gradient with respect to y into g_y. The
+   margin in flips is m = |y| * k / 2 with k = in_scale_inv / (|gamma| * invstd). */
+static double train_margin_reg(const train_state *s, int l, int B, const train_recipe *r, float *g_y) {
+    const net_layer *L = &s->n->layers[l];
+    const train_layer *T = &s->tl[l];
+    int64_t rows_out = (int64_t)B * L->out_h * L->out_w, n_all = 0;
+    for (int q = 0; q < s->n->n_layers - 1; q++)
+        n_all += (int64_t)B * s->n->layers[q].out_h * s->n->layers[q].out_w * s->n->layers[q].out_c;
+    double total = 0, w = r->reg_lambda / (double)n_all;
+    for (int c = 0; c < L->out_c; c++) {
+        double g = fabs((double)L->gamma[c]) * T->invstd[c];
+        double k = (L->first ? 255.0 : 1.0) / (g > 1e-12 ? g : 1e-12);
+        for (int64_t i = 0; i < rows_out; i++) {
+            float y = T->y[i * L->out_c + c];
+            double m = fabs((double)y) * k * 0.5;
+            if (m < r->reg_h) {
+                total += r->reg_h - m;
+                if (g_y) g_y[i * L->out_c + c] -= (float)(w * 0.5 * k * (y > 0 ? 1.0 : y < 0 ? -1.0 : 0.0));
+            }
+        }
+    }
+    return w * total;
 }
 
 /* Backward from s->dlogits; fills s->grads (zeroed by the caller).
@@ -200,12 +236,13 @@ static void train_backward(train_state *s, int B, const train_recipe *r) {
         } else {
             /* a = sign(y): clipped STE, then batch norm (in place when pooling) */
             sign_backward(g_a, g_a, T->y, nout);
+            if (r->reg_lambda > 0) train_margin_reg(s, l, B, r, g_a);
             float *g_p = L->pool ? g_a : g_z;
             batchnorm_backward(g_p, grad_of(s, L->gamma), grad_of(s, L->beta), g_a, T->xhat,
                                L->gamma, T->invstd, rows_out, L->out_c);
             if (L->first)
                 for (int64_t i = 0; i < nout; i++) g_p[i] *= (1.0f / 255.0f);
-            if (L->pool) {
+            if (L->pool && !T->fused) {
                 memset(g_z, 0, sizeof(float) * (size_t)rows * L->out_c);
                 maxpool2_backward(g_z, g_p, T->idx, (int)nout);
             }
@@ -213,15 +250,14 @@ static void train_backward(train_state *s, int B, const train_recipe *r) {
         /* the binary layer: z = x . wb^T (x = col for a convolution) */
         float *dw = grad_of(s, L->w);
         const float *x = L->kind == NET_CONV ? T->col : l == 0 ? s->x0 : s->tl[l - 1].a;
-        if (L->first) {
+        if (T->fused) { /* conv + pool of the first layer; the pooled gradient is in g_a */
+            conv3x3_pool2_backward(dw, g_a, T->idx, s->x0, B, L->in_h, L->in_w, L->in_c, L->out_c);
+        } else if (L->first) {
             matmul_backward(NULL, dw, g_z, x, T->wb, rows, L->fan_in, L->out_c);
         } else if (L->kind == NET_CONV) {
-            memset(s->d_col, 0, sizeof(float) * (size_t)rows * L->fan_in);
             matmul_backward(s->d_col, dw, g_z, x, T->wb, rows, L->fan_in, L->out_c);
-            memset(g_x, 0, sizeof(float) * (size_t)rows * L->in_c);
-            col2im3x3_add(g_x, s->d_col, B, L->in_h, L->in_w, L->in_c);
+            col2im3x3(g_x, s->d_col, B, L->in_h, L->in_w, L->in_c);
         } else {
-            memset(g_x, 0, sizeof(float) * (size_t)rows * L->fan_in);
             matmul_backward(g_x, dw, g_z, x, T->wb, rows, L->fan_in, L->out_c);
         }
         if (r->flip == FLIP_NAIVE) {
@@ -277,6 +313,9 @@ int train_run(net *n, const dataset *train, const dataset *val, const train_reci
                         r->epochs, r->batch, r->lr, r->lr_step, r->lr_gamma);
     if (r->loss == LOSS_MHL && !(r->mhl_b > 0))
         return bn_error(BN_EARG, "train: MHL margin b must be > 0, got %g", r->mhl_b);
+    if (r->reg_lambda < 0 || (r->reg_lambda > 0 && !(r->reg_h > 0)))
+        return bn_error(BN_EARG, "train: regularizer needs lambda >= 0 and h > 0 (lambda %g, h %g)",
+                        r->reg_lambda, r->reg_h);
     if (r->flip != FLIP_NONE && (r->p01 < 0 || r->p01 > 1 || r->p10 < 0 || r->p10 > 1))
         return bn_error(BN_EARG, "train: flip probabilities must be in [0, 1] (p01 %g, p10 %g)",
                         r->p01, r->p10);
@@ -314,6 +353,8 @@ int train_run(net *n, const dataset *train, const dataset *val, const train_reci
             double loss = r->loss == LOSS_MHL
                               ? loss_mhl(s.dlogits, s.logits, s.labels, b, n->classes, r->mhl_b)
                               : loss_ce(s.dlogits, s.logits, s.labels, b, n->classes);
+            if (r->reg_lambda > 0)
+                for (int l = 0; l < n->n_layers - 1; l++) loss += train_margin_reg(&s, l, b, r, NULL);
             if (!isfinite(loss)) {
                 rc = bn_error(BN_EDIVERGED, "train: loss is %g at epoch %d, step %lld", loss, epoch,
                               (long long)t);

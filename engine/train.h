@@ -29,8 +29,8 @@ typedef struct {
     float mhl_b;         /* MHL margin b (default 128) */
     train_flip flip;     /* flip training variant */
     float p01, p10;      /* flip probabilities of stored 0 (-1) and stored 1 (+1) */
-    float reg_lambda;    /* direct margin regularizer weight (0: off) */
-    float reg_h;         /* margin level h of the regularizer */
+    float reg_lambda;    /* direct margin regularizer weight lambda (0: off) */
+    float reg_h;         /* margin level h of the regularizer, in weight flips */
     uint64_t seed;       /* keys every random stream of the run */
 } train_recipe;
 
@@ -58,6 +58,15 @@ typedef int (*train_callback)(const train_progress *p, void *user);
    recipe, BN_EINTR if the callback asked to stop. */
 int train_run(net *n, const dataset *train, const dataset *val, const train_recipe *r,
               train_callback cb, void *user);
+
+/* The direct margin regularizer (seed 002, section IV-A; a reconstruction,
+   see papers.md section 2): for every hidden neuron j and batch input x,
+   m_j(x) = |a_j(x) - tau_j| / 2 is the neuron's margin in weight flips, with a
+   the accumulator and tau the batch-norm threshold from the batch statistics;
+   R = lambda * mean_{j,x} max(0, h - m_j(x)) is added to the loss. Its
+   gradient flows through a (and so into the weights and the batch-norm
+   shift); the factor 1/(|gamma| * invstd) that converts the pre-sign value y
+   into accumulator units is held constant. */
 
 /* Accuracy of the float evaluation path on d (fraction in [0, 1]). */
 double train_accuracy(const net *n, const dataset *d);

@@ -4,7 +4,7 @@
 ** rates with repeats and 95% intervals), and bench_fault(), the fault-injection
 ** speed lines of `bnas bench`.
 */
-#include "nas/cmd_eval.h"
+#include "nas/commands.h"
 
 #include <ctype.h>
 #include <math.h>

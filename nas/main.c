@@ -1,20 +1,54 @@
-/* The bnas command line: dispatches to the subcommands. */
+/* The bnas command line: dispatches to the subcommands (nas/commands.h). */
 #include <stdio.h>
 #include <string.h>
 
-#include "nas/cmd_engine.h"
+#include "nas/commands.h"
 
-static const char *usage =
-    "usage: bnas COMMAND [ARGS]   (bnas COMMAND --help for details)\n"
-    "  train    train one network and save it\n"
-    "  bench    measure training and inference speed\n";
+typedef struct {
+    const char *name;                 /* command word */
+    int (*fn)(int argc, char **argv); /* handler */
+    const char *help;                 /* one line for `bnas --help` */
+} command;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: bnas COMMAND [ARGS]   (bnas COMMAND --help for details)\n"
+            "\n"
+            "search:\n"
+            "  run SPEC [--db FILE]       start a search from a spec file\n"
+            "  resume DB [--force]        continue an interrupted search\n"
+            "  status DB                  counts, front size, hypervolume\n"
+            "  trials DB [--csv]          every trial with its metrics\n"
+            "  pareto DB [--csv]          the Pareto-optimal trials\n"
+            "engine:\n"
+            "  train, bench, eval         train one network, benchmark kernels, evaluate a model\n"
+            "\n"
+            "exit codes: 0 ok, 1 runtime error, 2 usage error\n");
+}
 
 int main(int argc, char **argv) {
-    if (argc < 2) { fputs(usage, stderr); return 2; }
-    const char *cmd = argv[1];
-    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { fputs(usage, stdout); return 0; }
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
-    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
-    fprintf(stderr, "bnas: unknown command '%s'\n%s", cmd, usage);
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("bnas %s\n", bnas_version());
+        return 0;
+    }
+    const command cmds[] = {
+        {"run", cmd_run, "start a search"},     {"resume", cmd_resume, "continue a search"},
+        {"status", cmd_status, "study summary"}, {"trials", cmd_trials, "list trials"},
+        {"pareto", cmd_pareto, "list the front"}, {"train", cmd_train, "train one network"},
+        {"bench", cmd_bench, "benchmark"},       {"eval", cmd_eval, "evaluate a model"},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        if (strcmp(argv[1], cmds[i].name)) continue;
+        return cmds[i].fn(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "bnas: unknown command '%s' (bnas --help lists them)\n", argv[1]);
     return 2;
 }

@@ -67,7 +67,7 @@ static void test_matmul_backward_gradcheck(void **state) {
     c.x = malloc(sizeof(float) * 35), c.w = malloc(sizeof(float) * 21);
     c.out = malloc(sizeof(float) * 15), c.r = malloc(sizeof(float) * 15);
     fill_uniform(c.x, 35, &g, -1, 1), fill_uniform(c.w, 21, &g, -1, 1), fill_uniform(c.r, 15, &g, -1, 1);
-    float dx[35] = {0}, dw[21] = {0};
+    float dx[35], dw[21] = {0};
     matmul_backward(dx, dw, c.r, c.x, c.w, c.M, c.K, c.N);
     assert_true(check_grad(c.x, dx, 35, mm_loss, &c, 1e-2f) < 1e-3);
     assert_true(check_grad(c.w, dw, 21, mm_loss, &c, 1e-2f) < 1e-3);
@@ -107,7 +107,7 @@ static void test_im2col_equals_ref_and_col2im_is_adjoint(void **state) {
     im2col3x3_ref(c2, x, B, H, W, C);
     assert_memory_equal(c1, c2, sizeof(float) * nc);
     /* <im2col(x), r> == <x, col2im(r)> */
-    col2im3x3_add(dx, r, B, H, W, C);
+    col2im3x3(dx, r, B, H, W, C);
     double lhs = dotd(c1, r, nc), rhs = dotd(x, dx, nx);
     assert_true(fabs(lhs - rhs) < 1e-4 * (fabs(lhs) + 1));
     free(x), free(c1), free(c2), free(r), free(dx);
@@ -136,6 +136,44 @@ static void test_maxpool_backward_gradcheck(void **state) {
     maxpool2_backward(dx, c.r, c.idx, (int)no);
     assert_true(check_grad(c.x, dx, nx, mp_loss, &c, 1e-3f) < 1e-3);
     free(c.x), free(c.out), free(c.r), free(c.idx), free(dx);
+}
+
+/* ---- fused first-layer conv + pool ---- */
+static void test_conv_pool_fused_equals_generic(void **state) {
+    (void)state;
+    pcg32 g;
+    pcg32_seed(&g, 13, 14);
+    int B = 3, H = 7, W = 6, C = 1, OC = 5, K = 9 * C, OH = H / 2, OW = W / 2;
+    int64_t nx = (int64_t)B * H * W * C, nz = (int64_t)B * H * W * OC, np = (int64_t)B * OH * OW * OC;
+    float *x = malloc(sizeof(float) * nx), *wb = malloc(sizeof(float) * OC * K), *wt = malloc(sizeof(float) * OC * K);
+    float *col = malloc(sizeof(float) * B * H * W * K), *z = malloc(sizeof(float) * nz);
+    float *p1 = malloc(sizeof(float) * np), *p2 = malloc(sizeof(float) * np), *gp = malloc(sizeof(float) * np);
+    int32_t *i1 = malloc(sizeof(int32_t) * np), *i2 = malloc(sizeof(int32_t) * np);
+    for (int64_t i = 0; i < nx; i++) x[i] = (float)(pcg32_next(&g) % 4); /* small pixels: ties happen */
+    fill_pm1(wb, OC * K, &g);
+    for (int o = 0; o < OC; o++)
+        for (int k = 0; k < K; k++) wt[k * OC + o] = wb[o * K + k];
+    im2col3x3_ref(col, x, B, H, W, C);
+    matmul_forward_ref(z, col, wb, B * H * W, K, OC);
+    maxpool2_forward(p1, i1, z, B, H, W, OC);
+    conv3x3_pool2_forward(p2, i2, x, wt, B, H, W, C, OC);
+    assert_memory_equal(p1, p2, sizeof(float) * np);
+    assert_memory_equal(i1, i2, sizeof(int32_t) * np);
+    /* weight gradient: scatter + GEMM against the fused gather */
+    fill_uniform(gp, np, &g, -1, 1);
+    float *dz = calloc((size_t)nz, sizeof(float)), *dw1 = calloc((size_t)OC * K, sizeof(float));
+    float *dw2 = calloc((size_t)OC * K, sizeof(float));
+    maxpool2_backward(dz, gp, i1, (int)np);
+    matmul_backward(NULL, dw1, dz, col, wb, B * H * W, K, OC);
+    conv3x3_pool2_backward(dw2, gp, i2, x, B, H, W, C, OC);
+    double norm = 0;
+    for (int i = 0; i < OC * K; i++) {
+        assert_float_equal(dw1[i], dw2[i], 1e-4 * (1 + fabsf(dw1[i])));
+        norm += fabsf(dw1[i]);
+    }
+    assert_true(norm > 0);
+    free(x), free(wb), free(wt), free(col), free(z), free(p1), free(p2), free(gp), free(i1), free(i2);
+    free(dz), free(dw1), free(dw2);
 }
 
 /* ---- batch norm ---- */
@@ -233,6 +271,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_pm1_equals_ref_exactly),
         cmocka_unit_test(test_im2col_equals_ref_and_col2im_is_adjoint),
         cmocka_unit_test(test_maxpool_backward_gradcheck),
+        cmocka_unit_test(test_conv_pool_fused_equals_generic),
         cmocka_unit_test(test_batchnorm_backward_gradcheck),
         cmocka_unit_test(test_batchnorm_statistics),
         cmocka_unit_test(test_sign_forward_backward),

@@ -51,70 +51,54 @@ static uint8_t *load_idx(const char *name, int dims, int *n) {
 
 /* ---- Float-semantics reference used only to set realistic BN statistics ---- */
 
-/* Integer accumulators (after pooling) of layer `upto` for image img, running
-   layers before it with sign(net_bn_value) exactly as the float path does.
-   out is (out_h*out_w*out_c) of that layer. */
-static void float_semantics_acc(const net *n, int upto, const uint8_t *img, int32_t *out) {
-    int32_t *act = NULL;
-    for (int l = 0; l <= upto; l++) {
-        const net_layer *L = &n->layers[l];
-        int H = L->in_h, W = L->in_w, C = L->in_c;
-        int pos = L->kind == NET_CONV ? H * W : 1;
-        int32_t *z = malloc(sizeof(int32_t) * (size_t)pos * L->out_c);
-        for (int p = 0; p < pos; p++)
-            for (int o = 0; o < L->out_c; o++) {
-                const float *w = L->w + (size_t)o * L->fan_in;
-                int32_t s = 0;
-                for (int i = 0; i < L->fan_in; i++) {
-                    int v;
-                    if (L->kind == NET_CONV) {
-                        int t = i / C, c = i % C, iy = p / W + t / 3 - 1, ix = p % W + t % 3 - 1;
-                        if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                        size_t at = ((size_t)iy * W + ix) * C + c;
-                        v = L->first ? img[at] : act[at];
-                    } else {
-                        v = L->first ? img[i] : act[i];
-                    }
-                    s += w[i] > 0.0f ? v : -v;
+/* Integer accumulators of layer L after pooling, out (out_h, out_w, out_c),
+   from the raw pixels img (first layer) or the +-1 activations act. */
+static void layer_acc(const net_layer *L, const uint8_t *img, const int8_t *act, int32_t *out) {
+    int H = L->in_h, W = L->in_w, C = L->in_c;
+    int pos = L->kind == NET_CONV ? H * W : 1;
+    int32_t *z = malloc(sizeof(int32_t) * (size_t)pos * L->out_c);
+    int *in = malloc(sizeof(int) * (size_t)H * W * C);
+    for (size_t i = 0; i < (size_t)H * W * C; i++) in[i] = L->first ? img[i] : act[i];
+    for (int p = 0; p < pos; p++)
+        for (int o = 0; o < L->out_c; o++) {
+            const float *w = L->w + (size_t)o * L->fan_in;
+            int32_t s = 0;
+            if (L->kind == NET_CONV) {
+                for (int t = 0; t < 9; t++) {
+                    int iy = p / W + t / 3 - 1, ix = p % W + t % 3 - 1;
+                    if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                    const int *v = in + ((size_t)iy * W + ix) * C;
+                    const float *wt = w + t * C;
+                    for (int c = 0; c < C; c++) s += wt[c] > 0.0f ? v[c] : -v[c];
                 }
-                z[(size_t)p * L->out_c + o] = s;
+            } else {
+                for (int i = 0; i < L->fan_in; i++) s += w[i] > 0.0f ? in[i] : -in[i];
             }
-        int OH = L->out_h, OW = L->out_w;
-        int32_t *pooled = malloc(sizeof(int32_t) * (size_t)OH * OW * L->out_c);
-        for (int oy = 0; oy < OH; oy++)
-            for (int ox = 0; ox < OW; ox++)
-                for (int o = 0; o < L->out_c; o++) {
-                    int32_t m;
-                    if (L->pool) {
-                        m = INT32_MIN;
-                        for (int d = 0; d < 4; d++) {
-                            int32_t v = z[((size_t)(2 * oy + d / 2) * W + 2 * ox + d % 2) * L->out_c + o];
-                            m = v > m ? v : m;
-                        }
-                    } else {
-                        m = z[((size_t)oy * OW + ox) * L->out_c + o];
+            z[(size_t)p * L->out_c + o] = s;
+        }
+    int OH = L->out_h, OW = L->out_w;
+    for (int oy = 0; oy < OH; oy++)
+        for (int ox = 0; ox < OW; ox++)
+            for (int o = 0; o < L->out_c; o++) {
+                int32_t m;
+                if (L->pool) {
+                    m = INT32_MIN;
+                    for (int d = 0; d < 4; d++) {
+                        int32_t v = z[((size_t)(2 * oy + d / 2) * W + 2 * ox + d % 2) * L->out_c + o];
+                        m = v > m ? v : m;
                     }
-                    pooled[((size_t)oy * OW + ox) * L->out_c + o] = m;
+                } else {
+                    m = z[((size_t)oy * OW + ox) * L->out_c + o];
                 }
-        free(z);
-        if (l == upto) {
-            memcpy(out, pooled, sizeof(int32_t) * (size_t)OH * OW * L->out_c);
-            free(pooled);
-            break;
-        }
-        for (size_t i = 0; i < (size_t)OH * OW * L->out_c; i++) {
-            int o = (int)(i % L->out_c);
-            pooled[i] = net_sign(net_bn_value(L, o, (float)pooled[i])) > 0 ? 1 : -1;
-        }
-        free(act);
-        act = pooled;
-    }
-    free(act);
+                out[((size_t)oy * OW + ox) * L->out_c + o] = m;
+            }
+    free(z), free(in);
 }
 
-/* Random latent weights, then per hidden layer: running mean/var = mean and
-   variance of the BN input over nimg images, gamma mostly positive with some
-   negative and zero, beta small. */
+/* Random latent weights, then layer by layer: running mean/var = mean and
+   variance of the BN input over nimg images (whose activations follow the
+   float path's sign(BN) of the layers before), gamma mostly positive with
+   some negative and zero, beta small. */
 static void make_net(net *n, const char *topo, const uint8_t *imgs, int nimg, uint64_t seed) {
     arch a;
     assert_int_equal(arch_parse(&a, topo), BN_OK);
@@ -123,15 +107,16 @@ static void make_net(net *n, const char *topo, const uint8_t *imgs, int nimg, ui
     rng_keyed(&r, seed, 1, RNG_INIT);
     net_init_params(n, &r);
     *n->scale = 0.37f;
+    int8_t **act = calloc((size_t)nimg, sizeof(int8_t *));
     for (int l = 0; l < n->n_layers - 1; l++) {
         net_layer *L = &n->layers[l];
         size_t per = (size_t)L->out_h * L->out_w * L->out_c;
-        int32_t *acc = malloc(sizeof(int32_t) * per);
+        int32_t *acc = malloc(sizeof(int32_t) * per * nimg);
         double *s1 = calloc((size_t)L->out_c, sizeof(double)), *s2 = calloc((size_t)L->out_c, sizeof(double));
         for (int i = 0; i < nimg; i++) {
-            float_semantics_acc(n, l, imgs + (size_t)i * 784, acc);
+            layer_acc(L, imgs + (size_t)i * 784, act[i], acc + per * i);
             for (size_t k = 0; k < per; k++) {
-                double v = L->first ? acc[k] * (1.0 / 255.0) : acc[k];
+                double v = L->first ? acc[per * i + k] * (1.0 / 255.0) : acc[per * i + k];
                 s1[k % L->out_c] += v;
                 s2[k % L->out_c] += v * v;
             }
@@ -145,8 +130,16 @@ static void make_net(net *n, const char *topo, const uint8_t *imgs, int nimg, ui
             L->gamma[o] = kind == 0 ? 0.0f : kind < 4 ? -(0.2f + pcg32_float(&r)) : 0.2f + pcg32_float(&r);
             L->beta[o] = (pcg32_float(&r) - 0.5f) * 0.6f;
         }
+        for (int i = 0; i < nimg; i++) {
+            free(act[i]);
+            act[i] = malloc(per);
+            for (size_t k = 0; k < per; k++)
+                act[i][k] = net_sign(net_bn_value(L, (int)(k % L->out_c), (float)acc[per * i + k])) > 0 ? 1 : -1;
+        }
         free(acc), free(s1), free(s2);
     }
+    for (int i = 0; i < nimg; i++) free(act[i]);
+    free(act);
 }
 
 /* ---- Threshold folding, exhaustively ---- */
@@ -233,8 +226,9 @@ static void random_bits(pcg32 *r, uint64_t *a, size_t n_pix, int c) {
 }
 
 static void check_layer_kernels(const packed_kernels *k, const packed_layer *L, pcg32 *r) {
-    const packed_kernels *ref = packed_kernels_named("portable");
-    const int R = 11;
+    const packed_kernels *ref = packed_kernels_named("ref");
+    const int R = 40;
+    const int rows[] = {1, 4, 7, 16, 17, 31, 32, 40}; /* tails of the 4-, 8-, 16- and 32-row blocks */
     size_t accn = (size_t)(R > 2 * L->in_w ? R : 2 * L->in_w) * L->np;
     int32_t *a1 = calloc(accn, sizeof(int32_t)), *a2 = calloc(accn, sizeof(int32_t));
     if (L->first) {
@@ -246,7 +240,8 @@ static void check_layer_kernels(const packed_kernels *k, const packed_layer *L, 
                 x[(size_t)i * ldx + j] = (u & 3) == 0 ? 0 : (uint8_t)(u >> 8); /* many zeros, like images */
             }
         for (int j = 0; j < L->fan_in; j++) x[(size_t)(R - 1) * ldx + j] = 255; /* extremes */
-        for (int rr = 1; rr <= R; rr += 3) {
+        for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
+            int rr = rows[ri];
             memset(a1, 0x55, sizeof(int32_t) * accn), memset(a2, 0x77, sizeof(int32_t) * accn);
             ref->u8dense(a1, x, ldx, L, rr);
             k->u8dense(a2, x, ldx, L, rr);
@@ -256,7 +251,8 @@ static void check_layer_kernels(const packed_kernels *k, const packed_layer *L, 
     } else if (L->kind == NET_FC) {
         uint64_t *a = calloc((size_t)R * L->kw, sizeof(uint64_t));
         random_bits(r, a, (size_t)R * L->in_h * L->in_w, L->in_c);
-        for (int rr = 1; rr <= R; rr += 2) {
+        for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
+            int rr = rows[ri];
             memset(a1, 0x55, sizeof(int32_t) * accn), memset(a2, 0x77, sizeof(int32_t) * accn);
             ref->bdense(a1, a, L, rr);
             k->bdense(a2, a, L, rr);
@@ -315,10 +311,12 @@ static void test_kernels_equal_reference(void **state) {
         {1, 28, 28, "C64-MP2-C64-MP2-FC2048"},
         {1, 3, 1, "FC1-FC2"},
         {2, 3, 3, "C1-C3-FC5"},
+        {3, 20, 20, "FC40-FC20"},  /* first-layer rows longer than one k chunk of the kernels */
+        {1, 3, 37, "C16-MP2-C8-FC10"}, /* first conv with more than 32 pixel rows per image row */
     };
-    const char *sets[] = {"portable", "avx2", "avx512"};
+    const char *sets[] = {"portable", "avx2", "avx512", "amx", "ref"};
     int tested = 0;
-    for (size_t s = 0; s < 3; s++) {
+    for (size_t s = 0; s < 5; s++) {
         const packed_kernels *k = packed_kernels_named(sets[s]);
         if (!k) continue;
         tested++;
@@ -359,13 +357,14 @@ static void check_net_against_float(const char *topo, int n_test_full, uint64_t 
     assert_int_equal(nte, 10000);
     int B = n_test_full < nte ? n_test_full : nte;
     net n;
-    make_net(&n, topo, train, sanitized() ? 32 : 256, seed);
+    make_net(&n, topo, train, sanitized() ? 32 : 128, seed);
     packed_net p;
     assert_int_equal(packed_from_net(&p, &n), BN_OK);
 
     float *lf = malloc(sizeof(float) * (size_t)B * 10), *lp = malloc(sizeof(float) * (size_t)B * 10);
     int *pf = malloc(sizeof(int) * (size_t)B), *pp = malloc(sizeof(int) * (size_t)B);
-    net_forward_eval(&n, lf, test, B);
+    int Bl = B < 2000 ? B : 2000; /* logits compared bit for bit on these */
+    net_forward_eval(&n, lf, test, Bl);
     net_predict(&n, pf, test, B);
     packed_predict(&p, pp, test, B);
     int mism = 0, correct = 0;
@@ -375,11 +374,11 @@ static void check_net_against_float(const char *topo, int n_test_full, uint64_t 
     }
     if (mism) fail_msg("%s: %d of %d packed predictions differ from net_predict", topo, mism, B);
     /* the logits are equal bit for bit, for every kernel set and thread count */
-    const char *sets[] = {"portable", "avx2", "avx512"};
-    for (size_t s = 0; s < 3; s++) {
+    const char *sets[] = {"portable", "avx2", "avx512", "amx", "ref"};
+    for (size_t s = 0; s < 5; s++) {
         const packed_kernels *k = packed_kernels_named(sets[s]);
         if (!k) continue;
-        int Bk = s == 0 ? (B < 1000 ? B : 1000) : B; /* the portable path is slow under sanitizers */
+        int Bk = s == 0 || s == 4 ? (Bl < 1000 ? Bl : 1000) : Bl; /* plain C sets are slower */
         for (int threads = 1; threads <= 2; threads++) {
             memset(lp, 0, sizeof(float) * (size_t)B * 10);
             packed_logits_with(&p, k, lp, test, Bk, threads);
@@ -411,6 +410,64 @@ static void test_fc_net_equals_float_path(void **state) {
 static void test_vgg3_equals_float_path(void **state) {
     (void)state;
     check_net_against_float("C64-MP2-C64-MP2-FC2048", sanitized() ? 1000 : 10000, 5);
+}
+
+/* Small nets of odd shapes and channel counts: packed logits (every kernel
+   set, 1 and 2 threads) == whole-forward reference == float path, bit for bit. */
+static void test_small_nets_equal_float_path(void **state) {
+    (void)state;
+    const struct { int c, h, w; const char *topo; } cases[] = {
+        {3, 6, 5, "C16-MP2-C64-FC100"},
+        {3, 9, 7, "C7-C70-MP2-FC33-FC9"},
+        {2, 5, 5, "FC65"},
+        {1, 4, 4, ""},
+        {4, 3, 37, "C16-MP2-C8-FC10"},
+    };
+    const char *sets[] = {"portable", "avx2", "avx512", "amx", "ref"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        arch a;
+        net n;
+        assert_int_equal(arch_parse(&a, cases[i].topo), BN_OK);
+        assert_int_equal(net_create(&n, &a, cases[i].c, cases[i].h, cases[i].w, 10), BN_OK);
+        pcg32 r;
+        rng_keyed(&r, 21, i, RNG_INIT);
+        net_init_params(&n, &r);
+        for (int l = 0; l < n.n_layers - 1; l++) {
+            net_layer *L = &n.layers[l];
+            double spread = L->first ? 255.0 * sqrt((double)L->fan_in) / 255.0 * 0.5 : sqrt((double)L->fan_in);
+            for (int o = 0; o < L->out_c; o++) {
+                L->gamma[o] = pcg32_float(&r) - 0.25f;
+                L->beta[o] = pcg32_float(&r) - 0.5f;
+                L->mean[o] = (float)((pcg32_double(&r) - 0.5) * spread + (L->first ? 0.25 * L->fan_in * 0.5 : 0));
+                L->var[o] = (float)(spread * spread * (0.2 + pcg32_double(&r)));
+            }
+        }
+        const int B = 37;
+        size_t img = (size_t)cases[i].c * cases[i].h * cases[i].w;
+        uint8_t *x = malloc(img * B);
+        for (size_t k = 0; k < img * B; k++) {
+            uint32_t u = pcg32_next(&r);
+            x[k] = (u & 3) == 0 ? 0 : (uint8_t)(u >> 8);
+        }
+        float *lf = malloc(sizeof(float) * B * 10), *lr = malloc(sizeof(float) * B * 10), *lp = malloc(sizeof(float) * B * 10);
+        net_forward_eval(&n, lf, x, B);
+        packed_net p;
+        assert_int_equal(packed_from_net(&p, &n), BN_OK);
+        packed_forward_ref(&p, lr, x, B);
+        assert_memory_equal(lf, lr, sizeof(float) * B * 10);
+        for (size_t s = 0; s < 5; s++) {
+            const packed_kernels *k = packed_kernels_named(sets[s]);
+            if (!k) continue;
+            for (int t = 1; t <= 2; t++) {
+                memset(lp, 0, sizeof(float) * B * 10);
+                packed_logits_with(&p, k, lp, x, B, t);
+                assert_memory_equal(lf, lp, sizeof(float) * B * 10);
+            }
+        }
+        packed_free(&p);
+        net_free(&n);
+        free(x), free(lf), free(lr), free(lp);
+    }
 }
 
 static void test_weight_flip_then_sync(void **state) {
@@ -450,12 +507,86 @@ static void test_weight_flip_then_sync(void **state) {
     packed_free(&p), packed_free(&q), net_free(&n);
 }
 
+static void test_flip_weights(void **state) {
+    (void)state;
+    arch a;
+    net n;
+    assert_int_equal(arch_parse(&a, "C8-MP2-FC70"), BN_OK);
+    assert_int_equal(net_create(&n, &a, 1, 8, 8, 10), BN_OK);
+    pcg32 r;
+    rng_keyed(&r, 4, 0, RNG_INIT);
+    net_init_params(&n, &r);
+    packed_net p, q;
+    assert_int_equal(packed_from_net(&p, &n), BN_OK);
+    for (int l = 0; l < p.n_layers; l++) {
+        packed_layer *L = &p.layers[l];
+        size_t nw = (size_t)L->out_c * L->kw;
+        int64_t zeros = 0, ones = 0;
+        for (size_t i = 0; i < nw; i++) {
+            ones += __builtin_popcountll(L->w[i]);
+            zeros += __builtin_popcountll(~L->w[i] & L->wvalid[i % L->kw]);
+        }
+        assert_int_equal(zeros + ones, (int64_t)L->out_c * L->fan_in);
+        /* p = 0: nothing; p01 = 1: every real bit 1; p10 = 1: every bit 0 */
+        assert_int_equal(packed_copy(&q, &p), BN_OK);
+        assert_int_equal(packed_flip_weights(&q, l, 0.0, 0.0, &r), 0);
+        assert_memory_equal(q.layers[l].w, L->w, sizeof(uint64_t) * nw);
+        assert_int_equal(packed_flip_weights(&q, l, 1.0, 0.0, &r), zeros);
+        for (size_t i = 0; i < nw; i++) assert_true(q.layers[l].w[i] == L->wvalid[i % L->kw]);
+        assert_int_equal(packed_flip_weights(&q, l, 0.0, 1.0, &r), zeros + ones);
+        for (size_t i = 0; i < nw; i++) assert_true(q.layers[l].w[i] == 0);
+        packed_free(&q);
+        /* p01 = 0.2, p10 = 0.05: counts within 6 sd, only the right bits move,
+           the same stream gives the same flips */
+        assert_int_equal(packed_copy(&q, &p), BN_OK);
+        pcg32 r1, r2;
+        rng_keyed(&r1, 9, (uint64_t)l, RNG_INJECT);
+        r2 = r1;
+        int64_t f = packed_flip_weights(&q, l, 0.2, 0.05, &r1);
+        int64_t up = 0, down = 0;
+        for (size_t i = 0; i < nw; i++) {
+            up += __builtin_popcountll(q.layers[l].w[i] & ~L->w[i]);
+            down += __builtin_popcountll(~q.layers[l].w[i] & L->w[i]);
+            assert_true((q.layers[l].w[i] & ~L->wvalid[i % L->kw]) == 0);
+        }
+        assert_int_equal(up + down, f);
+        assert_true(fabs((double)up - 0.2 * zeros) <= 6 * sqrt(0.16 * zeros) + 1);
+        assert_true(fabs((double)down - 0.05 * ones) <= 6 * sqrt(0.0475 * ones) + 1);
+        packed_net q2;
+        assert_int_equal(packed_copy(&q2, &p), BN_OK);
+        assert_int_equal(packed_flip_weights(&q2, l, 0.2, 0.05, &r2), f);
+        assert_memory_equal(q2.layers[l].w, q.layers[l].w, sizeof(uint64_t) * nw);
+        /* the flipped copy predicts like a packed net of the flipped signs */
+        net m;
+        assert_int_equal(net_copy(&m, &n), BN_OK);
+        for (int o = 0; o < L->out_c; o++)
+            for (int i = 0; i < L->fan_in; i++) {
+                int word, bit;
+                if (L->first) word = i / 64, bit = i % 64;
+                else word = i / L->in_c * L->in_cw + i % L->in_c / 64, bit = i % L->in_c % 64;
+                int on = (int)((q.layers[l].w[(size_t)o * L->kw + word] >> bit) & 1u);
+                m.layers[l].w[(size_t)o * L->fan_in + i] = on ? 0.5f : -0.5f;
+            }
+        uint8_t x[9 * 64];
+        for (int i = 0; i < 9 * 64; i++) x[i] = (uint8_t)pcg32_next(&r);
+        float lq[90], lm[90];
+        packed_logits(&q, lq, x, 9);
+        net_forward_eval(&m, lm, x, 9);
+        assert_memory_equal(lq, lm, sizeof lq);
+        net_free(&m);
+        packed_free(&q), packed_free(&q2);
+    }
+    packed_free(&p), net_free(&n);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fold_threshold_every_accumulator),
         cmocka_unit_test(test_fold_threshold_rejects_nan),
         cmocka_unit_test(test_kernels_equal_reference),
+        cmocka_unit_test(test_small_nets_equal_float_path),
         cmocka_unit_test(test_weight_flip_then_sync),
+        cmocka_unit_test(test_flip_weights),
         cmocka_unit_test(test_fc_net_equals_float_path),
         cmocka_unit_test(test_vgg3_equals_float_path),
     };

@@ -20,7 +20,7 @@
 #include "engine/model.h"
 #include "engine/train.h"
 #include "evaluators/evaluator.h"
-#include "nas/cmd_eval.h"
+#include "nas/commands.h"
 
 static dataset g_train, g_test, g_val;
 static net g_net;

@@ -1,0 +1,31 @@
+/*
+** The subcommands of `bnas`. Each takes the arguments after the command name
+** (argv[0] is the command name) and returns the process exit code:
+** 0 ok, 1 runtime error, 2 usage error.
+*/
+#ifndef BNAS_COMMANDS_H
+#define BNAS_COMMANDS_H
+
+#include "engine/data.h"
+
+/* Search commands (nas/cli.c). */
+int cmd_run(int argc, char **argv);     /* bnas run SPEC [--db FILE] [--threads N] [--quiet] */
+int cmd_resume(int argc, char **argv);  /* bnas resume DB [--force] [--threads N] [--quiet] */
+int cmd_status(int argc, char **argv);  /* bnas status DB */
+int cmd_trials(int argc, char **argv);  /* bnas trials DB [--csv] */
+int cmd_pareto(int argc, char **argv);  /* bnas pareto DB [--csv] */
+
+/* Engine commands (nas/cmd_engine.c, nas/cmd_eval.c). */
+int cmd_train(int argc, char **argv);   /* bnas train [options]: train one network, save it */
+int cmd_bench(int argc, char **argv);   /* bnas bench [--quick]: speed of training and inference */
+int cmd_eval(int argc, char **argv);    /* bnas eval MODEL [options]: bit-error tolerance of a model */
+
+/* Prints the fault-injection lines of `bnas bench` (nas/cmd_eval.c): packed vs
+   float path with the same injected flips, FC512-FC512 and VGG3, on the test
+   images. quick: fewer images. Returns 0, or 1 on error (message printed). */
+int bench_fault(const dataset *test, int quick);
+
+/* Version string of bnas (nas/version.c). */
+const char *bnas_version(void);
+
+#endif /* BNAS_COMMANDS_H */

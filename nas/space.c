@@ -1,0 +1,251 @@
+/* Search space: gene layout, sampling, mutation, crossover and decoding. */
+#include "nas/space.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/err.h"
+
+/* Default value of a knob that the space does not declare. */
+static double knob_default(spec_knob k) {
+    switch (k) {
+    case KNOB_CONV_BLOCKS: return 0;
+    case KNOB_CONV_CHANNELS: return 64;
+    case KNOB_CONV_POOL: return 1;
+    case KNOB_FC_LAYERS: return 1;
+    case KNOB_FC_WIDTH: return 256;
+    case KNOB_LOSS: return 0;
+    case KNOB_MHL_B: return 128;
+    case KNOB_FLIP_RATE: return 0;
+    case KNOB_EPOCHS: return 1;
+    case KNOB_LR: return 1e-3;
+    case KNOB_BATCH: return 256;
+    default: return 0;
+    }
+}
+
+static int knob_per_item(spec_knob k) {
+    return k == KNOB_CONV_CHANNELS || k == KNOB_CONV_POOL || k == KNOB_FC_WIDTH;
+}
+
+static double dim_max(const spec_dim *d) {
+    if (d->type == DIM_CHOICE || d->type == DIM_FIXED) {
+        double m = d->num[0];
+        for (int i = 1; i < d->n; i++)
+            if (d->num[i] > m) m = d->num[i];
+        return m;
+    }
+    return d->high;
+}
+
+/* Number of items a per-item knob needs genes for. */
+static int items_of(const spec *s, spec_knob k) {
+    spec_knob count = k == KNOB_FC_WIDTH ? KNOB_FC_LAYERS : KNOB_CONV_BLOCKS;
+    int d = s->knob_dim[count];
+    return d >= 0 ? (int)dim_max(&s->dims[d]) : (int)knob_default(count);
+}
+
+void space_init(space *sp, const spec *s) {
+    memset(sp, 0, sizeof *sp);
+    for (int d = 0; d < s->n_dims; d++) {
+        spec_knob k = s->dims[d].knob;
+        int n = knob_per_item(k) ? items_of(s, k) : 1;
+        for (int i = 0; i < n; i++) {
+            BN_ASSERT(sp->n_genes < SPACE_MAX_GENES);
+            sp->dim[sp->n_genes] = d;
+            sp->item[sp->n_genes] = knob_per_item(k) ? i : -1;
+            sp->n_genes++;
+        }
+    }
+}
+
+static double draw_gene(const spec_dim *d, pcg32 *rng) {
+    switch (d->type) {
+    case DIM_FIXED: return 0;
+    case DIM_CHOICE: return (double)pcg32_bounded(rng, (uint32_t)d->n);
+    case DIM_INT: return d->low + (double)pcg32_bounded(rng, (uint32_t)(d->high - d->low + 1));
+    case DIM_FLOAT: return d->low + (d->high - d->low) * pcg32_double(rng);
+    case DIM_LOG: return exp(log(d->low) + (log(d->high) - log(d->low)) * pcg32_double(rng));
+    }
+    return 0;
+}
+
+/* Number of distinct values of a dimension (0 = continuous). */
+static double dim_count(const spec_dim *d) {
+    switch (d->type) {
+    case DIM_FIXED: return 1;
+    case DIM_CHOICE: return d->n;
+    case DIM_INT: return d->high - d->low + 1;
+    default: return d->low == d->high ? 1 : 0;
+    }
+}
+
+/* A redrawn value that differs from old when the dimension has another value. */
+static double redraw_gene(const spec_dim *d, pcg32 *rng, double old) {
+    double cnt = dim_count(d);
+    if (cnt == 1) return old;
+    if (d->type == DIM_CHOICE || d->type == DIM_INT) {
+        /* Uniform over the other values. */
+        double base = d->type == DIM_CHOICE ? 0 : d->low;
+        double r = (double)pcg32_bounded(rng, (uint32_t)(cnt - 1));
+        double v = base + r;
+        if (v >= old) v += 1;
+        return v;
+    }
+    return draw_gene(d, rng);
+}
+
+void space_sample(const space *sp, const spec *s, pcg32 *rng, genome *g) {
+    memset(g, 0, sizeof *g);
+    g->n = sp->n_genes;
+    for (int i = 0; i < sp->n_genes; i++) g->g[i] = draw_gene(&s->dims[sp->dim[i]], rng);
+}
+
+void space_mutate(const space *sp, const spec *s, pcg32 *rng, const genome *parent,
+                  const space_config *cfg, double p, genome *child) {
+    *child = *parent;
+    int changed = 0, n_mutable = 0;
+    for (int i = 0; i < sp->n_genes; i++) {
+        const spec_dim *d = &s->dims[sp->dim[i]];
+        if (dim_count(d) == 1) continue;
+        if (cfg->active[i]) n_mutable++;
+        if (pcg32_double(rng) < p) {
+            child->g[i] = redraw_gene(d, rng, parent->g[i]);
+            if (cfg->active[i] && child->g[i] != parent->g[i]) changed = 1;
+        }
+    }
+    if (!changed && n_mutable > 0) {
+        int pick = (int)pcg32_bounded(rng, (uint32_t)n_mutable);
+        for (int i = 0; i < sp->n_genes; i++) {
+            const spec_dim *d = &s->dims[sp->dim[i]];
+            if (dim_count(d) == 1 || !cfg->active[i]) continue;
+            if (pick-- == 0) {
+                child->g[i] = redraw_gene(d, rng, parent->g[i]);
+                break;
+            }
+        }
+    }
+}
+
+void space_crossover(const space *sp, pcg32 *rng, const genome *a, const genome *b, genome *child) {
+    *child = *a;
+    for (int i = 0; i < sp->n_genes; i++)
+        if (pcg32_next(rng) & 1u) child->g[i] = b->g[i];
+}
+
+/* Value of knob k for item `item` (or -1), marking the gene active. */
+static double knob_value(const space *sp, const spec *s, const genome *g, spec_knob k, int item,
+                         space_config *cfg) {
+    int d = s->knob_dim[k];
+    if (d < 0) return knob_default(k);
+    for (int i = 0; i < sp->n_genes; i++) {
+        if (sp->dim[i] != d || sp->item[i] != (knob_per_item(k) ? item : -1)) continue;
+        cfg->active[i] = 1;
+        const spec_dim *D = &s->dims[d];
+        if (D->type == DIM_FIXED) return D->num[0];
+        if (D->type == DIM_CHOICE) {
+            int idx = (int)g->g[i];
+            if (idx < 0) idx = 0;
+            if (idx >= D->n) idx = D->n - 1;
+            return D->num[idx];
+        }
+        return g->g[i];
+    }
+    BN_ASSERT(0 && "gene missing for knob");
+    return 0;
+}
+
+/* Packed bytes of one neuron's weights: fan_in bits in whole 32-bit words (net_packed_bytes). */
+static size_t words_bytes(long fan_in) { return (size_t)((fan_in + 31) / 32) * 4; }
+
+void space_decode(const space *sp, const spec *s, const genome *g, space_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    BN_ASSERT(g->n == sp->n_genes);
+    int blocks = (int)knob_value(sp, s, g, KNOB_CONV_BLOCKS, -1, cfg);
+    int layers = (int)knob_value(sp, s, g, KNOB_FC_LAYERS, -1, cfg);
+    int h = s->in_h, w = s->in_w, c = s->in_c;
+    size_t bytes = 0;
+    double macs = 0;
+    char *t = cfg->topology;
+    size_t cap = sizeof cfg->topology, len = 0;
+    cfg->valid = 1;
+    for (int b = 0; b < blocks; b++) {
+        int oc = (int)knob_value(sp, s, g, KNOB_CONV_CHANNELS, b, cfg);
+        int pool = (int)knob_value(sp, s, g, KNOB_CONV_POOL, b, cfg);
+        macs += (double)h * w * oc * 9.0 * c;
+        bytes += (size_t)oc * (words_bytes(9L * c) + 4);
+        len += (size_t)snprintf(t + len, cap - len, "%sC%d%s", len ? "-" : "", oc, pool ? "-MP2" : "");
+        if (pool) {
+            h /= 2, w /= 2;
+            if ((h < 1 || w < 1) && cfg->valid) {
+                cfg->valid = 0;
+                snprintf(cfg->reason, sizeof cfg->reason, "pool %d leaves no pixels of the %dx%d input",
+                         b + 1, s->in_h, s->in_w);
+            }
+        }
+        c = oc;
+    }
+    long flat = (long)h * w * c;
+    for (int l = 0; l < layers; l++) {
+        int units = (int)knob_value(sp, s, g, KNOB_FC_WIDTH, l, cfg);
+        macs += (double)flat * units;
+        bytes += (size_t)units * (words_bytes(flat) + 4);
+        len += (size_t)snprintf(t + len, cap - len, "%sFC%d", len ? "-" : "", units);
+        flat = units;
+    }
+    macs += (double)flat * s->classes;
+    bytes += (size_t)s->classes * words_bytes(flat) + 4;
+    if (len >= cap) BN_ASSERT(0 && "topology string overflow");
+    if (blocks + layers == 0 && cfg->valid) {
+        cfg->valid = 0;
+        snprintf(cfg->reason, sizeof cfg->reason, "no hidden layer");
+    }
+    cfg->loss = (int)knob_value(sp, s, g, KNOB_LOSS, -1, cfg);
+    cfg->mhl_b = cfg->loss == 1 ? knob_value(sp, s, g, KNOB_MHL_B, -1, cfg) : knob_default(KNOB_MHL_B);
+    cfg->flip_rate = knob_value(sp, s, g, KNOB_FLIP_RATE, -1, cfg);
+    cfg->epochs = (int)knob_value(sp, s, g, KNOB_EPOCHS, -1, cfg);
+    cfg->lr = knob_value(sp, s, g, KNOB_LR, -1, cfg);
+    cfg->batch = (int)knob_value(sp, s, g, KNOB_BATCH, -1, cfg);
+    cfg->model_bytes = bytes;
+    cfg->macs = macs;
+    /* Real values enter the canonical text with 6 significant digits: closer
+       values are the same configuration. */
+    snprintf(cfg->canon, sizeof cfg->canon, "%s|%s|b=%.6g|flip=%.6g|epochs=%d|lr=%.6g|batch=%d",
+             cfg->topology, cfg->loss ? "mhl" : "ce", cfg->loss ? cfg->mhl_b : 0.0, cfg->flip_rate,
+             cfg->epochs, cfg->lr, cfg->batch);
+    cfg->hash = spec_fnv64(SPEC_FNV_INIT, cfg->canon, strlen(cfg->canon));
+    if (cfg->valid && s->max_model_bytes > 0 && (double)bytes > s->max_model_bytes) {
+        cfg->valid = 0;
+        snprintf(cfg->reason, sizeof cfg->reason, "model_bytes %zu exceeds max_model_bytes %.0f",
+                 bytes, s->max_model_bytes);
+    }
+    if (cfg->valid && s->max_macs > 0 && macs > s->max_macs) {
+        cfg->valid = 0;
+        snprintf(cfg->reason, sizeof cfg->reason, "macs %.0f exceeds max_macs %.0f", macs, s->max_macs);
+    }
+}
+
+void space_genome_format(const genome *g, char *buf, size_t cap) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < g->n && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%.17g", i ? "," : "", g->g[i]);
+    BN_ASSERT(len < cap);
+}
+
+int space_genome_parse(genome *g, const char *text) {
+    memset(g, 0, sizeof *g);
+    const char *p = text;
+    if (!*p) return BN_OK;
+    for (;;) {
+        char *end;
+        if (g->n >= SPACE_MAX_GENES) return bn_error(BN_EFORMAT, "genome '%.60s': too many genes", text);
+        g->g[g->n++] = strtod(p, &end);
+        if (end == p) return bn_error(BN_EFORMAT, "genome '%.60s': not a number at '%.10s'", text, p);
+        if (*end == 0) return BN_OK;
+        if (*end != ',') return bn_error(BN_EFORMAT, "genome '%.60s': expected ',' at '%.10s'", text, end);
+        p = end + 1;
+    }
+}

@@ -1,0 +1,69 @@
+/*
+** The trial function: what the search calls to train and evaluate one
+** configuration. It is a plain function pointer so that the search machinery
+** can be tested with a cheap synthetic trial and run with the real one.
+**
+** A trial function must be deterministic in (configuration, seed), must use
+** only the calling thread, and must never print or exit: a failure is a result
+** code plus a reason, and the search records the trial as FAIL and goes on.
+*/
+#ifndef BNAS_TRIAL_H
+#define BNAS_TRIAL_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nas/space.h"
+#include "nas/spec.h"
+
+#define TRIAL_MAX_METRICS 64
+
+/* What one trial produced. */
+typedef struct {
+    int n_metrics;                          /* used entries */
+    char name[TRIAL_MAX_METRICS][48];       /* metric names ("val_acc", "ber.acc_0.01", ...) */
+    double value[TRIAL_MAX_METRICS];        /* metric values */
+    void *model;                            /* packed model blob (malloc'd, may be NULL) */
+    size_t model_size;                      /* bytes of model */
+    char model_format[16];                  /* what the blob is ("bnas-model", "synthetic") */
+    char fail_reason[256];                  /* set when the trial failed */
+} trial_result;
+
+/* Trains and evaluates configuration cfg (trial `number`, seed `seed`) of spec
+   s; user is the trial function's own context. Returns BN_OK and fills out, or
+   an error code with out->fail_reason set. */
+typedef int (*trial_fn)(void *user, const spec *s, const space_config *cfg, int number,
+                        uint64_t seed, trial_result *out);
+
+/* Adds (or replaces) a metric. */
+void trial_result_set(trial_result *r, const char *name, double value);
+
+/* Looks a metric up; returns 1 and sets *value if present. */
+int trial_result_get(const trial_result *r, const char *name, double *value);
+
+/* Frees the model blob and clears r. */
+void trial_result_free(trial_result *r);
+
+/* A cheap deterministic stand-in for training, for tests and dry runs of a
+   spec (data name "synthetic"): metrics are smooth functions of the
+   configuration plus seed noise, model_bytes is the real packed size, and the
+   blob is a few bytes derived from the configuration. Environment knobs for
+   tests: BNAS_SYNTHETIC_MS (sleep per trial, milliseconds, default 0) and
+   BNAS_SYNTHETIC_FAIL=N (trials whose number % N == N-1 fail). user is unused. */
+int trial_synthetic(void *user, const spec *s, const space_config *cfg, int number, uint64_t seed,
+                    trial_result *out);
+
+/* Chooses the trial function for s: trial_synthetic for data "synthetic",
+   else the trainer of nas/trial.c, whose context (the loaded and split data
+   sets, shared read-only by all threads) is made here. Free with
+   trial_env_free. Returns BN_OK or the data loading error. */
+int trial_env_create(void **env, trial_fn *fn, const spec *s);
+void trial_env_free(void *env);
+
+/* Lets the trainer of env stop early when *stop becomes nonzero (checked after
+   every epoch); the trial then returns BN_EINTR and the search leaves it
+   pending, to be rerun from the start by resume. env may be NULL (synthetic). */
+void trial_env_set_stop(void *env, volatile sig_atomic_t *stop);
+
+#endif /* BNAS_TRIAL_H */

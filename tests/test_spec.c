@@ -1,0 +1,274 @@
+/* Spec parsing: a full valid spec, named search spaces, and located error messages. */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/err.h"
+#include "engine/arch.h"
+#include "engine/net.h"
+#include "engine/rng.h"
+#include "nas/space.h"
+#include "nas/spec.h"
+
+static const char *good =
+    "name: t1\n"
+    "seed: 42\n"
+    "threads: 2\n"
+    "data: {name: synthetic, train: 1000, val: 200, test: 300}\n"
+    "search_space:\n"
+    "  conv_blocks: {type: int, low: 0, high: 2}\n"
+    "  conv_channels: {type: choice, values: [8, 16]}\n"
+    "  fc_layers: [1, 2]\n"
+    "  fc_width: {type: choice, values: [32, 64, 128]}\n"
+    "  loss: {type: choice, values: [ce, mhl]}\n"
+    "  mhl_b: {type: log, low: 8, high: 256}\n"
+    "  flip_rate: {type: float, low: 0, high: 0.1}\n"
+    "  epochs: 3\n"
+    "strategy: {name: evolution, batch: 4, population: 10, sample: 3, mutation_prob: 0.3}\n"
+    "budget: {trials: 20, wall_time: 10m}\n"
+    "objectives:\n"
+    "  - {metric: val_acc, direction: max}\n"
+    "  - {metric: model_bytes, direction: min, ref: 100000}\n"
+    "  - {metric: memory.macs, direction: min, ref: 1e9}\n"
+    "constraints: {max_model_bytes: 100000}\n"
+    "evaluators:\n"
+    "  - accuracy\n"
+    "  - {name: memory}\n";
+
+static void test_good_spec(void **state) {
+    (void)state;
+    spec s;
+    int rc = spec_parse(&s, "good.yaml", good, NULL, NULL);
+    if (rc) fprintf(stderr, "%s\n", bn_errmsg());
+    assert_int_equal(rc, BN_OK);
+    assert_string_equal(s.name, "t1");
+    assert_int_equal(s.seed, 42);
+    assert_int_equal(s.threads, 2);
+    assert_string_equal(s.data, "synthetic");
+    assert_int_equal(s.n_train, 1000);
+    assert_int_equal(s.n_val, 200);
+    assert_int_equal(s.n_dims, 8);
+    assert_int_equal(s.strategy, STRAT_EVOLUTION);
+    assert_int_equal(s.population, 10);
+    assert_int_equal(s.max_trials, 20);
+    assert_float_equal(s.wall_time, 600, 0);
+    assert_int_equal(s.n_obj, 3);
+    assert_true(s.obj[0].maximize);
+    assert_false(s.obj[1].maximize);
+    assert_float_equal(s.obj[1].ref, 100000, 0);
+    assert_int_equal(s.n_eval, 2);
+    assert_string_equal(s.eval[0].name, "accuracy");
+    assert_string_equal(s.eval[1].name, "memory");
+    assert_int_equal(s.eval[1].n_params, 0);
+    const spec_dim *d = &s.dims[s.knob_dim[KNOB_LOSS]];
+    assert_int_equal(d->type, DIM_CHOICE);
+    assert_float_equal(d->num[1], 1, 0);
+    /* Genome layout: per-block genes for conv_channels (2), per-layer fc_width (2). */
+    space sp;
+    space_init(&sp, &s);
+    assert_int_equal(sp.n_genes, 1 + 2 + 1 + 2 + 1 + 1 + 1 + 1);
+    /* Same text, same hash; changed text, other hash. */
+    spec s2;
+    assert_int_equal(spec_parse(&s2, "other.yaml", good, NULL, NULL), BN_OK);
+    assert_true(s.hash == s2.hash);
+    spec_free(&s2);
+    char *changed = strdup(good);
+    changed[strlen(changed) - 3] = 'X'; /* "{name: memory}" -> "{name: memorX}" */
+    assert_int_equal(spec_parse(&s2, "other.yaml", changed, NULL, NULL), BN_ESPEC);
+    assert_non_null(strstr(bn_errmsg(), "other.yaml:23:12: evaluators[1]: unknown evaluator 'memorX'"));
+    changed[strlen(changed) - 3] = 'y';
+    memcpy(strstr(changed, "seed: 42"), "seed: 43", 8);
+    assert_int_equal(spec_parse(&s2, "other.yaml", changed, NULL, NULL), BN_OK);
+    assert_true(s.hash != s2.hash);
+    spec_free(&s2);
+    free(changed);
+    spec_free(&s);
+}
+
+/* Replaces the first occurrence of from by to in good and parses it; returns the message. */
+static const char *parse_edit(const char *from, const char *to) {
+    static char buf[4096];
+    const char *p = strstr(good, from);
+    assert_non_null(p);
+    snprintf(buf, sizeof buf, "%.*s%s%s", (int)(p - good), good, to, p + strlen(from));
+    spec s;
+    int rc = spec_parse(&s, "bad.yaml", buf, NULL, NULL);
+    assert_int_equal(rc, BN_ESPEC);
+    return bn_errmsg();
+}
+
+static void expect_msg(const char *from, const char *to, const char *want) {
+    const char *msg = parse_edit(from, to);
+    if (!strstr(msg, want)) fail_msg("expected '%s' in:\n%s", want, msg);
+}
+
+static void test_errors_located(void **state) {
+    (void)state;
+    /* Unknown key at the top (line 3, column 1). */
+    expect_msg("threads: 2", "threadz: 2", "bad.yaml:3:1: threadz: unknown key");
+    /* Wrong type of value, located at the value. */
+    expect_msg("threads: 2", "threads: two", "bad.yaml:3:10: threads: expected a number, found 'two'");
+    /* Range error inside a nested mapping. */
+    expect_msg("batch: 4,", "batch: 0,", "bad.yaml:14:36: strategy.batch: 0 is out of range");
+    /* Bad dimension type with its key path. */
+    expect_msg("{type: int, low: 0, high: 2}", "{type: integer, low: 0, high: 2}",
+               "bad.yaml:6:23: search_space.conv_blocks.type: unknown type 'integer'");
+    /* Bad choice value inside a list. */
+    expect_msg("[ce, mhl]", "[ce, hinge]",
+               "bad.yaml:10:37: search_space.loss.values[1]: unknown loss 'hinge'");
+    /* Unknown dimension. */
+    expect_msg("  epochs: 3\n", "  epoch: 3\n", "bad.yaml:13:3: search_space.epoch: unknown dimension");
+    /* test_acc never selects. */
+    expect_msg("metric: val_acc", "metric: test_acc", "objectives[0].metric: test accuracy is recorded");
+    /* A minimised objective without a reference point. */
+    expect_msg("model_bytes, direction: min, ref: 100000", "model_bytes, direction: min",
+               "objectives[1].ref: missing");
+    /* Metric of an undeclared evaluator. */
+    expect_msg("metric: memory.macs", "metric: fault.acc", "unknown metric 'fault.acc'");
+    /* A parameter the evaluator does not take. */
+    expect_msg("{name: memory}", "{name: memory, p: [0.001, 0.01]}",
+               "bad.yaml:23:12: evaluators[1]: evaluator memory has no parameter 'p'");
+    /* YAML syntax error, located. */
+    expect_msg("threads: 2\n", "threads: [2\n", "bad.yaml:");
+    /* Several mistakes are all reported. */
+    const char *msg = parse_edit("seed: 42\nthreads: 2", "seed: x\nthreads: 0");
+    assert_non_null(strstr(msg, "bad.yaml:2:7: seed:"));
+    assert_non_null(strstr(msg, "bad.yaml:3:10: threads:"));
+    assert_non_null(strstr(msg, "(2 mistakes)"));
+}
+
+static void test_named_space(void **state) {
+    (void)state;
+    const char *src = getenv("BNAS_SOURCE_DIR");
+    char path[1024], text[4096];
+    spec s;
+    int rc;
+    /* Every shipped experiment parses. */
+    const char *shipped[] = {"quick", "fc", "vgg"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/experiments/%s.yaml", src ? src : "..", shipped[i]);
+        rc = spec_load(&s, path);
+        if (rc) fprintf(stderr, "%s\n", bn_errmsg());
+        assert_int_equal(rc, BN_OK);
+        spec_free(&s);
+    }
+    /* A spec naming search_spaces/vgg.yaml, written next to the experiments folder. */
+    snprintf(text, sizeof text,
+             "data: {name: synthetic}\nsearch_space: vgg\nstrategy: random\n"
+             "budget: {trials: 5}\nobjectives: [{metric: val_acc, direction: max}]\n");
+    snprintf(path, sizeof path, "%s/experiments/named.yaml", src ? src : "..");
+    rc = spec_parse(&s, path, text, NULL, NULL);
+    if (rc) fprintf(stderr, "%s\n", bn_errmsg());
+    assert_int_equal(rc, BN_OK);
+    assert_non_null(s.space_text);
+    assert_non_null(strstr(s.space_path, "search_spaces/vgg.yaml"));
+    assert_true(s.knob_dim[KNOB_CONV_BLOCKS] >= 0);
+    /* The frozen copy parses without the file, to the same hash. */
+    spec f;
+    assert_int_equal(spec_parse(&f, "/nowhere/named.yaml", text, s.space_path, s.space_text), BN_OK);
+    assert_true(f.hash == s.hash);
+    spec_free(&f);
+    spec_free(&s);
+    /* An unknown space is reported at its name. */
+    snprintf(text, sizeof text,
+             "data: {name: synthetic}\nsearch_space: nosuch\nstrategy: random\n"
+             "budget: {trials: 5}\nobjectives: [{metric: val_acc, direction: max}]\n");
+    assert_int_equal(spec_parse(&s, path, text, NULL, NULL), BN_ESPEC);
+    assert_non_null(strstr(bn_errmsg(), "named.yaml:2:15: search_space: no search space 'nosuch'"));
+}
+
+static void test_decode(void **state) {
+    (void)state;
+    spec s;
+    assert_int_equal(spec_parse(&s, "good.yaml", good, NULL, NULL), BN_OK);
+    space sp;
+    space_init(&sp, &s);
+    genome g;
+    memset(&g, 0, sizeof g);
+    g.n = sp.n_genes;
+    /* conv_blocks=1, ch[0]=idx1 (16), ch[1]=idx0, fc_layers idx1 (2), width idx 2 (128), idx 0 (32),
+       loss ce, mhl_b 100 (inactive), flip 0.05 */
+    double v[] = {1, 1, 0, 1, 2, 0, 0, 100, 0.05, 0};
+    memcpy(g.g, v, sizeof v);
+    space_config c;
+    space_decode(&sp, &s, &g, &c);
+    assert_string_equal(c.topology, "C16-MP2-FC128-FC32");
+    assert_true(c.valid);
+    /* 32-bit words per neuron plus a 4-byte threshold per hidden neuron: conv 16 ch, fan_in 9:
+       1 word; FC128 after 14x14x16 = 3136 inputs: 98 words; FC32: 4 words; classifier 10 x
+       1 word; scale. */
+    size_t want = 16 * (4 + 4) + 128 * (98 * 4 + 4) + 32 * (4 * 4 + 4) + 10 * 4 + 4;
+    assert_int_equal(c.model_bytes, want);
+    /* mhl_b does not matter under cross-entropy: same hash. */
+    genome g2 = g;
+    g2.g[7] = 200;
+    space_config c2;
+    space_decode(&sp, &s, &g2, &c2);
+    assert_true(c.hash == c2.hash);
+    /* Genes of the unused second conv block do not matter either. */
+    g2.g[2] = 1;
+    space_decode(&sp, &s, &g2, &c2);
+    assert_true(c.hash == c2.hash);
+    /* Round trip of the genome text. */
+    char text[1024];
+    genome back;
+    space_genome_format(&g, text, sizeof text);
+    assert_int_equal(space_genome_parse(&back, text), BN_OK);
+    assert_memory_equal(&back, &g, sizeof g);
+    spec_free(&s);
+}
+
+/* The decoded size and MACs equal the engine's for the network it builds. */
+static void test_decode_matches_engine(void **state) {
+    (void)state;
+    const char *text =
+        "data: {name: synthetic}\n"
+        "search_space: {conv_blocks: {type: int, low: 0, high: 4}, conv_channels: [3, 16, 33],\n"
+        "  conv_pool: [0, 1], fc_layers: {type: int, low: 0, high: 2}, fc_width: [10, 64, 100]}\n"
+        "strategy: random\nbudget: {trials: 1}\nobjectives: [{metric: val_acc, direction: max}]\n";
+    spec s;
+    assert_int_equal(spec_parse(&s, "m.yaml", text, NULL, NULL), BN_OK);
+    space sp;
+    space_init(&sp, &s);
+    pcg32 r;
+    rng_keyed(&r, 3, 0, RNG_SAMPLE);
+    int checked = 0, invalid = 0;
+    for (int t = 0; t < 200; t++) {
+        genome g;
+        space_sample(&sp, &s, &r, &g);
+        space_config c;
+        space_decode(&sp, &s, &g, &c);
+        arch a;
+        if (!c.valid) {
+            invalid++;
+            continue;
+        }
+        assert_int_equal(arch_parse(&a, c.topology), BN_OK);
+        net n;
+        assert_int_equal(net_create(&n, &a, 1, 28, 28, 10), BN_OK);
+        assert_int_equal(c.model_bytes, net_packed_bytes(&n));
+        assert_float_equal(c.macs, net_macs(&n), 0);
+        net_free(&n);
+        checked++;
+    }
+    assert_true(checked > 100);
+    assert_true(invalid > 0); /* empty nets and five pools of a 28x28 input */
+    spec_free(&s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good_spec),
+        cmocka_unit_test(test_errors_located),
+        cmocka_unit_test(test_named_space),
+        cmocka_unit_test(test_decode),
+        cmocka_unit_test(test_decode_matches_engine),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
