@@ -15,9 +15,13 @@
 #include <zlib.h>
 
 #include "engine/err.h"
+#include "engine/fpfmt.h"
 
 #define MODEL_HEAD 28    /* bytes before the topology string */
-#define MODEL_FIXED 124  /* bytes of everything but topology, params and stats */
+#define MODEL_FIXED 156  /* bytes of everything but topology, params and stats (version 2) */
+#define MODEL_FIXED_V1 124 /* the same in version 1 (no optimizer fields) */
+#define MODEL_RECIPE_V1 60 /* recipe block bytes in version 1 */
+#define MODEL_RECIPE 92    /* recipe block bytes in version 2 */
 #define MODEL_MAX_DIM 65536
 #define MODEL_MAX_FILE ((uint64_t)1 << 33) /* larger files are refused, not allocated */
 
@@ -155,6 +159,14 @@ int model_save_mem(const net *n, const train_recipe *r, uint8_t **buf, size_t *l
     put_f32(&w, r->reg_lambda);
     put_f32(&w, r->reg_h);
     put_u64(&w, r->seed);
+    put_i32(&w, (int)r->optimizer);
+    put_f32(&w, r->bop_gamma);
+    put_f32(&w, r->bop_tau);
+    put_f32(&w, r->bop_gamma_decay);
+    put_i32(&w, r->mom_e);
+    put_i32(&w, r->mom_f);
+    put_i32(&w, r->mom_bias);
+    put_i32(&w, r->mom_subnormals);
     put_u64(&w, (uint64_t)n->n_params);
     put_u64(&w, (uint64_t)n->n_stats);
     for (size_t i = 0; i < n->n_params; i++) put_f32(&w, n->params[i]);
@@ -194,9 +206,10 @@ int model_load_mem(net *n, train_recipe *r, const uint8_t *buf, size_t len, cons
     if ((uint64_t)len > total)
         return bn_error(BN_EFORMAT, "%s: %llu unexpected bytes after the model's %llu bytes", name,
                         (unsigned long long)(len - total), (unsigned long long)total);
-    if (total < MODEL_FIXED)
-        return bn_error(BN_EFORMAT, "%s: model length %llu is below the minimum %d", name,
-                        (unsigned long long)total, MODEL_FIXED);
+    const uint64_t fixed = version == 1 ? MODEL_FIXED_V1 : MODEL_FIXED;
+    if (total < fixed)
+        return bn_error(BN_EFORMAT, "%s: model length %llu is below the minimum %llu", name,
+                        (unsigned long long)total, (unsigned long long)fixed);
     uint32_t want_crc = get_u32(buf + len - 4), crc = model_crc(buf, len - 4);
     if (crc != want_crc)
         return bn_error(BN_EFORMAT, "%s: checksum mismatch (stored 0x%08x, computed 0x%08x): file is corrupt",
@@ -204,7 +217,7 @@ int model_load_mem(net *n, train_recipe *r, const uint8_t *buf, size_t len, cons
 
     /* The checksum holds; the fields must still be consistent. */
     uint32_t t = get_u32(buf + 24);
-    if (t > MODEL_MAX_TOPO || (uint64_t)t > total - MODEL_FIXED)
+    if (t > MODEL_MAX_TOPO || (uint64_t)t > total - fixed)
         return bn_error(BN_EFORMAT, "%s: bad topology length %u", name, (unsigned)t);
     char topo[MODEL_MAX_TOPO + 1];
     memcpy(topo, buf + MODEL_HEAD, t);
@@ -236,17 +249,43 @@ int model_load_mem(net *n, train_recipe *r, const uint8_t *buf, size_t len, cons
     rec.reg_lambda = get_f32(p + 44);
     rec.reg_h = get_f32(p + 48);
     rec.seed = get_u64(p + 52);
-    p += 60;
+    p += MODEL_RECIPE_V1;
+    int optimizer = OPT_ADAM;
+    if (version >= 2) {
+        optimizer = get_i32(p);
+        rec.bop_gamma = get_f32(p + 4);
+        rec.bop_tau = get_f32(p + 8);
+        rec.bop_gamma_decay = get_f32(p + 12);
+        rec.mom_e = get_i32(p + 16);
+        rec.mom_f = get_i32(p + 20);
+        rec.mom_bias = get_i32(p + 24);
+        rec.mom_subnormals = get_i32(p + 28);
+        p += MODEL_RECIPE - MODEL_RECIPE_V1;
+    } else { /* version 1: Adam; the Bop fields take their defaults */
+        train_recipe d = train_recipe_default();
+        rec.bop_gamma = d.bop_gamma, rec.bop_tau = d.bop_tau, rec.bop_gamma_decay = d.bop_gamma_decay;
+        rec.mom_e = d.mom_e, rec.mom_f = d.mom_f, rec.mom_bias = d.mom_bias, rec.mom_subnormals = d.mom_subnormals;
+    }
     if (loss != LOSS_CE && loss != LOSS_MHL)
         return bn_error(BN_EFORMAT, "%s: unknown loss code %d in the recipe", name, loss);
     if (flip != FLIP_NONE && flip != FLIP_STE && flip != FLIP_NAIVE)
         return bn_error(BN_EFORMAT, "%s: unknown flip-training code %d in the recipe", name, flip);
+    if (optimizer != OPT_ADAM && optimizer != OPT_BOP)
+        return bn_error(BN_EFORMAT, "%s: unknown optimizer code %d in the recipe", name, optimizer);
+    if (optimizer == OPT_BOP) {
+        fpfmt F;
+        if (fpfmt_init(&F, rec.mom_e, rec.mom_f, rec.mom_bias, rec.mom_subnormals))
+            return bn_error(BN_EFORMAT, "%s: bad Bop momentum format in the recipe: %s", name, bn_errmsg());
+    }
+    if (rec.mom_subnormals != 0 && rec.mom_subnormals != 1)
+        return bn_error(BN_EFORMAT, "%s: momentum subnormals flag %d is not 0 or 1", name, rec.mom_subnormals);
     rec.loss = (train_loss)loss;
     rec.flip = (train_flip)flip;
+    rec.optimizer = (train_optimizer)optimizer;
     uint64_t np = get_u64(p), ns = get_u64(p + 8);
     p += 16;
-    uint64_t room = (total - MODEL_FIXED - t) / 4;
-    if (np > room || ns > room || np + ns != room || (total - MODEL_FIXED - t) % 4 != 0)
+    uint64_t room = (total - fixed - t) / 4;
+    if (np > room || ns > room || np + ns != room || (total - fixed - t) % 4 != 0)
         return bn_error(BN_EFORMAT,
                         "%s: %llu parameters and %llu statistics do not fill the model's %llu bytes",
                         name, (unsigned long long)np, (unsigned long long)ns, (unsigned long long)total);

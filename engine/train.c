@@ -17,6 +17,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "engine/bop.h"
 #include "engine/err.h"
 #include "engine/layers.h"
 #include "engine/parallel.h"
@@ -35,6 +36,11 @@ train_recipe train_recipe_default(void) {
     r.flip = FLIP_NONE;
     r.reg_h = 1.0f;
     r.seed = 1;
+    r.optimizer = OPT_ADAM;
+    r.bop_gamma = 1e-3f;
+    r.bop_tau = 1e-6f;
+    r.bop_gamma_decay = 1.0f;
+    r.mom_e = 8, r.mom_f = 23, r.mom_bias = 127, r.mom_subnormals = 1;
     return r;
 }
 
@@ -67,6 +73,8 @@ typedef struct {
     float *adam_m, *adam_v;       /* (n_params) Adam moments */
     float *d_a, *d_b, *d_z;       /* gradient scratch, each the largest activation */
     float *d_col;                 /* (max rows*fan_in) */
+    int use_bop;                  /* 1: Bop on the binary weights, Adam on the rest */
+    bop_state bop;                /* Bop momentum (use_bop only) */
 } train_state;
 
 static float *grad_of(train_state *s, const float *param) { return s->grads + (param - s->n->params); }
@@ -271,19 +279,39 @@ static void train_backward(train_state *s, int B, const train_recipe *r) {
     }
 }
 
-static void train_adam(train_state *s, float lr, int64_t t, int clip) {
+/* Adam on params[lo, hi). */
+static void train_adam_range(train_state *s, float lr, int64_t t, int64_t lo, int64_t hi) {
     const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
     float c1 = 1.0f - powf(b1, (float)t), c2 = 1.0f - powf(b2, (float)t);
     net *n = s->n;
-    int64_t np = (int64_t)n->n_params;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < np; i++) {
+    for (int64_t i = lo; i < hi; i++) {
         float g = s->grads[i];
         s->adam_m[i] = b1 * s->adam_m[i] + (1.0f - b1) * g;
         s->adam_v[i] = b2 * s->adam_v[i] + (1.0f - b2) * g * g;
         float mh = s->adam_m[i] / c1, vh = s->adam_v[i] / c2;
         n->params[i] -= lr * mh / (sqrtf(vh) + eps);
     }
+}
+
+/* One optimizer step: Adam on every parameter, or Bop (rate gamma) on the
+   binary weights and Adam on batch norm and the scale. */
+static void train_adam(train_state *s, float lr, int64_t t, int clip, float gamma, float tau) {
+    net *n = s->n;
+    if (s->use_bop) {
+        for (int l = 0; l < n->n_layers; l++) {
+            net_layer *L = &n->layers[l];
+            if (L->last) continue;
+            int64_t g0 = L->gamma - n->params, b0 = L->beta - n->params;
+            train_adam_range(s, lr, t, g0, g0 + L->out_c);
+            train_adam_range(s, lr, t, b0, b0 + L->out_c);
+        }
+        int64_t sc = n->scale - n->params;
+        train_adam_range(s, lr, t, sc, sc + 1);
+        bop_step(&s->bop, n, s->grads, gamma, tau);
+        return;
+    }
+    train_adam_range(s, lr, t, 0, (int64_t)n->n_params);
     if (clip)
         for (int l = 0; l < n->n_layers; l++) {
             net_layer *L = &n->layers[l];
@@ -308,6 +336,11 @@ double train_accuracy(const net *n, const dataset *d) {
 
 int train_run(net *n, const dataset *train, const dataset *val, const train_recipe *r,
               train_callback cb, void *user) {
+    return train_run_traced(n, train, val, r, cb, user, NULL);
+}
+
+int train_run_traced(net *n, const dataset *train, const dataset *val, const train_recipe *r,
+                     train_callback cb, void *user, train_trace *trace) {
     if (r->epochs < 0 || r->batch < 1 || !(r->lr > 0) || r->lr_step < 0 || !(r->lr_gamma > 0))
         return bn_error(BN_EARG, "train: bad recipe (epochs %d, batch %d, lr %g, lr_step %d, lr_gamma %g)",
                         r->epochs, r->batch, r->lr, r->lr_step, r->lr_gamma);
@@ -319,6 +352,16 @@ int train_run(net *n, const dataset *train, const dataset *val, const train_reci
     if (r->flip != FLIP_NONE && (r->p01 < 0 || r->p01 > 1 || r->p10 < 0 || r->p10 > 1))
         return bn_error(BN_EARG, "train: flip probabilities must be in [0, 1] (p01 %g, p10 %g)",
                         r->p01, r->p10);
+    if (r->optimizer != OPT_ADAM && r->optimizer != OPT_BOP)
+        return bn_error(BN_EARG, "train: unknown optimizer code %d", (int)r->optimizer);
+    fpfmt mom_fmt = fpfmt_binary32();
+    if (r->optimizer == OPT_BOP) {
+        if (!(r->bop_gamma > 0 && r->bop_gamma <= 1) || !(r->bop_tau >= 0) || !(r->bop_gamma_decay > 0))
+            return bn_error(BN_EARG, "train: Bop needs 0 < gamma <= 1, tau >= 0, gamma decay > 0 (gamma %g, tau %g, decay %g)",
+                            r->bop_gamma, r->bop_tau, r->bop_gamma_decay);
+        if (fpfmt_init(&mom_fmt, r->mom_e, r->mom_f, r->mom_bias, r->mom_subnormals))
+            return bn_error(BN_EARG, "train: momentum format: %s", bn_errmsg());
+    }
     if (train->h != n->in_h || train->w != n->in_w || train->c != n->in_c || train->classes > n->classes)
         return bn_error(BN_EARG, "train: data %dx%dx%d with %d classes does not fit the net %dx%dx%d/%d",
                         train->h, train->w, train->c, train->classes, n->in_h, n->in_w, n->in_c, n->classes);
@@ -326,6 +369,7 @@ int train_run(net *n, const dataset *train, const dataset *val, const train_reci
     int B = r->batch < train->n ? r->batch : train->n;
     train_state s;
     train_state_init(&s, n, B);
+    if (r->optimizer == OPT_BOP) s.use_bop = 1, bop_create(&s.bop, n, &mom_fmt);
     int32_t *order = bn_malloc(sizeof(int32_t) * (size_t)train->n);
     size_t img = (size_t)train->h * train->w * train->c;
     int64_t t = 0; /* Adam step */
@@ -333,7 +377,12 @@ int train_run(net *n, const dataset *train, const dataset *val, const train_reci
     for (int epoch = 1; epoch <= r->epochs && rc == BN_OK; epoch++) {
         double t0 = par_seconds();
         float lr = r->lr;
-        if (r->lr_step > 0) lr *= powf(r->lr_gamma, (float)((epoch - 1) / r->lr_step));
+        float bop_gamma = r->bop_gamma;
+        if (r->lr_step > 0) {
+            lr *= powf(r->lr_gamma, (float)((epoch - 1) / r->lr_step));
+            bop_gamma *= powf(r->bop_gamma_decay, (float)((epoch - 1) / r->lr_step));
+        }
+        if (s.use_bop) bop_reset_stats(&s.bop);
         for (int i = 0; i < train->n; i++) order[i] = i;
         pcg32 g;
         rng_keyed(&g, r->seed, (uint64_t)epoch, RNG_SHUFFLE);
@@ -371,15 +420,21 @@ int train_run(net *n, const dataset *train, const dataset *val, const train_reci
             seen += b;
             memset(s.grads, 0, sizeof(float) * n->n_params);
             train_backward(&s, b, r);
-            train_adam(&s, lr, t, r->clip);
+            if (trace && trace->steps < trace->max_steps) {
+                float *dst = trace->g + (size_t)trace->steps++ * trace->n;
+                for (int k = 0; k < trace->n; k++) dst[k] = s.grads[trace->idx[k]];
+            }
+            train_adam(&s, lr, t, r->clip, bop_gamma, r->bop_tau);
         }
         if (rc) break;
         double secs = par_seconds() - t0;
         train_progress p = {epoch, r->epochs, loss_sum / (double)seen, (double)correct / (double)seen,
-                            val ? train_accuracy(n, val) : -1.0, (double)seen / secs, secs};
+                            val ? train_accuracy(n, val) : -1.0, (double)seen / secs, secs,
+                            s.use_bop && s.bop.counted ? (double)s.bop.lost / (double)s.bop.counted : -1.0};
         if (cb && cb(&p, user)) rc = bn_error(BN_EINTR, "train: stopped after epoch %d", epoch);
     }
     free(order);
+    if (s.use_bop) bop_free(&s.bop);
     train_state_free(&s);
     return rc;
 }

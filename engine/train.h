@@ -17,6 +17,7 @@
 
 typedef enum { LOSS_CE = 0, LOSS_MHL = 1 } train_loss;
 typedef enum { FLIP_NONE = 0, FLIP_STE = 1, FLIP_NAIVE = 2 } train_flip;
+typedef enum { OPT_ADAM = 0, OPT_BOP = 1 } train_optimizer;
 
 typedef struct {
     int epochs;          /* passes over the training set */
@@ -32,10 +33,20 @@ typedef struct {
     float reg_lambda;    /* direct margin regularizer weight lambda (0: off) */
     float reg_h;         /* margin level h of the regularizer, in weight flips */
     uint64_t seed;       /* keys every random stream of the run */
+    train_optimizer optimizer; /* OPT_ADAM: Adam on everything; OPT_BOP: Bop on the
+                                  binary weights, Adam (lr) on batch norm and scale */
+    float bop_gamma;     /* Bop momentum rate gamma in (0, 1] */
+    float bop_tau;       /* Bop flip threshold tau >= 0 */
+    float bop_gamma_decay; /* gamma is multiplied by this every lr_step epochs (1: constant) */
+    int mom_e, mom_f;    /* Bop momentum format F(e, f, bias) (engine/fpfmt.h); default binary32 */
+    int mom_bias;        /* its exponent bias */
+    int mom_subnormals;  /* 1: with subnormals */
 } train_recipe;
 
 /* The seed papers' defaults: batch 256, Adam lr 1e-3, step decay 0.5 every 10
-   epochs, cross-entropy, no clipping, no flips, MHL b = 128. */
+   epochs, cross-entropy, no clipping, no flips, MHL b = 128. Optimizer Adam;
+   the Bop fields default to gamma 1e-3, tau 1e-6 (Helwegen et al. section
+   5.1), decay 1, binary32 momentum. */
 train_recipe train_recipe_default(void);
 
 /* Progress of one epoch, passed to the callback. */
@@ -47,6 +58,8 @@ typedef struct {
     double val_acc;       /* accuracy on val with running statistics (-1 if no val set) */
     double images_per_s;  /* training throughput of the epoch */
     double seconds;       /* wall time of the epoch */
+    double lost_updates;  /* Bop: mean over the epoch's steps of the fraction of momentum
+                             values whose update the format lost (engine/bop.h); -1 with Adam */
 } train_progress;
 
 /* Called after every epoch; return nonzero to stop training early (the net
@@ -58,6 +71,20 @@ typedef int (*train_callback)(const train_progress *p, void *user);
    recipe, BN_EINTR if the callback asked to stop. */
 int train_run(net *n, const dataset *train, const dataset *val, const train_recipe *r,
               train_callback cb, void *user);
+
+/* Gradient trace: the gradients of n chosen parameters at every step, for
+   offline studies (the Bop momentum-encoding search replays them). */
+typedef struct {
+    int n;               /* traced parameters */
+    const int64_t *idx;  /* (n) their indices into net.params */
+    int max_steps;       /* capacity in steps */
+    float *g;            /* (max_steps, n) the gradients, filled by train_run_traced */
+    int steps;           /* steps recorded (at most max_steps; later steps are not kept) */
+} train_trace;
+
+/* train_run that also records trace (may be NULL) after every backward. */
+int train_run_traced(net *n, const dataset *train, const dataset *val, const train_recipe *r,
+                     train_callback cb, void *user, train_trace *trace);
 
 /* The direct margin regularizer (seed 002, section IV-A; a reconstruction,
    see papers.md section 2): for every hidden neuron j and batch input x,

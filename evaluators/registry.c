@@ -17,12 +17,14 @@ extern const evaluator eval_accuracy;
 extern const evaluator eval_memory;
 extern const evaluator eval_margin;
 extern const evaluator eval_fault;
+extern const evaluator eval_bop_encoding;
 
 static const evaluator *const registry[] = {
     &eval_accuracy,
     &eval_memory,
     &eval_margin,
     &eval_fault,
+    &eval_bop_encoding,
     NULL,
 };
 

@@ -10,6 +10,7 @@
 
 #include "engine/data.h"
 #include "engine/err.h"
+#include "engine/fpfmt.h"
 #include "engine/model.h"
 #include "engine/packed.h"
 #include "engine/parallel.h"
@@ -30,9 +31,11 @@ static int load_dataset(const char *name, const char *dir, dataset *train, datas
 
 static int print_progress(const train_progress *p, void *user) {
     (void)user;
-    printf("epoch %3d/%-3d  loss %.4f  train %.2f%%  val %s%.2f%%  %8.0f img/s  %6.1f s\n", p->epoch,
+    printf("epoch %3d/%-3d  loss %.4f  train %.2f%%  val %s%.2f%%  %8.0f img/s  %6.1f s", p->epoch,
            p->epochs, p->loss, 100 * p->train_acc, p->val_acc < 0 ? "  -" : "", p->val_acc < 0 ? 0 : 100 * p->val_acc,
            p->images_per_s, p->seconds);
+    if (p->lost_updates >= 0) printf("  lost updates %.4f%%", 100 * p->lost_updates);
+    printf("\n");
     fflush(stdout);
     return 0;
 }
@@ -49,6 +52,10 @@ static const char *train_usage =
     "  --flip none|ste|naive  flip training    --p X | --p01 X --p10 X  flip probabilities\n"
     "  --clip             clip latent weights to [-1, 1]\n"
     "  --reg-lambda X --reg-h H   direct margin regularizer: lambda * mean max(0, H - margin in flips)\n"
+    "  --optimizer adam|bop   (default adam) Bop: binary weights by Bop, batch norm and scale by Adam (--lr)\n"
+    "  --bop-gamma X      Bop momentum rate (default 1e-3)   --bop-tau X   flip threshold (default 1e-6)\n"
+    "  --bop-gamma-decay X  multiply gamma by X every --lr-step epochs (default 1)\n"
+    "  --momentum-format F  Bop momentum format: fp32 (default), fp16, bf16, eXmY[bZ][n] (e.g. e5m10, e4m7b20n)\n"
     "  --val N            validation images carved from the training set (default 5000, 0: none)\n"
     "  --seed N           (default 1)          --threads N    (default: all cores)\n"
     "  -o FILE            model file to write (default model.bnm)\n";
@@ -91,6 +98,21 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--clip")) r.clip = 1;
         else if (!strcmp(a, "--reg-lambda")) { NEED_VALUE(); r.reg_lambda = strtof(v, NULL); }
         else if (!strcmp(a, "--reg-h")) { NEED_VALUE(); r.reg_h = strtof(v, NULL); }
+        else if (!strcmp(a, "--optimizer")) {
+            NEED_VALUE();
+            if (!strcmp(v, "adam")) r.optimizer = OPT_ADAM;
+            else if (!strcmp(v, "bop")) r.optimizer = OPT_BOP;
+            else { fprintf(stderr, "bnas train: --optimizer must be adam or bop\n"); return 2; }
+        }
+        else if (!strcmp(a, "--bop-gamma")) { NEED_VALUE(); r.bop_gamma = strtof(v, NULL); }
+        else if (!strcmp(a, "--bop-tau")) { NEED_VALUE(); r.bop_tau = strtof(v, NULL); }
+        else if (!strcmp(a, "--bop-gamma-decay")) { NEED_VALUE(); r.bop_gamma_decay = strtof(v, NULL); }
+        else if (!strcmp(a, "--momentum-format")) {
+            NEED_VALUE();
+            fpfmt F;
+            if (fpfmt_parse(&F, v)) { fprintf(stderr, "bnas train: %s\n", bn_errmsg()); return 2; }
+            r.mom_e = F.e, r.mom_f = F.f, r.mom_bias = F.bias, r.mom_subnormals = F.subnormals;
+        }
         else if (!strcmp(a, "--val")) { NEED_VALUE(); n_val = atoi(v); }
         else if (!strcmp(a, "--seed")) { NEED_VALUE(); r.seed = strtoull(v, NULL, 10); }
         else if (!strcmp(a, "--threads")) { NEED_VALUE(); threads = atoi(v); }

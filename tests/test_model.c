@@ -1,5 +1,5 @@
 /* Model files: bit-exact round trips (memory and file), the documented byte
-   layout, and refusal of every truncation, flipped byte, wrong magic, newer
+   layout (version 2), version 1 files still loading, and refusal of every truncation, flipped byte, wrong magic, newer
    version and checksum-valid but inconsistent content. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -70,6 +70,11 @@ static train_recipe make_recipe(void) {
     r.reg_lambda = 1e-3f;
     r.reg_h = 4.0f;
     r.seed = 0xF00DBEEF12345678ull;
+    r.optimizer = OPT_BOP;
+    r.bop_gamma = 2e-3f;
+    r.bop_tau = 3e-7f;
+    r.bop_gamma_decay = 0.1f;
+    r.mom_e = 5, r.mom_f = 7, r.mom_bias = 20, r.mom_subnormals = 0;
     return r;
 }
 
@@ -77,6 +82,8 @@ static void assert_recipe_equal(const train_recipe *a, const train_recipe *b) {
 #define SAME(f) assert_memory_equal(&a->f, &b->f, sizeof a->f)
     SAME(epochs); SAME(batch); SAME(lr); SAME(lr_step); SAME(lr_gamma); SAME(clip); SAME(loss);
     SAME(mhl_b); SAME(flip); SAME(p01); SAME(p10); SAME(reg_lambda); SAME(reg_h); SAME(seed);
+    SAME(optimizer); SAME(bop_gamma); SAME(bop_tau); SAME(bop_gamma_decay); SAME(mom_e); SAME(mom_f);
+    SAME(mom_bias); SAME(mom_subnormals);
 #undef SAME
 }
 
@@ -146,7 +153,7 @@ static void test_roundtrip_mem_and_file(void **state) {
     size_t len = 0;
     assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
     assert_int_equal(len, model_size(&a));
-    assert_int_equal(len, 124 + strlen(VGG) + 4 * (a.n_params + a.n_stats));
+    assert_int_equal(len, 156 + strlen(VGG) + 4 * (a.n_params + a.n_stats));
     memset(&rb, 0, sizeof rb);
     assert_int_equal(model_load_mem(&b, &rb, buf, len, "mem"), BN_OK);
     assert_net_equal(&a, &b);
@@ -222,7 +229,7 @@ static void test_documented_layout(void **state) {
     assert_int_equal(model_save_mem(&a, &ra, &b, &len), BN_OK);
     const size_t T = strlen(VGG), P = a.n_params, S = a.n_stats;
     assert_memory_equal(b, "BNASMDL1", 8);
-    assert_int_equal(le32(b + 8), 1);
+    assert_int_equal(le32(b + 8), 2);
     static const uint8_t marker[4] = {4, 3, 2, 1};
     assert_memory_equal(b + 12, marker, 4);
     assert_true(le64(b + 16) == len);
@@ -249,20 +256,34 @@ static void test_documented_layout(void **state) {
     memcpy(&f, &u, 4);
     assert_true(f == 4.0f);
     assert_true(le64(b + 96 + T) == 0xF00DBEEF12345678ull);
-    assert_true(le64(b + 104 + T) == P);
-    assert_true(le64(b + 112 + T) == S);
+    assert_int_equal(le32(b + 104 + T), OPT_BOP);
+    u = le32(b + 108 + T);
+    memcpy(&f, &u, 4);
+    assert_true(f == 2e-3f);
+    u = le32(b + 112 + T);
+    memcpy(&f, &u, 4);
+    assert_true(f == 3e-7f);
+    u = le32(b + 116 + T);
+    memcpy(&f, &u, 4);
+    assert_true(f == 0.1f);
+    assert_int_equal(le32(b + 120 + T), 5);
+    assert_int_equal(le32(b + 124 + T), 7);
+    assert_int_equal(le32(b + 128 + T), 20);
+    assert_int_equal(le32(b + 132 + T), 0);
+    assert_true(le64(b + 136 + T) == P);
+    assert_true(le64(b + 144 + T) == S);
     for (size_t i = 0; i < P; i += 97) {
         uint32_t want;
         memcpy(&want, &a.params[i], 4);
-        assert_int_equal(le32(b + 120 + T + 4 * i), want);
+        assert_int_equal(le32(b + 152 + T + 4 * i), want);
     }
     uint32_t want;
     memcpy(&want, a.scale, 4);
-    assert_int_equal(le32(b + 120 + T + 4 * (P - 1)), want);
+    assert_int_equal(le32(b + 152 + T + 4 * (P - 1)), want);
     memcpy(&want, &a.stats[S - 1], 4);
-    assert_int_equal(le32(b + 120 + T + 4 * P + 4 * (S - 1)), want);
+    assert_int_equal(le32(b + 152 + T + 4 * P + 4 * (S - 1)), want);
     assert_int_equal(le32(b + len - 4), (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)(len - 4)));
-    assert_int_equal(len, 124 + T + 4 * P + 4 * S);
+    assert_int_equal(len, 156 + T + 4 * P + 4 * S);
     net_free(&a);
     free(b);
 }
@@ -275,7 +296,7 @@ static void test_classifier_only(void **state) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(model_save_mem(&a, NULL, &buf, &len), BN_OK);
-    assert_int_equal(len, 124 + 4 * (9 * 2 + 1));
+    assert_int_equal(len, 156 + 4 * (9 * 2 + 1));
     assert_int_equal(model_load_mem(&b, NULL, buf, len, NULL), BN_OK);
     assert_net_equal(&a, &b);
     net_free(&b);
@@ -347,9 +368,9 @@ static void test_header_refusals(void **state) {
 
     /* a future version, even with a valid checksum */
     memcpy(c, buf, len);
-    set_le32(c + 8, 2);
+    set_le32(c + 8, 3);
     fix_crc(c, len);
-    expect_refused(c, len, "version 2 is newer");
+    expect_refused(c, len, "version 3 is newer");
     set_le32(c + 8, 0);
     fix_crc(c, len);
     expect_refused(c, len, "version 0");
@@ -400,9 +421,21 @@ static void test_header_refusals(void **state) {
     fix_crc(c, len);
     expect_refused(c, len, NULL);
     memcpy(c, buf, len);
-    c[104 + T] ^= 1; /* P off by one, S unchanged */
+    c[136 + T] ^= 1; /* P off by one, S unchanged */
     fix_crc(c, len);
     expect_refused(c, len, "do not fill");
+    memcpy(c, buf, len);
+    set_le32(c + 104 + T, 5);
+    fix_crc(c, len);
+    expect_refused(c, len, "unknown optimizer code 5");
+    memcpy(c, buf, len);
+    set_le32(c + 120 + T, 12); /* 12 exponent bits */
+    fix_crc(c, len);
+    expect_refused(c, len, "bad Bop momentum format");
+    memcpy(c, buf, len);
+    set_le32(c + 132 + T, 2);
+    fix_crc(c, len);
+    expect_refused(c, len, "subnormals flag 2");
     memcpy(c, buf, len);
     set_le32(c + 24, 5000); /* absurd topology length */
     fix_crc(c, len);
@@ -414,6 +447,39 @@ static void test_header_refusals(void **state) {
     expect_refused(c, len, "does not have the file's");
 
     free(c);
+    free(buf);
+    net_free(&a);
+}
+
+/* A version 1 file (the v2 bytes without the eight optimizer fields) still
+   loads: same net, same recipe fields, Adam with the default Bop fields. */
+static void test_version1_still_loads(void **state) {
+    (void)state;
+    net a, b;
+    make_net(&a, VGG, 1, 28, 28, 10, 40);
+    train_recipe ra = make_recipe(), rb;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
+    const size_t T = strlen(VGG), cut = 104 + T, gap = 32, len1 = len - gap;
+    uint8_t *v1 = malloc(len1);
+    memcpy(v1, buf, cut);
+    memcpy(v1 + cut, buf + cut + gap, len - cut - gap);
+    set_le32(v1 + 8, 1);
+    set_le32(v1 + 16, (uint32_t)len1), set_le32(v1 + 20, 0);
+    fix_crc(v1, len1);
+    assert_int_equal(len1, 124 + T + 4 * (a.n_params + a.n_stats));
+    assert_int_equal(model_load_mem(&b, &rb, v1, len1, "v1"), BN_OK);
+    assert_net_equal(&a, &b);
+    train_recipe want = ra, d = train_recipe_default();
+    want.optimizer = OPT_ADAM, want.bop_gamma = d.bop_gamma, want.bop_tau = d.bop_tau;
+    want.bop_gamma_decay = d.bop_gamma_decay, want.mom_e = d.mom_e, want.mom_f = d.mom_f;
+    want.mom_bias = d.mom_bias, want.mom_subnormals = d.mom_subnormals;
+    assert_recipe_equal(&want, &rb);
+    net_free(&b);
+    /* its truncations are refused as well */
+    for (size_t k = 0; k < len1; k += 7) expect_refused(v1, k, NULL);
+    free(v1);
     free(buf);
     net_free(&a);
 }
@@ -457,6 +523,7 @@ int main(void) {
         cmocka_unit_test(test_classifier_only),
         cmocka_unit_test(test_truncation_and_flips),
         cmocka_unit_test(test_header_refusals),
+        cmocka_unit_test(test_version1_still_loads),
         cmocka_unit_test(test_file_errors),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
