@@ -4,7 +4,7 @@
 ** FP32's, and reports the training-memory model and the time of emulation.
 ** With --memory FORMAT it only prints the memory model.
 */
-#include "nas/cmd_bop.h"
+#include "nas/commands.h"
 
 #include <stdio.h>
 #include <stdlib.h>

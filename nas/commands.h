@@ -19,6 +19,7 @@ int cmd_pareto(int argc, char **argv);  /* bnas pareto DB [--csv] */
 int cmd_train(int argc, char **argv);   /* bnas train [options]: train one network, save it */
 int cmd_bench(int argc, char **argv);   /* bnas bench [--quick]: speed of training and inference */
 int cmd_eval(int argc, char **argv);    /* bnas eval MODEL [options]: bit-error tolerance of a model */
+int cmd_encodings(int argc, char **argv); /* bnas encodings [options]: Bop momentum-format search (nas/cmd_bop.c) */
 
 /* Prints the fault-injection lines of `bnas bench` (nas/cmd_eval.c): packed vs
    float path with the same injected flips, FC512-FC512 and VGG3, on the test

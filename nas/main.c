@@ -21,7 +21,10 @@ static void usage(FILE *f) {
             "  trials DB [--csv]          every trial with its metrics\n"
             "  pareto DB [--csv]          the Pareto-optimal trials\n"
             "engine:\n"
-            "  train, bench, eval         train one network, benchmark kernels, evaluate a model\n"
+            "  train                      train one network and save it as a model file\n"
+            "  eval MODEL                 accuracy, margins and accuracy under bit errors of a model\n"
+            "  bench                      speed of training, packed inference and fault injection\n"
+            "  encodings                  search small momentum formats for Bop training\n"
             "\n"
             "exit codes: 0 ok, 1 runtime error, 2 usage error\n");
 }
@@ -44,6 +47,7 @@ int main(int argc, char **argv) {
         {"status", cmd_status, "study summary"}, {"trials", cmd_trials, "list trials"},
         {"pareto", cmd_pareto, "list the front"}, {"train", cmd_train, "train one network"},
         {"bench", cmd_bench, "benchmark"},       {"eval", cmd_eval, "evaluate a model"},
+        {"encodings", cmd_encodings, "Bop momentum formats"},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         if (strcmp(argv[1], cmds[i].name)) continue;
