@@ -21,6 +21,7 @@
 #include "engine/fault.h"
 #include "engine/margin.h"
 #include "engine/packed.h"
+#include "engine/parallel.h"
 #include "engine/train.h"
 
 static dataset g_train, g_test;
@@ -304,12 +305,45 @@ static void test_check_rejects(void **state) {
     assert_int_equal(errmodel_check(&g_pfc, &m), BN_EARG);
 }
 
+/* Training with XNOR product errors: identical on 1 and 2 threads, and
+   different from training without them. */
+static int train_xnor(net *n, float p, int threads) {
+    arch a;
+    if (arch_parse(&a, "C4-MP2-FC32") || net_create(n, &a, 1, 28, 28, 10)) return -1;
+    pcg32 g;
+    rng_keyed(&g, 3, 0, RNG_INIT);
+    net_init_params(n, &g);
+    train_recipe r = train_recipe_default();
+    r.epochs = 1, r.batch = 100, r.seed = 3;
+    r.xnor_p01 = p, r.xnor_p10 = p;
+    dataset tr = data_slice(&g_train, 0, sanitized() ? 300 : 1000);
+    par_set_threads(threads);
+    int rc = train_run(n, &tr, NULL, &r, NULL, NULL);
+    par_set_threads(2);
+    return rc;
+}
+
+static void test_train_xnor(void **state) {
+    (void)state;
+    net a, b, c;
+    assert_int_equal(train_xnor(&a, 0.05f, 1), BN_OK);
+    assert_int_equal(train_xnor(&b, 0.05f, 2), BN_OK);
+    assert_int_equal(train_xnor(&c, 0.0f, 2), BN_OK);
+    assert_memory_equal(a.params, b.params, sizeof(float) * a.n_params);
+    assert_true(memcmp(a.params, c.params, sizeof(float) * a.n_params) != 0);
+    train_recipe bad = train_recipe_default();
+    bad.xnor_p10 = 2.0f;
+    dataset tr = data_slice(&g_train, 0, 10);
+    assert_int_equal(train_run(&c, &tr, NULL, &bad, NULL, NULL), BN_EARG);
+    net_free(&a), net_free(&b), net_free(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clean_equals_fast),      cmocka_unit_test(test_weights_match_fault),
         cmocka_unit_test(test_thread_independent),     cmocka_unit_test(test_activation_rate_one),
         cmocka_unit_test(test_products_match_explicit), cmocka_unit_test(test_binomial_table),
-        cmocka_unit_test(test_check_rejects),
+        cmocka_unit_test(test_check_rejects),          cmocka_unit_test(test_train_xnor),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
