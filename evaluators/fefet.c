@@ -44,9 +44,9 @@
    its state) grows steeply with temperature, p01 stays an order of magnitude
    lower. Keep equal to experiments/fefet/default_table.csv. */
 static const double fefet_default_rows[][3] = {
-    {-40, 1.0e-4, 5.0e-4}, {-20, 1.5e-4, 1.0e-3}, {0, 2.0e-4, 2.0e-3}, {20, 3.0e-4, 4.0e-3},
-    {40, 5.0e-4, 8.0e-3},  {60, 8.0e-4, 1.5e-2}, {80, 1.2e-3, 2.5e-2}, {100, 1.8e-3, 4.0e-2},
-    {120, 2.5e-3, 6.0e-2}, {140, 3.5e-3, 9.0e-2},
+    {-40, 1.00e-4, 5.00e-4}, {-25, 1.36e-4, 8.41e-4}, {-10, 1.73e-4, 1.41e-3}, {5, 2.21e-4, 2.38e-3},
+    {20, 3.00e-4, 4.00e-3}, {35, 4.40e-4, 6.73e-3}, {50, 6.32e-4, 1.10e-2}, {65, 8.85e-4, 1.70e-2},
+    {80, 1.20e-3, 2.50e-2}, {100, 1.80e-3, 4.00e-2},
 };
 
 void fefet_table_default(fefet_table *tb) {

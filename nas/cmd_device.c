@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "engine/err.h"
 #include "engine/errmodel.h"
@@ -30,11 +31,19 @@ static const char *device_usage =
     "  --data DIR         FashionMNIST folder (default: the Debian package's)\n"
     "  --threads N        (default: all cores)\n"
     "  --list             list the evaluators\n"
+    "  --bench [--quick]  print the error-model speed lines (hooked driver vs fast path; no MODEL)\n"
     "Exit codes: 0 success, 1 runtime error, 2 usage error.\n";
+
+/* User + system CPU seconds of the process (all threads). */
+static double device_cpu_seconds(void) {
+    struct rusage u;
+    if (getrusage(RUSAGE_SELF, &u)) return 0.0;
+    return (double)u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + (double)u.ru_stime.tv_sec + u.ru_stime.tv_usec * 1e-6;
+}
 
 int cmd_device(int argc, char **argv) {
     const char *path = NULL, *name = NULL, *dir = NULL;
-    int n_val = 5000, threads = 0;
+    int n_val = 5000, threads = 0, bench = 0, quick = 0;
     uint64_t seed = 1;
     eval_params params;
     memset(&params, 0, sizeof params);
@@ -47,6 +56,8 @@ int cmd_device(int argc, char **argv) {
             return 0;
         }
         else if (!strcmp(a, "--evaluator")) { NEED_VALUE(); name = v; }
+        else if (!strcmp(a, "--bench")) bench = 1;
+        else if (!strcmp(a, "--quick")) quick = 1;
         else if (!strcmp(a, "--param")) {
             NEED_VALUE();
             const char *eq = strchr(v, '=');
@@ -69,6 +80,15 @@ int cmd_device(int argc, char **argv) {
         else { fprintf(stderr, "bnas device: more than one model given ('%s')\n", a); return 2; }
 #undef NEED_VALUE
     }
+    if (bench) {
+        par_set_threads(threads);
+        dataset tr = {0}, te = {0};
+        int rc = data_load_fashion_mnist(&tr, &te, dir);
+        if (rc) fprintf(stderr, "bnas device: %s\n", bn_errmsg());
+        else rc = bench_errmodel(&te, quick);
+        data_free(&tr), data_free(&te);
+        return rc ? 1 : 0;
+    }
     if (!path || !name) { fprintf(stderr, "bnas device: need MODEL and --evaluator\n%s", device_usage); return 2; }
     const evaluator *e = eval_find(name);
     if (!e) { fprintf(stderr, "bnas device: no evaluator '%s' (bnas device --list)\n", name); return 2; }
@@ -84,11 +104,11 @@ int cmd_device(int argc, char **argv) {
     if (!rc) rc = data_split(&train, &val, &full, n_val, r.seed);
     if (!rc) {
         eval_context ctx = {&n, &train, &val, &test, seed};
-        double t0 = par_seconds();
+        double t0 = par_seconds(), c0 = device_cpu_seconds();
         rc = e->run(&ctx, &params, out);
-        double secs = par_seconds() - t0;
+        double secs = par_seconds() - t0, cpu = device_cpu_seconds() - c0;
         for (int i = 0; !rc && i < out->n; i++) printf("%s %.6g\n", out->m[i].name, out->m[i].value);
-        if (!rc) printf("# %s on %s: %.2f s, %d threads\n", name, path, secs, par_threads());
+        if (!rc) printf("# %s on %s: %.2f s wall, %.2f s cpu, %d threads\n", name, path, secs, cpu, par_threads());
     }
     if (rc) fprintf(stderr, "bnas device: %s\n", bn_errmsg());
     free(out);
