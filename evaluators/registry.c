@@ -18,6 +18,8 @@ extern const evaluator eval_memory;
 extern const evaluator eval_margin;
 extern const evaluator eval_fault;
 extern const evaluator eval_bop_encoding;
+extern const evaluator eval_fefet;
+extern const evaluator eval_lim;
 
 static const evaluator *const registry[] = {
     &eval_accuracy,
@@ -25,6 +27,8 @@ static const evaluator *const registry[] = {
     &eval_margin,
     &eval_fault,
     &eval_bop_encoding,
+    &eval_fefet,
+    &eval_lim,
     NULL,
 };
 

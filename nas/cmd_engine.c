@@ -50,6 +50,7 @@ static const char *train_usage =
     "  --lr X             (default 1e-3)       --lr-step N    (default 10)   --lr-gamma X (default 0.5)\n"
     "  --loss ce|mhl      (default ce)         --mhl-b X      (default 128)\n"
     "  --flip none|ste|naive  flip training    --p X | --p01 X --p10 X  flip probabilities\n"
+    "  --xnor-p X | --xnor-p01 X --xnor-p10 X  XNOR product errors while training (not the first layer)\n"
     "  --clip             clip latent weights to [-1, 1]\n"
     "  --reg-lambda X --reg-h H   direct margin regularizer: lambda * mean max(0, H - margin in flips)\n"
     "  --optimizer adam|bop   (default adam) Bop: binary weights by Bop, batch norm and scale by Adam (--lr)\n"
@@ -57,12 +58,13 @@ static const char *train_usage =
     "  --bop-gamma-decay X  multiply gamma by X every --lr-step epochs (default 1)\n"
     "  --momentum-format F  Bop momentum format: fp32 (default), fp16, bf16, eXmY[bZ][n] (e.g. e5m10, e4m7b20n)\n"
     "  --val N            validation images carved from the training set (default 5000, 0: none)\n"
+    "  --train-images N   train on the first N images of the training split only (default: all)\n"
     "  --seed N           (default 1)          --threads N    (default: all cores)\n"
     "  -o FILE            model file to write (default model.bnm)\n";
 
 int cmd_train(int argc, char **argv) {
     const char *topology = "FC512-FC512", *dsname = "fashion", *dir = NULL, *out = "model.bnm";
-    int n_val = 5000, threads = 0;
+    int n_val = 5000, threads = 0, train_images = 0;
     train_recipe r = train_recipe_default();
     r.epochs = 3;
     for (int i = 1; i < argc; i++) {
@@ -95,6 +97,9 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--p")) { NEED_VALUE(); r.p01 = r.p10 = strtof(v, NULL); }
         else if (!strcmp(a, "--p01")) { NEED_VALUE(); r.p01 = strtof(v, NULL); }
         else if (!strcmp(a, "--p10")) { NEED_VALUE(); r.p10 = strtof(v, NULL); }
+        else if (!strcmp(a, "--xnor-p")) { NEED_VALUE(); r.xnor_p01 = r.xnor_p10 = strtof(v, NULL); }
+        else if (!strcmp(a, "--xnor-p01")) { NEED_VALUE(); r.xnor_p01 = strtof(v, NULL); }
+        else if (!strcmp(a, "--xnor-p10")) { NEED_VALUE(); r.xnor_p10 = strtof(v, NULL); }
         else if (!strcmp(a, "--clip")) r.clip = 1;
         else if (!strcmp(a, "--reg-lambda")) { NEED_VALUE(); r.reg_lambda = strtof(v, NULL); }
         else if (!strcmp(a, "--reg-h")) { NEED_VALUE(); r.reg_h = strtof(v, NULL); }
@@ -114,6 +119,7 @@ int cmd_train(int argc, char **argv) {
             r.mom_e = F.e, r.mom_f = F.f, r.mom_bias = F.bias, r.mom_subnormals = F.subnormals;
         }
         else if (!strcmp(a, "--val")) { NEED_VALUE(); n_val = atoi(v); }
+        else if (!strcmp(a, "--train-images")) { NEED_VALUE(); train_images = atoi(v); }
         else if (!strcmp(a, "--seed")) { NEED_VALUE(); r.seed = strtoull(v, NULL, 10); }
         else if (!strcmp(a, "--threads")) { NEED_VALUE(); threads = atoi(v); }
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { NEED_VALUE(); out = v; }
@@ -145,7 +151,9 @@ int cmd_train(int argc, char **argv) {
     net_init_params(&n, &g);
     printf("training %s on %s: %d train, %d val, %d test images, %d threads\n", topology, dsname,
            train.n, val.n, test.n, par_threads());
-    rc = train_run(&n, &train, n_val ? &val : NULL, &r, print_progress, NULL);
+    dataset used = train_images > 0 && train_images < train.n ? data_slice(&train, 0, train_images) : train;
+    if (used.n != train.n) printf("training on the first %d images of the training split\n", used.n);
+    rc = train_run(&n, &used, n_val ? &val : NULL, &r, print_progress, NULL);
     if (rc) goto done;
     printf("test accuracy %.2f%%  (%zu bytes packed)\n", 100 * train_accuracy(&n, &test), net_packed_bytes(&n));
     rc = model_save(&n, &r, out);

@@ -25,6 +25,7 @@ static void usage(FILE *f) {
             "  eval MODEL                 accuracy, margins and accuracy under bit errors of a model\n"
             "  bench                      speed of training, packed inference and fault injection\n"
             "  encodings                  search small momentum formats for Bop training\n"
+            "  device MODEL --evaluator E run one evaluator (fefet, lim, ...) on a model\n"
             "\n"
             "exit codes: 0 ok, 1 runtime error, 2 usage error\n");
 }
@@ -47,7 +48,7 @@ int main(int argc, char **argv) {
         {"status", cmd_status, "study summary"}, {"trials", cmd_trials, "list trials"},
         {"pareto", cmd_pareto, "list the front"}, {"train", cmd_train, "train one network"},
         {"bench", cmd_bench, "benchmark"},       {"eval", cmd_eval, "evaluate a model"},
-        {"encodings", cmd_encodings, "Bop momentum formats"},
+        {"encodings", cmd_encodings, "Bop momentum formats"}, {"device", cmd_device, "run one evaluator"},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         if (strcmp(argv[1], cmds[i].name)) continue;
