@@ -18,6 +18,7 @@ extern const evaluator eval_memory;
 extern const evaluator eval_margin;
 extern const evaluator eval_fault;
 extern const evaluator eval_bop_encoding;
+extern const evaluator eval_lta;
 
 static const evaluator *const registry[] = {
     &eval_accuracy,
@@ -25,6 +26,7 @@ static const evaluator *const registry[] = {
     &eval_margin,
     &eval_fault,
     &eval_bop_encoding,
+    &eval_lta,
     NULL,
 };
 

@@ -20,6 +20,7 @@ int cmd_train(int argc, char **argv);   /* bnas train [options]: train one netwo
 int cmd_bench(int argc, char **argv);   /* bnas bench [--quick]: speed of training and inference */
 int cmd_eval(int argc, char **argv);    /* bnas eval MODEL [options]: bit-error tolerance of a model */
 int cmd_encodings(int argc, char **argv); /* bnas encodings [options]: Bop momentum-format search (nas/cmd_bop.c) */
+int cmd_measure(int argc, char **argv); /* bnas measure MODEL EVALUATOR [key=value ...] (nas/cmd_measure.c) */
 
 /* Prints the fault-injection lines of `bnas bench` (nas/cmd_eval.c): packed vs
    float path with the same injected flips, FC512-FC512 and VGG3, on the test

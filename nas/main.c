@@ -25,6 +25,7 @@ static void usage(FILE *f) {
             "  eval MODEL                 accuracy, margins and accuracy under bit errors of a model\n"
             "  bench                      speed of training, packed inference and fault injection\n"
             "  encodings                  search small momentum formats for Bop training\n"
+            "  measure MODEL EVALUATOR    run one evaluator (lta, capmin, ...) on a model, key=value params\n"
             "\n"
             "exit codes: 0 ok, 1 runtime error, 2 usage error\n");
 }
@@ -48,6 +49,7 @@ int main(int argc, char **argv) {
         {"pareto", cmd_pareto, "list the front"}, {"train", cmd_train, "train one network"},
         {"bench", cmd_bench, "benchmark"},       {"eval", cmd_eval, "evaluate a model"},
         {"encodings", cmd_encodings, "Bop momentum formats"},
+        {"measure", cmd_measure, "run one evaluator on a model"},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         if (strcmp(argv[1], cmds[i].name)) continue;
