@@ -11,14 +11,22 @@
 **   a = sign(y)                              the next layer's x
 **
 ** The classifier computes z = x . wb^T and logits = s * z.
+**
+** XNOR product errors (recipe xnor_p01/xnor_p10, engine/errmodel.h): in
+** hidden binary layers and the classifier, z' = z - 2*B1 + 2*B2 per row and
+** neuron before pooling, with B1 ~ Bin(P, xnor_p10), B2 ~ Bin(N - P, xnor_p01),
+** P = (z + N) / 2, N the row's product count; the gradient passes straight
+** through (dz = dz').
 */
 #include "engine/train.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/bop.h"
 #include "engine/err.h"
+#include "engine/errmodel.h"
 #include "engine/layers.h"
 #include "engine/parallel.h"
 
@@ -158,6 +166,38 @@ static void train_binarize(train_state *s, int l, const train_recipe *r, uint64_
     }
 }
 
+/* XNOR product errors on z (rows, out_c) of hidden binary layer l (not the
+   first): each row keyed by (seed, step, row, layer), so results do not depend
+   on the thread count. */
+static void train_xnor_errors(train_state *s, int l, int rows, const train_recipe *r, uint64_t step) {
+    const net_layer *L = &s->n->layers[l];
+    float *z = s->tl[l].z;
+    double p01 = r->xnor_p01, p10 = r->xnor_p10;
+    double *pw = bn_malloc(sizeof(double) * 2 * (size_t)(L->fan_in + 1)); /* (1-p01)^k, (1-p10)^k */
+    for (int k = 0; k <= L->fan_in; k++)
+        pw[k] = pow(1.0 - p01, (double)k), pw[L->fan_in + 1 + k] = pow(1.0 - p10, (double)k);
+    int hw = L->in_h * L->in_w;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < rows; i++) {
+        int N = L->fan_in;
+        if (L->kind == NET_CONV) {
+            int q = i % hw, y = q / L->in_w, x = q % L->in_w;
+            int ny = 3 - (y == 0) - (y == L->in_h - 1), nx = 3 - (x == 0) - (x == L->in_w - 1);
+            N = (L->in_h == 1 ? 1 : ny) * (L->in_w == 1 ? 1 : nx) * L->in_c;
+        }
+        pcg32 g;
+        rng_keyed(&g, r->seed, step << 40 | (uint64_t)i << 8 | (uint64_t)l, RNG_ACT);
+        float *zr = z + (size_t)i * L->out_c;
+        for (int o = 0; o < L->out_c; o++) {
+            int P = ((int)zr[o] + N) / 2;
+            int b1 = (int)errmodel_binomial(&g, (uint32_t)P, p10, pw + L->fan_in + 1);
+            int b2 = (int)errmodel_binomial(&g, (uint32_t)(N - P), p01, pw);
+            zr[o] += (float)(2 * (b2 - b1));
+        }
+    }
+    free(pw);
+}
+
 /* Forward of a batch of B images; writes s->logits. */
 static void train_forward(train_state *s, int B, const train_recipe *r, uint64_t step) {
     net *n = s->n;
@@ -178,6 +218,7 @@ static void train_forward(train_state *s, int B, const train_recipe *r, uint64_t
         } else {
             matmul_forward(T->z, x, T->wb, rows, L->fan_in, L->out_c);
         }
+        if (!L->first && (r->xnor_p01 > 0.0f || r->xnor_p10 > 0.0f)) train_xnor_errors(s, l, rows, r, step);
         float *acc = T->z;
         if (L->pool) {
             if (!T->fused) maxpool2_forward(T->p, T->idx, T->z, B, L->in_h, L->in_w, L->out_c);
@@ -352,6 +393,9 @@ int train_run_traced(net *n, const dataset *train, const dataset *val, const tra
     if (r->flip != FLIP_NONE && (r->p01 < 0 || r->p01 > 1 || r->p10 < 0 || r->p10 > 1))
         return bn_error(BN_EARG, "train: flip probabilities must be in [0, 1] (p01 %g, p10 %g)",
                         r->p01, r->p10);
+    if (!(r->xnor_p01 >= 0 && r->xnor_p01 <= 1 && r->xnor_p10 >= 0 && r->xnor_p10 <= 1))
+        return bn_error(BN_EARG, "train: XNOR product rates must be in [0, 1] (p01 %g, p10 %g)", r->xnor_p01,
+                        r->xnor_p10);
     if (r->optimizer != OPT_ADAM && r->optimizer != OPT_BOP)
         return bn_error(BN_EARG, "train: unknown optimizer code %d", (int)r->optimizer);
     fpfmt mom_fmt = fpfmt_binary32();

@@ -50,6 +50,7 @@ static const char *train_usage =
     "  --lr X             (default 1e-3)       --lr-step N    (default 10)   --lr-gamma X (default 0.5)\n"
     "  --loss ce|mhl      (default ce)         --mhl-b X      (default 128)\n"
     "  --flip none|ste|naive  flip training    --p X | --p01 X --p10 X  flip probabilities\n"
+    "  --xnor-p X | --xnor-p01 X --xnor-p10 X  XNOR product errors while training (not the first layer)\n"
     "  --clip             clip latent weights to [-1, 1]\n"
     "  --reg-lambda X --reg-h H   direct margin regularizer: lambda * mean max(0, H - margin in flips)\n"
     "  --optimizer adam|bop   (default adam) Bop: binary weights by Bop, batch norm and scale by Adam (--lr)\n"
@@ -95,6 +96,9 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--p")) { NEED_VALUE(); r.p01 = r.p10 = strtof(v, NULL); }
         else if (!strcmp(a, "--p01")) { NEED_VALUE(); r.p01 = strtof(v, NULL); }
         else if (!strcmp(a, "--p10")) { NEED_VALUE(); r.p10 = strtof(v, NULL); }
+        else if (!strcmp(a, "--xnor-p")) { NEED_VALUE(); r.xnor_p01 = r.xnor_p10 = strtof(v, NULL); }
+        else if (!strcmp(a, "--xnor-p01")) { NEED_VALUE(); r.xnor_p01 = strtof(v, NULL); }
+        else if (!strcmp(a, "--xnor-p10")) { NEED_VALUE(); r.xnor_p10 = strtof(v, NULL); }
         else if (!strcmp(a, "--clip")) r.clip = 1;
         else if (!strcmp(a, "--reg-lambda")) { NEED_VALUE(); r.reg_lambda = strtof(v, NULL); }
         else if (!strcmp(a, "--reg-h")) { NEED_VALUE(); r.reg_h = strtof(v, NULL); }
