@@ -113,31 +113,74 @@ double lta_accuracy(lta_net *a, const dataset *d, int threads, double *agree) {
     return acc;
 }
 
-void lta_rows(const chunk_layer *C, const lta_options *opt, int fan_in, int out_c, const int32_t *T,
-              const uint8_t *inv, const uint64_t *x, const uint64_t *v, int R, float *out) {
-    int K = C->K, M = 1;
-    int32_t *tau = bn_malloc(sizeof(int32_t) * (size_t)out_c * K), *s = bn_malloc(sizeof(int32_t) * (size_t)K);
-    int *Mj = bn_malloc(sizeof(int) * (size_t)out_c);
-    for (int j = 0; j < out_c; j++) {
-        lta_thresholds(opt, fan_in, K, C->len, T[j], tau + (size_t)j * K, &M);
-        Mj[j] = M;
+int lta_train_layer(const net_layer *L, const lta_options *opt, const float *in, const float *wb, int B, float *a) {
+    int N = L->fan_in, OC = L->out_c, fw = (N + 63) / 64;
+    int rows = L->kind == NET_CONV ? B * L->in_h * L->in_w : B;
+    int32_t lo, hi, *T = bn_malloc(sizeof(int32_t) * (size_t)OC);
+    uint8_t *inv = bn_malloc((size_t)OC), *d = bn_malloc((size_t)rows * OC);
+    packed_acc_range(L, &lo, &hi);
+    int rc = BN_OK;
+    for (int j = 0; j < OC && !rc; j++) {
+        int iv = 0;
+        rc = packed_fold_threshold(L, j, lo, hi, &T[j], &iv);
+        inv[j] = (uint8_t)(opt->ignore_gamma ? 0 : iv);
     }
-    for (int r = 0; r < R; r++) {
-        const uint64_t *xr = x + (size_t)r * C->fw, *vr = v + (size_t)r * C->fw;
-        for (int j = 0; j < out_c; j++) {
-            int d;
-            if (T[j] == INT32_MIN) d = 1;
-            else if (T[j] == INT32_MAX) d = 0;
-            else {
-                chunk_sums(C, j, xr, vr, s);
-                int votes = 0;
-                for (int k = 0; k < K; k++) votes += s[k] >= tau[(size_t)j * K + k];
-                d = votes > Mj[j] / 2;
+    uint64_t *wf = bn_calloc((size_t)OC * fw + 1, sizeof(uint64_t));
+    uint64_t *xb = bn_calloc((size_t)rows * fw + 1, sizeof(uint64_t)), *vb = bn_calloc((size_t)rows * fw + 1, sizeof(uint64_t));
+    chunk_layer C;
+    memset(&C, 0, sizeof C);
+    if (rc) goto done;
+    for (int j = 0; j < OC; j++)
+        for (int i = 0; i < N; i++)
+            if (wb[(size_t)j * N + i] > 0.0f) wf[(size_t)j * fw + i / 64] |= (uint64_t)1 << (i % 64);
+    if ((rc = chunk_layer_init(&C, opt->n, N, OC, wf))) goto done;
+    int32_t *tau = bn_malloc(sizeof(int32_t) * (size_t)OC * C.K);
+    int M = 1;
+    for (int j = 0; j < OC; j++) lta_thresholds(opt, N, C.K, C.len, T[j], tau + (size_t)j * C.K, &M);
+#pragma omp parallel
+    {
+        int32_t *s = bn_malloc(sizeof(int32_t) * (size_t)C.K);
+#pragma omp for schedule(static)
+        for (int r = 0; r < rows; r++) {
+            const float *xr = in + (size_t)r * N;
+            uint64_t *xw = xb + (size_t)r * fw, *vw = vb + (size_t)r * fw;
+            for (int i = 0; i < N; i++) {
+                if (xr[i] > 0.0f) xw[i / 64] |= (uint64_t)1 << (i % 64);
+                if (xr[i] != 0.0f) vw[i / 64] |= (uint64_t)1 << (i % 64);
             }
-            out[(size_t)r * out_c + j] = (d ^ inv[j]) ? 1.0f : -1.0f;
+            for (int j = 0; j < OC; j++) {
+                uint8_t dj;
+                if (T[j] == INT32_MIN) dj = 1;
+                else if (T[j] == INT32_MAX) dj = 0;
+                else {
+                    chunk_sums(&C, j, xw, vw, s);
+                    int votes = 0;
+                    for (int k = 0; k < C.K; k++) votes += s[k] >= tau[(size_t)j * C.K + k];
+                    dj = (uint8_t)(votes > M / 2);
+                }
+                d[(size_t)r * OC + j] = dj;
+            }
         }
+        free(s);
     }
-    free(tau), free(s), free(Mj);
+    free(tau);
+    if (L->pool) {
+        int H = L->in_h, W = L->in_w, OH = L->out_h, OW = L->out_w;
+        for (int b = 0; b < B; b++)
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OW; ox++)
+                    for (int j = 0; j < OC; j++) {
+                        size_t r0 = ((size_t)b * H + 2 * oy) * W + 2 * ox;
+                        int v = d[r0 * OC + j] | d[(r0 + 1) * OC + j] | d[(r0 + W) * OC + j] | d[(r0 + W + 1) * OC + j];
+                        a[(((size_t)b * OH + oy) * OW + ox) * OC + j] = (v ^ inv[j]) ? 1.0f : -1.0f;
+                    }
+    } else {
+        for (size_t i = 0; i < (size_t)rows * OC; i++) a[i] = (d[i] ^ inv[i % OC]) ? 1.0f : -1.0f;
+    }
+done:
+    chunk_layer_free(&C);
+    free(T), free(inv), free(d), free(wf), free(xb), free(vb);
+    return rc;
 }
 
 /* ---- Hardware cost model ---- */

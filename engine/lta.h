@@ -83,13 +83,17 @@ double lta_accuracy(lta_net *a, const dataset *d, int threads, double *agree);
 int32_t lta_combine(void *user, int l, const packed_layer *L, int j, const int32_t *s, const int32_t *len, int K,
                     int thread);
 
-/* LTA bits of a batch of rows for training: x (R, fw) flat ±1 input bits and
-   v (R, fw) validity (engine/chunk.h), thresholds T (out_c) and invert flags
-   inv (out_c, 0/1) of the layer's current batch norm, weights in C. Writes
-   out (R, out_c) as +1/-1 floats: the LTA decision of each row and neuron
-   (before pooling). */
-void lta_rows(const chunk_layer *C, const lta_options *opt, int fan_in, int out_c, const int32_t *T,
-              const uint8_t *inv, const uint64_t *x, const uint64_t *v, int R, float *out);
+/* LTA-aware training (straight-through): overwrites the sign outputs a
+   (rows_out, out_c) of hidden layer L with the LTA outputs computed from the
+   layer's input rows in (rows, fan_in) (+-1, 0 for zero padding; the im2col
+   of a convolution), its binarized weights wb (out_c, fan_in) and the
+   thresholds folded from L's current running statistics (as the authors'
+   training re-extracts them every forward pass). rows = B * in_h * in_w
+   (conv) or B; a 2x2 pool ORs the decisions before the invert bit, as in
+   inference. The backward pass is left to the normal path (the caller keeps
+   its pre-sign values), which makes this a straight-through estimator.
+   Returns BN_OK or packed_fold_threshold's error. */
+int lta_train_layer(const net_layer *L, const lta_options *opt, const float *in, const float *wb, int B, float *a);
 
 /* ---- Hardware cost model (port of resource_calculator.py, LTA-BNN) ---- */
 
