@@ -223,7 +223,7 @@ static void chunk_im2col_u8(uint8_t *xb, const uint8_t *img, const packed_layer 
 
 /* Chunked accumulators of all neurons at one position from the flat input in
    s->x / s->v: acc (np). */
-static void chunk_position(const chunk_plan *cp, int l, chunk_scratch *s, int32_t *acc, int thread) {
+static void chunk_position(const chunk_plan *cp, int l, chunk_scratch *s, int32_t *acc, int thread, uint64_t site) {
     const packed_layer *L = &cp->p->layers[l];
     const chunk_layer *C = &cp->layers[l];
     chunk_fn fn = cp->cfg.fn[l];
@@ -232,7 +232,7 @@ static void chunk_position(const chunk_plan *cp, int l, chunk_scratch *s, int32_
     for (int j = 0; j < L->out_c; j++) {
         chunk_sums_v(C, j, s->x, s->v, s->vk, s->d, s->s);
         if (fn) {
-            acc[j] = fn(user, l, L, j, s->s, C->len, C->K, thread);
+            acc[j] = fn(user, l, L, j, s->s, C->len, C->K, thread, site);
         } else {
             int32_t a = 0;
             for (int k = 0; k < C->K; k++) a += s->s[k];
@@ -244,7 +244,7 @@ static void chunk_position(const chunk_plan *cp, int l, chunk_scratch *s, int32_
 
 /* One image; writes the classifier accumulators acc_out (classes). */
 static void chunk_image(const chunk_plan *cp, const packed_kernels *k, chunk_scratch *s, const uint8_t *img,
-                        int32_t *acc_out, int thread) {
+                        int32_t *acc_out, int thread, uint64_t image) {
     const packed_net *p = cp->p;
     size_t img_bytes = (size_t)p->in_h * p->in_w * p->in_c;
     int cur = 0;
@@ -268,7 +268,7 @@ static void chunk_image(const chunk_plan *cp, const packed_kernels *k, chunk_scr
                             chunk_copy_bits(s->x, t * L->in_c, in + ((size_t)iy * W + ix) * L->in_cw, L->in_c);
                             chunk_set_bits(s->v, t * L->in_c, L->in_c);
                         }
-                        chunk_position(cp, l, s, s->acc + (size_t)y * row + (size_t)x * L->np, thread);
+                        chunk_position(cp, l, s, s->acc + (size_t)y * row + (size_t)x * L->np, thread, image << 24 | (uint64_t)(y * W + x));
                     }
             } else if (L->first) {
                 for (int y = 0; y < H; y++) {
@@ -289,7 +289,7 @@ static void chunk_image(const chunk_plan *cp, const packed_kernels *k, chunk_scr
             chunk_flatten(s->x, in, L->in_h * L->in_w, L->in_c, L->in_cw, C->fw);
             memset(s->v, 0, sizeof(uint64_t) * (size_t)C->fw);
             chunk_set_bits(s->v, 0, L->fan_in);
-            chunk_position(cp, l, s, s->acc, thread);
+            chunk_position(cp, l, s, s->acc, thread, image << 24);
         } else if (L->first) {
             memcpy(s->xb, img, img_bytes);
             memset(s->xb + img_bytes, 0, (size_t)L->k4 - img_bytes);
@@ -319,7 +319,7 @@ void chunk_logits(const chunk_plan *cp, float *logits, const uint8_t *x, int B, 
         int t = omp_get_thread_num();
 #pragma omp for schedule(dynamic, 16)
         for (int i = 0; i < B; i++) {
-            chunk_image(cp, k, &s, x + (size_t)i * img_bytes, z, t);
+            chunk_image(cp, k, &s, x + (size_t)i * img_bytes, z, t, (uint64_t)i);
             for (int c = 0; c < p->classes; c++) logits[(size_t)i * p->classes + c] = p->scale * (float)z[c];
         }
         free(z);

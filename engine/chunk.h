@@ -46,9 +46,11 @@
 /* Combines the K chunk sums s (K) of neuron `neuron` of layer l at one output
    position into the accumulator the layer continues with. len (K) are the
    chunks' nominal lengths (n, and the tail's length). thread is the OpenMP
-   thread index in [0, threads). */
+   thread index in [0, threads); site = image << 24 | position (the output
+   position before pooling, row-major), a key for per-site random draws that
+   do not depend on the thread count. */
 typedef int32_t (*chunk_fn)(void *user, int l, const packed_layer *L, int neuron, const int32_t *s,
-                            const int32_t *len, int K, int thread);
+                            const int32_t *len, int K, int thread, uint64_t site);
 
 /* Which layers are chunked and how. Zero-initialise, then set entries. */
 typedef struct {

@@ -79,8 +79,8 @@ void lta_free(lta_net *a) {
 }
 
 int32_t lta_combine(void *user, int l, const packed_layer *L, int j, const int32_t *s, const int32_t *len, int K,
-                    int thread) {
-    (void)l, (void)len;
+                    int thread, uint64_t site) {
+    (void)l, (void)len, (void)site;
     const lta_layer *A = user;
     int32_t T = L->thr[j], sum = 0;
     for (int k = 0; k < K; k++) sum += s[k];

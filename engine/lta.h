@@ -81,7 +81,7 @@ double lta_accuracy(lta_net *a, const dataset *d, int threads, double *agree);
 
 /* The chunk_fn of LTA (user = lta_layer). */
 int32_t lta_combine(void *user, int l, const packed_layer *L, int j, const int32_t *s, const int32_t *len, int K,
-                    int thread);
+                    int thread, uint64_t site);
 
 /* LTA-aware training (straight-through): overwrites the sign outputs a
    (rows_out, out_c) of hidden layer L with the LTA outputs computed from the

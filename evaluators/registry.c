@@ -19,6 +19,7 @@ extern const evaluator eval_margin;
 extern const evaluator eval_fault;
 extern const evaluator eval_bop_encoding;
 extern const evaluator eval_lta;
+extern const evaluator eval_capmin;
 
 static const evaluator *const registry[] = {
     &eval_accuracy,
@@ -27,6 +28,7 @@ static const evaluator *const registry[] = {
     &eval_fault,
     &eval_bop_encoding,
     &eval_lta,
+    &eval_capmin,
     NULL,
 };
 
