@@ -17,6 +17,11 @@
 ** neuron before pooling, with B1 ~ Bin(P, xnor_p10), B2 ~ Bin(N - P, xnor_p01),
 ** P = (z + N) / 2, N the row's product count; the gradient passes straight
 ** through (dz = dz').
+**
+** LTA-aware training (recipe lta_n > 0, engine/lta.h) and activation flips
+** (act_p01/act_p10) act on the sign outputs a of hidden layers after the
+** first: a is overwritten with the LTA decisions, then flipped; the backward
+** pass still uses the pre-sign values y (straight-through).
 */
 #include "engine/train.h"
 
@@ -29,6 +34,7 @@
 #include "engine/errmodel.h"
 #include "engine/layers.h"
 #include "engine/packed.h"
+#include "engine/lta.h"
 #include "engine/parallel.h"
 
 train_recipe train_recipe_default(void) {
@@ -237,8 +243,23 @@ static void train_xnor_errors(train_state *s, int l, int rows, const train_recip
     free(pw);
 }
 
+/* Activation flips of hidden layer l's outputs a (n values), keyed by
+   (seed, step, layer) in fixed chunks of rows, so independent of threads. */
+static void train_act_flips(float *a, int64_t n, int l, const train_recipe *r, uint64_t step) {
+    const int64_t span = 4096;
+#pragma omp parallel for schedule(static)
+    for (int64_t c0 = 0; c0 < n; c0 += span) {
+        pcg32 g;
+        rng_keyed(&g, r->seed, step << 40 | (uint64_t)(c0 / span) << 8 | (uint64_t)l, RNG_ACT + 64);
+        for (int64_t i = c0; i < c0 + span && i < n; i++) {
+            float p = a[i] > 0 ? r->act_p10 : r->act_p01;
+            if (pcg32_float(&g) < p) a[i] = -a[i];
+        }
+    }
+}
+
 /* Forward of a batch of B images; writes s->logits. */
-static void train_forward(train_state *s, int B, const train_recipe *r, uint64_t step) {
+static int train_forward(train_state *s, int B, const train_recipe *r, uint64_t step) {
     net *n = s->n;
     const float *x = s->x0;
     for (int l = 0; l < n->n_layers; l++) {
@@ -276,8 +297,15 @@ static void train_forward(train_state *s, int B, const train_recipe *r, uint64_t
         batchnorm_forward_train(T->y, T->xhat, T->mean, T->invstd, L->mean, L->var, acc, L->gamma,
                                 L->beta, rows_out, L->out_c, NET_BN_EPS, NET_BN_MOMENTUM);
         sign_forward(T->a, T->y, nout);
+        if (!L->first && r->lta_n > 0) {
+            lta_options o = {r->lta_n, 0, 0, 0, 0};
+            int rc = lta_train_layer(L, &o, L->kind == NET_CONV ? T->col : x, T->wb, B, T->a);
+            if (rc) return rc;
+        }
+        if (!L->first && (r->act_p01 > 0.0f || r->act_p10 > 0.0f)) train_act_flips(T->a, nout, l, r, step);
         x = T->a;
     }
+    return BN_OK;
 }
 
 /* The margin regularizer of hidden layer l: returns lambda * mean max(0, h - m)
@@ -438,6 +466,9 @@ int train_run_traced(net *n, const dataset *train, const dataset *val, const tra
     if (!(r->xnor_p01 >= 0 && r->xnor_p01 <= 1 && r->xnor_p10 >= 0 && r->xnor_p10 <= 1))
         return bn_error(BN_EARG, "train: XNOR product rates must be in [0, 1] (p01 %g, p10 %g)", r->xnor_p01,
                         r->xnor_p10);
+    if (r->lta_n < 0 || !(r->act_p01 >= 0 && r->act_p01 <= 1 && r->act_p10 >= 0 && r->act_p10 <= 1))
+        return bn_error(BN_EARG, "train: lta_n %d must be >= 0 and activation flip rates in [0, 1] (%g, %g)",
+                        r->lta_n, r->act_p01, r->act_p10);
     if (r->optimizer != OPT_ADAM && r->optimizer != OPT_BOP)
         return bn_error(BN_EARG, "train: unknown optimizer code %d", (int)r->optimizer);
     fpfmt mom_fmt = fpfmt_binary32();
@@ -484,7 +515,7 @@ int train_run_traced(net *n, const dataset *train, const dataset *val, const tra
                 s.labels[k] = train->labels[order[start + k]];
             }
             t++;
-            train_forward(&s, b, r, (uint64_t)t);
+            if ((rc = train_forward(&s, b, r, (uint64_t)t))) break;
             double loss = r->loss == LOSS_MHL
                               ? loss_mhl(s.dlogits, s.logits, s.labels, b, n->classes, r->mhl_b)
                               : loss_ce(s.dlogits, s.logits, s.labels, b, n->classes);

@@ -20,6 +20,9 @@ extern const evaluator eval_fault;
 extern const evaluator eval_bop_encoding;
 extern const evaluator eval_fefet;
 extern const evaluator eval_lim;
+extern const evaluator eval_lta;
+extern const evaluator eval_capmin;
+extern const evaluator eval_approxpop;
 
 static const evaluator *const registry[] = {
     &eval_accuracy,
@@ -29,6 +32,9 @@ static const evaluator *const registry[] = {
     &eval_bop_encoding,
     &eval_fefet,
     &eval_lim,
+    &eval_lta,
+    &eval_capmin,
+    &eval_approxpop,
     NULL,
 };
 

@@ -51,6 +51,9 @@ static const char *train_usage =
     "  --loss ce|mhl      (default ce)         --mhl-b X      (default 128)\n"
     "  --flip none|ste|naive  flip training    --p X | --p01 X --p10 X  flip probabilities\n"
     "  --xnor-p X | --xnor-p01 X --xnor-p10 X  XNOR product errors while training (not the first layer)\n"
+    "  --lta-n N          LTA-aware training: hidden layers after the first decide by local thresholding\n"
+    "                     on columns of N products (straight-through; engine/lta.h)\n"
+    "  --act-p X | --act-p01 X --act-p10 X  activation flips while training (not the first layer)\n"
     "  --clip             clip latent weights to [-1, 1]\n"
     "  --reg-lambda X --reg-h H   direct margin regularizer: lambda * mean max(0, H - margin in flips)\n"
     "  --optimizer adam|bop   (default adam) Bop: binary weights by Bop, batch norm and scale by Adam (--lr)\n"
@@ -60,10 +63,11 @@ static const char *train_usage =
     "  --val N            validation images carved from the training set (default 5000, 0: none)\n"
     "  --train-images N   train on the first N images of the training split only (default: all)\n"
     "  --seed N           (default 1)          --threads N    (default: all cores)\n"
+    "  --init MODEL       start from MODEL's parameters (retraining; same topology)\n"
     "  -o FILE            model file to write (default model.bnm)\n";
 
 int cmd_train(int argc, char **argv) {
-    const char *topology = "FC512-FC512", *dsname = "fashion", *dir = NULL, *out = "model.bnm";
+    const char *topology = "FC512-FC512", *dsname = "fashion", *dir = NULL, *out = "model.bnm", *init = NULL;
     int n_val = 5000, threads = 0, train_images = 0;
     train_recipe r = train_recipe_default();
     r.epochs = 3;
@@ -100,6 +104,10 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--xnor-p")) { NEED_VALUE(); r.xnor_p01 = r.xnor_p10 = strtof(v, NULL); }
         else if (!strcmp(a, "--xnor-p01")) { NEED_VALUE(); r.xnor_p01 = strtof(v, NULL); }
         else if (!strcmp(a, "--xnor-p10")) { NEED_VALUE(); r.xnor_p10 = strtof(v, NULL); }
+        else if (!strcmp(a, "--lta-n")) { NEED_VALUE(); r.lta_n = atoi(v); }
+        else if (!strcmp(a, "--act-p")) { NEED_VALUE(); r.act_p01 = r.act_p10 = strtof(v, NULL); }
+        else if (!strcmp(a, "--act-p01")) { NEED_VALUE(); r.act_p01 = strtof(v, NULL); }
+        else if (!strcmp(a, "--act-p10")) { NEED_VALUE(); r.act_p10 = strtof(v, NULL); }
         else if (!strcmp(a, "--clip")) r.clip = 1;
         else if (!strcmp(a, "--reg-lambda")) { NEED_VALUE(); r.reg_lambda = strtof(v, NULL); }
         else if (!strcmp(a, "--reg-h")) { NEED_VALUE(); r.reg_h = strtof(v, NULL); }
@@ -123,6 +131,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) { NEED_VALUE(); r.seed = strtoull(v, NULL, 10); }
         else if (!strcmp(a, "--threads")) { NEED_VALUE(); threads = atoi(v); }
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { NEED_VALUE(); out = v; }
+        else if (!strcmp(a, "--init")) { NEED_VALUE(); init = v; }
         else { fprintf(stderr, "bnas train: unknown option '%s' (see bnas train --help)\n", a); return 2; }
 #undef NEED_VALUE
     }
@@ -149,6 +158,19 @@ int cmd_train(int argc, char **argv) {
     pcg32 g;
     rng_keyed(&g, r.seed, 0, RNG_INIT);
     net_init_params(&n, &g);
+    if (init) { /* retraining: start from a saved model's parameters and statistics */
+        net m = {0};
+        if ((rc = model_load(&m, NULL, init))) goto done;
+        if (m.n_params != n.n_params || m.n_stats != n.n_stats || m.in_c != n.in_c || m.in_h != n.in_h ||
+            m.in_w != n.in_w || m.classes != n.classes) {
+            net_free(&m);
+            rc = bn_error(BN_EARG, "--init %s: the model does not have topology %s on this data set", init, topology);
+            goto done;
+        }
+        memcpy(n.params, m.params, sizeof(float) * n.n_params);
+        memcpy(n.stats, m.stats, sizeof(float) * n.n_stats);
+        net_free(&m);
+    }
     printf("training %s on %s: %d train, %d val, %d test images, %d threads\n", topology, dsname,
            train.n, val.n, test.n, par_threads());
     dataset used = train_images > 0 && train_images < train.n ? data_slice(&train, 0, train_images) : train;

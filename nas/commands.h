@@ -27,6 +27,7 @@ int cmd_device(int argc, char **argv);  /* bnas device MODEL --evaluator NAME: o
    activations through the hooked driver) against packed_logits, FC512-FC512
    and VGG3 with random weights. quick: fewer images. Returns 0, or 1 on error. */
 int bench_errmodel(const dataset *test, int quick);
+int cmd_measure(int argc, char **argv); /* bnas measure MODEL EVALUATOR [key=value ...] (nas/cmd_measure.c) */
 
 /* Prints the fault-injection lines of `bnas bench` (nas/cmd_eval.c): packed vs
    float path with the same injected flips, FC512-FC512 and VGG3, on the test

@@ -26,6 +26,7 @@ static void usage(FILE *f) {
             "  bench                      speed of training, packed inference and fault injection\n"
             "  encodings                  search small momentum formats for Bop training\n"
             "  device MODEL --evaluator E run one evaluator (fefet, lim, ...) on a model\n"
+            "  measure MODEL EVALUATOR    run one evaluator (lta, capmin, ...) on a model, key=value params\n"
             "\n"
             "exit codes: 0 ok, 1 runtime error, 2 usage error\n");
 }
@@ -49,6 +50,8 @@ int main(int argc, char **argv) {
         {"pareto", cmd_pareto, "list the front"}, {"train", cmd_train, "train one network"},
         {"bench", cmd_bench, "benchmark"},       {"eval", cmd_eval, "evaluate a model"},
         {"encodings", cmd_encodings, "Bop momentum formats"}, {"device", cmd_device, "run one evaluator"},
+        {"encodings", cmd_encodings, "Bop momentum formats"},
+        {"measure", cmd_measure, "run one evaluator on a model"},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         if (strcmp(argv[1], cmds[i].name)) continue;
