@@ -14,6 +14,8 @@ int cmd_resume(int argc, char **argv);  /* bnas resume DB [--force] [--threads N
 int cmd_status(int argc, char **argv);  /* bnas status DB */
 int cmd_trials(int argc, char **argv);  /* bnas trials DB [--csv] */
 int cmd_pareto(int argc, char **argv);  /* bnas pareto DB [--csv] */
+int cmd_mpi(int argc, char **argv);     /* mpirun -np N bnas mpi run|resume ... (nas/mpi.c, -DBNAS_MPI=ON) */
+int cmd_report(int argc, char **argv);  /* bnas report DB [MORE_DB...] -o FILE.html (nas/cmd_report.c) */
 
 /* Engine commands (nas/cmd_engine.c, nas/cmd_eval.c). */
 int cmd_train(int argc, char **argv);   /* bnas train [options]: train one network, save it */

@@ -20,6 +20,8 @@ static void usage(FILE *f) {
             "  status DB                  counts, front size, hypervolume\n"
             "  trials DB [--csv]          every trial with its metrics\n"
             "  pareto DB [--csv]          the Pareto-optimal trials\n"
+            "  mpi run|resume ...         distributed search under mpirun (built with -DBNAS_MPI=ON)\n"
+            "  report DB -o FILE.html     HTML report: front, hypervolume, fault curves, trials\n"
             "engine:\n"
             "  train                      train one network and save it as a model file\n"
             "  eval MODEL                 accuracy, margins and accuracy under bit errors of a model\n"
@@ -47,7 +49,8 @@ int main(int argc, char **argv) {
     const command cmds[] = {
         {"run", cmd_run, "start a search"},     {"resume", cmd_resume, "continue a search"},
         {"status", cmd_status, "study summary"}, {"trials", cmd_trials, "list trials"},
-        {"pareto", cmd_pareto, "list the front"}, {"train", cmd_train, "train one network"},
+        {"pareto", cmd_pareto, "list the front"},
+        {"report", cmd_report, "HTML report"},   {"mpi", cmd_mpi, "distributed search"}, {"train", cmd_train, "train one network"},
         {"bench", cmd_bench, "benchmark"},       {"eval", cmd_eval, "evaluate a model"},
         {"encodings", cmd_encodings, "Bop momentum formats"}, {"device", cmd_device, "run one evaluator"},
         {"encodings", cmd_encodings, "Bop momentum formats"},

@@ -310,6 +310,21 @@ int store_each_trial(store *st, int pareto_only, int (*cb)(void *user, const sto
     return rc;
 }
 
+int store_each_hv(store *st, int (*cb)(void *user, int trial, int completed, int front_size, double hv),
+                  void *user) {
+    sqlite3_stmt *q = NULL;
+    int rc = prepare(st, &q, "SELECT trial, completed, front_size, hv FROM hypervolume ORDER BY trial");
+    if (rc) return rc;
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW)
+        if (cb(user, sqlite3_column_int(q, 0), sqlite3_column_int(q, 1), sqlite3_column_int(q, 2),
+               sqlite3_column_double(q, 3)))
+            break;
+    if (step != SQLITE_ROW && step != SQLITE_DONE) rc = db_err(st, "reading the hypervolume");
+    sqlite3_finalize(q);
+    return rc;
+}
+
 int store_insert_batch(store *st, int batch, int first, const proposal *p, const uint64_t *seeds,
                        int n) {
     int rc = exec(st, "BEGIN IMMEDIATE");

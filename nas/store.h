@@ -97,6 +97,12 @@ int store_replace_spec(store *st, const spec *s);
 int store_each_trial(store *st, int pareto_only, int (*cb)(void *user, const store_trial *t),
                      void *user);
 
+/* Calls cb for every hypervolume row (one per COMPLETE trial) in trial
+   order: the trial, COMPLETE trials so far, front size and hypervolume.
+   cb returns nonzero to stop. */
+int store_each_hv(store *st, int (*cb)(void *user, int trial, int completed, int front_size, double hv),
+                  void *user);
+
 /* Inserts proposals p[0..n) as trials first.. of batch `batch` (valid ones
    WAITING, the others INVALID with their reason), one transaction. */
 int store_insert_batch(store *st, int batch, int first, const proposal *p, const uint64_t *seeds,
