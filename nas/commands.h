@@ -14,6 +14,9 @@ int cmd_resume(int argc, char **argv);  /* bnas resume DB [--force] [--threads N
 int cmd_status(int argc, char **argv);  /* bnas status DB */
 int cmd_trials(int argc, char **argv);  /* bnas trials DB [--csv] */
 int cmd_pareto(int argc, char **argv);  /* bnas pareto DB [--csv] */
+/* bnas export DB (--pareto | --trial N ...) -o DIR: model files, standalone C
+   sources and cards of chosen trials (nas/cmd_export.c) */
+int cmd_export(int argc, char **argv);
 
 /* Engine commands (nas/cmd_engine.c, nas/cmd_eval.c). */
 int cmd_train(int argc, char **argv);   /* bnas train [options]: train one network, save it */

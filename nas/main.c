@@ -20,6 +20,7 @@ static void usage(FILE *f) {
             "  status DB                  counts, front size, hypervolume\n"
             "  trials DB [--csv]          every trial with its metrics\n"
             "  pareto DB [--csv]          the Pareto-optimal trials\n"
+            "  export DB --pareto -o DIR  model files, standalone C and cards of trials\n"
             "engine:\n"
             "  train                      train one network and save it as a model file\n"
             "  eval MODEL                 accuracy, margins and accuracy under bit errors of a model\n"
@@ -45,7 +46,8 @@ int main(int argc, char **argv) {
     const command cmds[] = {
         {"run", cmd_run, "start a search"},     {"resume", cmd_resume, "continue a search"},
         {"status", cmd_status, "study summary"}, {"trials", cmd_trials, "list trials"},
-        {"pareto", cmd_pareto, "list the front"}, {"train", cmd_train, "train one network"},
+        {"pareto", cmd_pareto, "list the front"},
+        {"export", cmd_export, "export trials"}, {"train", cmd_train, "train one network"},
         {"bench", cmd_bench, "benchmark"},       {"eval", cmd_eval, "evaluate a model"},
         {"encodings", cmd_encodings, "Bop momentum formats"},
     };
