@@ -16,6 +16,9 @@ int cmd_trials(int argc, char **argv);  /* bnas trials DB [--csv] */
 int cmd_pareto(int argc, char **argv);  /* bnas pareto DB [--csv] */
 int cmd_mpi(int argc, char **argv);     /* mpirun -np N bnas mpi run|resume ... (nas/mpi.c, -DBNAS_MPI=ON) */
 int cmd_report(int argc, char **argv);  /* bnas report DB [MORE_DB...] -o FILE.html (nas/cmd_report.c) */
+/* bnas export DB (--pareto | --trial N ...) -o DIR: model files, standalone C
+   sources and cards of chosen trials (nas/cmd_export.c) */
+int cmd_export(int argc, char **argv);
 
 /* Engine commands (nas/cmd_engine.c, nas/cmd_eval.c). */
 int cmd_train(int argc, char **argv);   /* bnas train [options]: train one network, save it */
