@@ -94,7 +94,40 @@ static int u8_nonzero_steps(uint16_t *ks, const uint8_t *const *xr, int rr, int 
     return nk;
 }
 
+/* Short rows (first convs: 9*C bytes): per row, NG groups of 16 neurons at
+   once over the row's dwords; the weights stay in L1. */
+AVX512_INLINE void u8short512_row(int32_t *o, const uint8_t *xr, const int8_t *wg, int kq, int NG) {
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+    size_t gs = (size_t)kq * 64; /* bytes between groups */
+    for (int k = 0; k < kq; k++) {
+        __m512i b = _mm512_set1_epi32((int)simd_load_u32(xr + 4 * k));
+        const int8_t *wk = wg + (size_t)k * 64;
+        s0 = _mm512_dpbusd_epi32(s0, b, _mm512_load_si512((const void *)wk));
+        if (NG > 1) s1 = _mm512_dpbusd_epi32(s1, b, _mm512_load_si512((const void *)(wk + gs)));
+        if (NG > 2) s2 = _mm512_dpbusd_epi32(s2, b, _mm512_load_si512((const void *)(wk + 2 * gs)));
+        if (NG > 3) s3 = _mm512_dpbusd_epi32(s3, b, _mm512_load_si512((const void *)(wk + 3 * gs)));
+    }
+    _mm512_storeu_si512((void *)o, s0);
+    if (NG > 1) _mm512_storeu_si512((void *)(o + 16), s1);
+    if (NG > 2) _mm512_storeu_si512((void *)(o + 32), s2);
+    if (NG > 3) _mm512_storeu_si512((void *)(o + 48), s3);
+}
+
+AVX512_TARGET static void u8short_avx512(int32_t *acc, const uint8_t *x, int ldx, const packed_layer *L, int R) {
+    int G = L->np / 16, kq = L->k4 / 4;
+    for (int r = 0; r < R; r++) {
+        const uint8_t *xr = x + (size_t)r * ldx;
+        int g = 0;
+        for (; g + 4 <= G; g += 4) u8short512_row(acc + (size_t)r * L->np + 16 * g, xr, L->w8 + (size_t)g * kq * 64, kq, 4);
+        for (; g < G; g++) u8short512_row(acc + (size_t)r * L->np + 16 * g, xr, L->w8 + (size_t)g * kq * 64, kq, 1);
+    }
+}
+
 AVX512_TARGET static void u8dense_avx512(int32_t *acc, const uint8_t *x, int ldx, const packed_layer *L, int R) {
+    if (L->k4 <= 64) {
+        u8short_avx512(acc, x, ldx, L, R);
+        return;
+    }
     enum { KCHUNK = 256, RB = 4 }; /* dword steps per pass; row blocks of 8 per pass */
     int G = L->np / 16, kq = L->k4 / 4;
     uint16_t ks[RB][KCHUNK];
@@ -270,7 +303,7 @@ typedef struct {
             _tile_loadd(T, x + (size_t)(r0) * ldx + 64 * (s), (long)ldx);                          \
         } else {                                                                                   \
             memset(buf, 0, 16 * 64);                                                               \
-            for (int r_ = 0; r_ < (rr); r_++) memcpy(buf + 64 * r_, x + (size_t)((r0) + r_) * ldx + 64 * (s), 64); \
+            for (int r_ = 0; r_ < (rr); r_++) memcpy(buf + 64 * r_, x + (size_t)((r0) + r_) * ldx + 64 * (s), (size_t)ka); \
             AMX_BARRIER();                                                                         \
             _tile_loadd(T, buf, 64L);                                                              \
         }                                                                                          \
@@ -293,19 +326,24 @@ typedef struct {
    64 pixels, u8) . B (16 dword steps x 16 neurons x 4, s8), i.e. a w8 group's
    16 consecutive dword steps. Blocks of 32 rows x 32 neurons: tmm0..3 C,
    tmm4,5 A (rows 0-15, 16-31), tmm6,7 B (2 neuron groups). Each B tile
-   serves 32 rows. Conv first layers (k4 % 64 != 0) use the AVX-512 kernel. */
+   serves 32 rows. Rows that are not whole 64-byte steps (first convs) use the
+   AVX-512 kernel. */
 AMX_TARGET static void u8dense_amx(int32_t *acc, const uint8_t *x, int ldx, const packed_layer *L, int R) {
-    if (L->k4 % 64 != 0) {
+    /* K step: 64 bytes, or the whole row when it is shorter (first convs: 9*C bytes rounded to 4) */
+    int ka = 64;
+    if (L->k4 % 64 != 0) { /* short rows of first convs: the AVX-512 kernel is faster (measured) */
         u8dense_avx512(acc, x, ldx, L, R);
         return;
     }
     amx_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
-    for (int t = 0; t < 8; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
+    for (int t = 0; t < 4; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;   /* C: 16 rows x 16 int32 */
+    for (int t = 4; t < 6; t++) cfg.rows[t] = 16, cfg.colsb[t] = (uint16_t)ka; /* A: 16 rows x ka bytes */
+    for (int t = 6; t < 8; t++) cfg.rows[t] = (uint8_t)(ka / 4), cfg.colsb[t] = 64; /* B: ka/4 dword steps */
     _Alignas(64) uint8_t abuf0[16 * 64], abuf1[16 * 64];
     _Alignas(64) int32_t cbuf[16 * 16];
-    int G = L->np / 16, kq = L->k4 / 4, steps = L->k4 / 64;
+    int G = L->np / 16, kq = L->k4 / 4, steps = (L->k4 + 63) / 64;
     long ldc = (long)L->np * 4;
     AMX_BARRIER();
     _tile_loadconfig(&cfg);

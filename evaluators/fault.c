@@ -69,12 +69,13 @@ static int fault_run(const eval_context *ctx, const eval_params *params, eval_me
     int rc = pick_split(ctx, params, "fault", &d);
     if (rc) return rc;
     double ber, p01, p10, repeats, seedd, layerd, rates[FAULT_EVAL_MAX_RATES];
+    static const double no_rates[1] = {0}; /* empty default list (non-NULL for memcpy) */
     int n_rates, t[FAULT_TARGETS];
     if ((rc = eval_param_double(params, "ber", 0.01, &ber)) || (rc = eval_param_double(params, "p01", -1, &p01)) ||
         (rc = eval_param_double(params, "p10", -1, &p10)) || (rc = eval_param_double(params, "repeats", 5, &repeats)) ||
         (rc = eval_param_double(params, "seed", (double)ctx->seed, &seedd)) ||
         (rc = eval_param_double(params, "layer", -1, &layerd)) ||
-        (rc = eval_param_list(params, "rates", NULL, 0, rates, FAULT_EVAL_MAX_RATES, &n_rates)) ||
+        (rc = eval_param_list(params, "rates", no_rates, 0, rates, FAULT_EVAL_MAX_RATES, &n_rates)) ||
         (rc = fault_targets(params, t)))
         return rc;
     if ((p01 >= 0) != (p10 >= 0)) return bn_error(BN_EARG, "fault: p01 and p10 go together");

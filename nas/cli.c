@@ -341,9 +341,10 @@ int cmd_status(int argc, char **argv) {
         printf("%s%s (ref %g)", j ? ", " : " ", s.obj[j].metric, s.obj[j].ref);
     printf("\nfront      %d trials, hypervolume %.6g\n", sum.front, sum.hv);
     printf("elapsed    %s\n", el);
-    printf("state      %s\n", done >= s.max_trials ? "finished"
+    printf("state      %s\n", store_is_running(db) ? "running (another bnas process holds it)"
+                              : done >= s.max_trials ? "finished"
                               : sum.count[TRIAL_WAITING] + sum.count[TRIAL_RUNNING] || done
-                                  ? "interrupted or running (bnas resume continues it)"
+                                  ? "interrupted (bnas resume continues it)"
                                   : "not started");
     store_close(st);
     spec_free(&s);
@@ -432,6 +433,35 @@ static int list_row(void *user, const store_trial *t) {
     return 0;
 }
 
+/* Front rows gathered for sorting. */
+typedef struct {
+    store_trial *rows; /* (cap) */
+    int n, cap;
+} collect_ctx;
+
+static int collect_row(void *user, const store_trial *t) {
+    collect_ctx *c = user;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        store_trial *nr = realloc(c->rows, (size_t)c->cap * sizeof *nr);
+        if (!nr) return 1;
+        c->rows = nr;
+    }
+    c->rows[c->n++] = *t;
+    return 0;
+}
+
+static const spec *g_sort_spec; /* qsort has no user pointer; single-threaded CLI only */
+
+static int cmp_front(const void *a, const void *b) {
+    const spec_objective *o = &g_sort_spec->obj[0];
+    int fa, fb;
+    double va = metric_of(a, o->metric, &fa), vb = metric_of(b, o->metric, &fb);
+    if (o->maximize) va = -va, vb = -vb;
+    if (va != vb) return va < vb ? -1 : 1;
+    return ((const store_trial *)a)->number - ((const store_trial *)b)->number;
+}
+
 static int list_cmd(const char *cmd, int pareto_only, int argc, char **argv, const char *help) {
     if (wants_help(argc, argv)) {
         fputs(help, stdout);
@@ -445,7 +475,17 @@ static int list_cmd(const char *cmd, int pareto_only, int argc, char **argv, con
     if (code) return code;
     list_ctx c = {&s, csv};
     list_header(&c);
-    int rc = store_each_trial(st, pareto_only, list_row, &c);
+    int rc;
+    if (pareto_only) { /* the front, best first objective first */
+        collect_ctx cc = {NULL, 0, 0};
+        rc = store_each_trial(st, 1, collect_row, &cc);
+        g_sort_spec = &s;
+        qsort(cc.rows, (size_t)cc.n, sizeof *cc.rows, cmp_front);
+        for (int i = 0; i < cc.n; i++) list_row(&c, &cc.rows[i]);
+        free(cc.rows);
+    } else {
+        rc = store_each_trial(st, 0, list_row, &c);
+    }
     if (rc) fprintf(stderr, "bnas: %s\n", bn_errmsg());
     store_close(st);
     spec_free(&s);

@@ -5,7 +5,7 @@
 ** With --memory FORMAT it only prints the memory model.
 */
 #define _POSIX_C_SOURCE 200809L
-#include "nas/cmd_bop.h"
+#include "nas/commands.h"
 
 #include <stdio.h>
 #include <stdlib.h>

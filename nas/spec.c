@@ -838,6 +838,19 @@ static void parse_objectives(pctx *c, struct fy_node *n, ploc at) {
                      ob.metric);
                 ok = 0;
             }
+            /* An evaluator measuring on the test split must not select. */
+            for (int e = 0; known && dot && e < s->n_eval; e++) {
+                if (strlen(s->eval[e].name) != (size_t)(dot - ob.metric) ||
+                    strncmp(s->eval[e].name, ob.metric, (size_t)(dot - ob.metric)))
+                    continue;
+                for (int q = 0; q < s->eval[e].n_params; q++)
+                    if (!strcmp(s->eval[e].params[q].key, "split") &&
+                        !strcmp(s->eval[e].params[q].value, "test")) {
+                        perr(c, oat, sub, "evaluator %s measures on the test split, which is "
+                                          "recorded but never used for selection", s->eval[e].name);
+                        ok = 0;
+                    }
+            }
         }
         pathf(sub, sizeof sub, "%s.direction", path);
         if (!strcmp(dir, "max") || !strcmp(dir, "maximize")) ob.maximize = 1;

@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# The main job: builds bnas and trains FC512-FC512 on FashionMNIST (3 epochs).
+# The main job: builds bnas, runs the quick multi-objective search on FashionMNIST
+# (experiments/quick.yaml) into out/quick.db, and prints the Pareto front.
+# Interrupted? `build/bnas resume out/quick.db` carries on where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
 mkdir -p out
-build/bnas train --topology FC512-FC512 --epochs 3 -o out/fc512.bnm
+if [ -f out/quick.db ]; then
+    build/bnas resume out/quick.db
+else
+    build/bnas run experiments/quick.yaml --db out/quick.db
+fi
+build/bnas pareto out/quick.db

@@ -162,7 +162,7 @@ typedef struct {
     int layer, neuron;      /* the neuron observed */
     int32_t eta;            /* its tolerance (min over positions) */
     int32_t acc0, T;        /* accumulator and threshold at position 0 (dense layers) */
-    uint64_t in[64];        /* input bits of the layer (dense hidden layers, up to 4096 inputs) */
+    uint64_t in[4096];      /* input bits of the layer (dense hidden layers, up to 4096 words) */
     uint64_t out[4096];     /* the neuron's output bit at each position */
     int P;
 } obs_ctx;
@@ -182,7 +182,7 @@ static void obs_acc(void *user, int l, const packed_layer *L, int32_t *acc, int 
 
 static void obs_bits(void *user, int l, const packed_layer *L, uint64_t *bits, int P) {
     obs_ctx *o = user;
-    if (l == o->layer - 1 && (size_t)P * L->out_cw <= 64) memcpy(o->in, bits, sizeof(uint64_t) * (size_t)P * L->out_cw);
+    if (l == o->layer - 1 && (size_t)P * L->out_cw <= 4096) memcpy(o->in, bits, sizeof(uint64_t) * (size_t)P * L->out_cw);
     if (l != o->layer) return;
     assert_true(P <= 4096);
     o->P = P;

@@ -13,40 +13,36 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
+#include "engine/data.h"
 #include "engine/err.h"
 #include "engine/net.h"
 #include "engine/packed.h"
 #include "engine/rng.h"
+#include "engine/train.h"
 
 static int sanitized(void) {
     const char *s = getenv("BNAS_SANITIZED");
     return s && *s && strcmp(s, "0") != 0;
 }
 
-/* ---- FashionMNIST (gzip IDX), read here so the test needs only zlib ---- */
+/* ---- FashionMNIST, loaded once for the group ---- */
 
-static uint8_t *load_idx(const char *name, int dims, int *n) {
-    char path[512];
-    const char *dir = getenv("BNAS_FASHION_MNIST_DIR");
-    snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "/usr/share/datasets/fashion-mnist", name);
-    gzFile f = gzopen(path, "rb");
-    if (!f) return NULL;
-    uint8_t head[16];
-    int hb = 4 + 4 * dims;
-    if (gzread(f, head, (unsigned)hb) != hb) { gzclose(f); return NULL; }
-    size_t total = 1;
-    for (int d = 0; d < dims; d++) {
-        uint32_t v = (uint32_t)head[4 + 4 * d] << 24 | (uint32_t)head[5 + 4 * d] << 16 |
-                     (uint32_t)head[6 + 4 * d] << 8 | head[7 + 4 * d];
-        if (d == 0) *n = (int)v;
-        total *= v;
+static dataset g_train, g_test;
+
+static int setup(void **state) {
+    (void)state;
+    if (data_load_fashion_mnist(&g_train, &g_test, NULL)) {
+        fprintf(stderr, "%s\n", bn_errmsg());
+        return -1;
     }
-    uint8_t *buf = malloc(total);
-    if (gzread(f, buf, (unsigned)total) != (int)total) { free(buf); buf = NULL; }
-    gzclose(f);
-    return buf;
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    data_free(&g_train), data_free(&g_test);
+    return 0;
 }
 
 /* ---- Float-semantics reference used only to set realistic BN statistics ---- */
@@ -313,6 +309,7 @@ static void test_kernels_equal_reference(void **state) {
         {2, 3, 3, "C1-C3-FC5"},
         {3, 20, 20, "FC40-FC20"},  /* first-layer rows longer than one k chunk of the kernels */
         {1, 3, 37, "C16-MP2-C8-FC10"}, /* first conv with more than 32 pixel rows per image row */
+        {8, 4, 5, "C16-FC10"},         /* first conv rows of 72 bytes: neither < 64 nor whole 64-byte steps */
     };
     const char *sets[] = {"portable", "avx2", "avx512", "amx", "ref"};
     int tested = 0;
@@ -340,32 +337,30 @@ static void test_kernels_equal_reference(void **state) {
             net_free(&n);
         }
     }
-    assert_true(tested >= 1);
-    assert_non_null(packed_simd_name());
+    assert_true(tested >= 2); /* ref and portable always exist */
+    assert_null(packed_kernels_named("nope"));
+    assert_null(packed_kernels_named(NULL));
+    assert_non_null(packed_kernels_active());
+    assert_string_equal(packed_simd_name(), packed_kernels_active()->name);
 }
 
 /* ---- Whole network against the float evaluation path ---- */
 
-static void check_net_against_float(const char *topo, int n_test_full, uint64_t seed) {
-    int ntr = 0, nte = 0, nl = 0;
-    uint8_t *train = load_idx("train-images-idx3-ubyte.gz", 3, &ntr);
-    uint8_t *test = load_idx("t10k-images-idx3-ubyte.gz", 3, &nte);
-    uint8_t *labels = load_idx("t10k-labels-idx1-ubyte.gz", 1, &nl);
-    assert_non_null(train);
-    assert_non_null(test);
-    assert_non_null(labels);
-    assert_int_equal(nte, 10000);
-    int B = n_test_full < nte ? n_test_full : nte;
-    net n;
-    make_net(&n, topo, train, sanitized() ? 32 : 128, seed);
+/* Packed predictions == net_predict on the first B test images, logits bit
+   for bit on up to 2000 of them for every kernel set and thread count, and
+   the whole-forward reference on a few. */
+static void check_packed_equals_float(const net *n, const char *topo, int n_test_full) {
+    const uint8_t *test = g_test.pixels, *labels = g_test.labels;
+    assert_int_equal(g_test.n, 10000);
+    int B = n_test_full < g_test.n ? n_test_full : g_test.n;
     packed_net p;
-    assert_int_equal(packed_from_net(&p, &n), BN_OK);
+    assert_int_equal(packed_from_net(&p, n), BN_OK);
 
     float *lf = malloc(sizeof(float) * (size_t)B * 10), *lp = malloc(sizeof(float) * (size_t)B * 10);
     int *pf = malloc(sizeof(int) * (size_t)B), *pp = malloc(sizeof(int) * (size_t)B);
     int Bl = B < 2000 ? B : 2000; /* logits compared bit for bit on these */
-    net_forward_eval(&n, lf, test, Bl);
-    net_predict(&n, pf, test, B);
+    net_forward_eval(n, lf, test, Bl);
+    net_predict(n, pf, test, B);
     packed_predict(&p, pp, test, B);
     int mism = 0, correct = 0;
     for (int i = 0; i < B; i++) {
@@ -395,11 +390,17 @@ static void check_net_against_float(const char *topo, int n_test_full, uint64_t 
     memset(lp, 0, sizeof(float) * (size_t)B * 10);
     packed_forward_ref(&p, lp, test, nref);
     assert_memory_equal(lf, lp, sizeof(float) * (size_t)nref * 10);
-    print_message("%s: %d images, packed == float, %d classes used, accuracy %.4f (untrained), simd %s\n", topo, B,
+    print_message("%s: %d images, packed == float, %d classes used, accuracy %.4f, simd %s\n", topo, B,
                   n_used, (double)correct / B, packed_simd_name());
     packed_free(&p);
+    free(lf), free(lp), free(pf), free(pp);
+}
+
+static void check_net_against_float(const char *topo, int n_test_full, uint64_t seed) {
+    net n;
+    make_net(&n, topo, g_train.pixels, sanitized() ? 32 : 128, seed);
+    check_packed_equals_float(&n, topo, n_test_full);
     net_free(&n);
-    free(lf), free(lp), free(pf), free(pp), free(train), free(test), free(labels);
 }
 
 static void test_fc_net_equals_float_path(void **state) {
@@ -467,6 +468,39 @@ static void test_small_nets_equal_float_path(void **state) {
         packed_free(&p);
         net_free(&n);
         free(x), free(lf), free(lr), free(lp);
+    }
+}
+
+/* A briefly trained net (1 epoch on 10,000 training images, so BN statistics
+   and weights are real): the same predictions, and a useful accuracy. */
+static void test_trained_net_equals_float_path(void **state) {
+    (void)state;
+    const char *topos[] = {"FC512-FC512", "C16-MP2-FC128"};
+    for (int t = 0; t < 2; t++) {
+        arch a;
+        net n;
+        assert_int_equal(arch_parse(&a, topos[t]), BN_OK);
+        assert_int_equal(net_create(&n, &a, 1, 28, 28, 10), BN_OK);
+        pcg32 g;
+        rng_keyed(&g, 12, (uint64_t)t, RNG_INIT);
+        net_init_params(&n, &g);
+        train_recipe r = train_recipe_default();
+        r.epochs = 1;
+        r.seed = 12;
+        dataset tr = data_slice(&g_train, 0, sanitized() ? 2000 : 10000);
+        assert_int_equal(train_run(&n, &tr, NULL, &r, NULL, NULL), BN_OK);
+        int B = sanitized() ? 1000 : 10000;
+        int *pp = malloc(sizeof(int) * (size_t)B);
+        packed_net p;
+        assert_int_equal(packed_from_net(&p, &n), BN_OK);
+        packed_predict(&p, pp, g_test.pixels, B);
+        int correct = 0;
+        for (int i = 0; i < B; i++) correct += pp[i] == g_test.labels[i];
+        assert_true(correct > (sanitized() ? 0.55 : 0.70) * B);
+        packed_free(&p);
+        free(pp);
+        check_packed_equals_float(&n, topos[t], B);
+        net_free(&n);
     }
 }
 
@@ -589,6 +623,7 @@ int main(void) {
         cmocka_unit_test(test_flip_weights),
         cmocka_unit_test(test_fc_net_equals_float_path),
         cmocka_unit_test(test_vgg3_equals_float_path),
+        cmocka_unit_test(test_trained_net_equals_float_path),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }

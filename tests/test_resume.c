@@ -45,7 +45,9 @@ static const char *spec_text =
     "objectives:\n"
     "  - {metric: val_acc, direction: max}\n"
     "  - {metric: model_bytes, direction: min, ref: 300000}\n"
-    "evaluators: [accuracy, memory]\n";
+    "  - {metric: fault.acc, direction: max}\n"
+    "evaluators: [accuracy, memory, {name: fault, ber: 0.02, rates: [0.05], repeats: 2, images: 200},\n"
+    "             {name: margin, images: 200}]\n";
 
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");

@@ -131,6 +131,17 @@ static void test_errors_located(void **state) {
                "objectives[1].ref: missing");
     /* Metric of an undeclared evaluator. */
     expect_msg("metric: memory.macs", "metric: fault.acc", "unknown metric 'fault.acc'");
+    /* An evaluator on the test split cannot be an objective. */
+    {
+        spec t;
+        const char *txt = "data: {name: synthetic}\nsearch_space: {fc_width: [16, 32]}\n"
+                          "strategy: random\nbudget: {trials: 2}\n"
+                          "objectives: [{metric: fault.acc, direction: max}]\n"
+                          "evaluators: [{name: fault, split: test}]\n";
+        assert_int_equal(spec_parse(&t, "f.yaml", txt, NULL, NULL), BN_ESPEC);
+        assert_non_null(strstr(bn_errmsg(), "f.yaml:5:23: objectives[0].metric: evaluator fault "
+                                            "measures on the test split"));
+    }
     /* A parameter the evaluator does not take. */
     expect_msg("{name: memory}", "{name: memory, p: [0.001, 0.01]}",
                "bad.yaml:23:12: evaluators[1]: evaluator memory has no parameter 'p'");

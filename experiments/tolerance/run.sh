@@ -6,7 +6,8 @@
 #
 # usage: experiments/tolerance/run.sh [fc|vgg3|all]     (from the repository root)
 # env:   BNAS (default build/bnas), OUT (default experiments/tolerance/out),
-#        THREADS (2), FC_EPOCHS (5), VGG_EPOCHS (2), FC_REPEATS (10), VGG_REPEATS (5)
+#        THREADS (2), FC_EPOCHS (5), VGG_EPOCHS (2), FC_REPEATS (10), VGG_REPEATS (5),
+#        ONLY (space-separated variant names to run; default all)
 # Models that already exist in OUT are not retrained. Summarise with
 # python3 experiments/tolerance/summarize.py OUT > experiments/tolerance/tables.md
 set -euo pipefail
@@ -40,6 +41,7 @@ run_arch() { # arch-name topology epochs repeats
   local an=$1 topo=$2 epochs=$3 repeats=$4
   for v in "${VARIANTS[@]}"; do
     local name=${v%%|*} flags=${v#*|}
+    if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then continue; fi
     local model="$OUT/$an-$name.bnm"
     if [ ! -f "$model" ]; then
       echo "== train $an $name: $BNAS train --topology $topo --epochs $epochs --threads $THREADS $flags -o $model"
