@@ -28,12 +28,14 @@
 #include "engine/err.h"
 #include "evaluators/evaluator.h"
 
-/* ILLUSTRATIVE (speed-up %, p01, p10), not device data (see experiments/lim/RESULTS.md).
+/* ILLUSTRATIVE (speed-up %, p01, p10), not device data (see experiments/lim/RESULTS.md):
+   p = 0.01 * 2^((S - 20) / 20), 0 at nominal.
    Keep equal to experiments/lim/default_table.csv. */
 static const double lim_default_rows[][3] = {
-    {0, 0, 0},          {10, 2e-5, 2e-5},   {20, 1e-4, 1e-4},   {30, 3e-4, 3e-4},
-    {40, 8e-4, 8e-4},   {50, 2e-3, 2e-3},   {60, 4e-3, 4e-3},   {75, 8e-3, 8e-3},
-    {90, 1.5e-2, 1.5e-2}, {100, 2.5e-2, 2.5e-2}, {125, 5e-2, 5e-2}, {150, 1e-1, 1e-1},
+    {0, 0, 0}, {10, 0.0071, 0.0071}, {20, 0.01, 0.01}, {30, 0.0141, 0.0141},
+    {40, 0.02, 0.02}, {50, 0.0283, 0.0283}, {60, 0.04, 0.04}, {70, 0.0566, 0.0566},
+    {80, 0.08, 0.08}, {90, 0.1131, 0.1131}, {100, 0.16, 0.16}, {110, 0.2263, 0.2263},
+    {120, 0.32, 0.32}, {130, 0.4525, 0.4525},
 };
 
 void lim_table_default(fefet_table *tb) {

@@ -6,7 +6,7 @@
 #
 # usage: experiments/fefet/run.sh [fc|vgg3|all|time]   (from the repository root)
 # env:   BNAS (default build/bnas), OUT (default experiments/fefet/out), THREADS (2),
-#        FC_EPOCHS (5), VGG_EPOCHS (2), VGG_TRAIN (15000 training images),
+#        FC_EPOCHS (5), VGG_EPOCHS (2), VGG_TRAIN (6000 training images),
 #        FC_REPEATS (10), VGG_REPEATS (3), VGG_IMAGES (2000 test images)
 # Models already in OUT are not retrained. Tables: python3 experiments/fefet/summarize.py OUT
 set -euo pipefail
@@ -15,7 +15,7 @@ OUT=${OUT:-experiments/fefet/out}
 THREADS=${THREADS:-2}
 FC_EPOCHS=${FC_EPOCHS:-5}
 VGG_EPOCHS=${VGG_EPOCHS:-2}
-VGG_TRAIN=${VGG_TRAIN:-15000}
+VGG_TRAIN=${VGG_TRAIN:-6000}
 FC_REPEATS=${FC_REPEATS:-10}
 VGG_REPEATS=${VGG_REPEATS:-3}
 VGG_IMAGES=${VGG_IMAGES:-2000}
@@ -24,6 +24,10 @@ TABLE=experiments/fefet/default_table.csv
 WORST=$(grep -v '^#' "$TABLE" | grep -v '^[a-z]' | tail -n 1)
 P01=$(echo "$WORST" | cut -d, -f2)
 P10=$(echo "$WORST" | cut -d, -f3)
+# a mid-range row (50 C), for flip training at a middle rate instead of the worst
+MID=$(grep '^50,' "$TABLE")
+M01=$(echo "$MID" | cut -d, -f2)
+M10=$(echo "$MID" | cut -d, -f3)
 WHICH=${1:-all}
 mkdir -p "$OUT"
 
@@ -48,13 +52,15 @@ evaluate() { # name extra --param flags...
 if [ "$WHICH" = fc ] || [ "$WHICH" = all ]; then
   train fc-plain FC512-FC512 "$FC_EPOCHS"
   train fc-flip FC512-FC512 "$FC_EPOCHS" --flip ste --p01 "$P01" --p10 "$P10"
-  for m in fc-plain fc-flip; do evaluate "$m" --param repeats="$FC_REPEATS"; done
+  train fc-flipmid FC512-FC512 "$FC_EPOCHS" --flip ste --p01 "$M01" --p10 "$M10"
+  for m in fc-plain fc-flip fc-flipmid; do evaluate "$m" --param repeats="$FC_REPEATS"; done
 fi
 if [ "$WHICH" = vgg3 ] || [ "$WHICH" = all ]; then
   V=C64-MP2-C64-MP2-FC2048
   train vgg3-plain $V "$VGG_EPOCHS" --train-images "$VGG_TRAIN"
   train vgg3-flip $V "$VGG_EPOCHS" --train-images "$VGG_TRAIN" --flip ste --p01 "$P01" --p10 "$P10"
-  for m in vgg3-plain vgg3-flip; do
+  train vgg3-flipmid $V "$VGG_EPOCHS" --train-images "$VGG_TRAIN" --flip ste --p01 "$M01" --p10 "$M10"
+  for m in vgg3-plain vgg3-flip vgg3-flipmid; do
     evaluate "$m" --param repeats="$VGG_REPEATS" --param images="$VGG_IMAGES" --param bera_images=1000 \
       --param bera_repeats=2
   done

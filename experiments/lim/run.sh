@@ -6,17 +6,17 @@
 #                setting, judged against the PLAIN network's clean validation accuracy
 #                (and the run-time search on top of it).
 # usage: experiments/lim/run.sh     (from the repository root)
-# env:   BNAS (build/bnas), OUT (experiments/lim/out), THREADS (2), EPOCHS (5), XNOR_P (0.01),
-#        REPEATS (3), SEARCH_IMAGES (5000 = all validation images)
+# env:   BNAS (build/bnas), OUT (experiments/lim/out), THREADS (2), EPOCHS (5), XNOR_P (0.08, the 80% row),
+#        REPEATS (2), SEARCH_IMAGES (2000 validation images)
 # Models already in OUT are not retrained. Table: python3 experiments/lim/summarize.py OUT
 set -euo pipefail
 BNAS=${BNAS:-build/bnas}
 OUT=${OUT:-experiments/lim/out}
 THREADS=${THREADS:-2}
 EPOCHS=${EPOCHS:-5}
-XNOR_P=${XNOR_P:-0.01}
-REPEATS=${REPEATS:-3}
-SEARCH_IMAGES=${SEARCH_IMAGES:-5000}
+XNOR_P=${XNOR_P:-0.08}
+REPEATS=${REPEATS:-2}
+SEARCH_IMAGES=${SEARCH_IMAGES:-2000}
 TABLE=experiments/lim/default_table.csv
 mkdir -p "$OUT"
 
