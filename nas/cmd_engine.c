@@ -63,11 +63,12 @@ static const char *train_usage =
     "  --val N            validation images carved from the training set (default 5000, 0: none)\n"
     "  --seed N           (default 1)          --threads N    (default: all cores)\n"
     "  --init MODEL       start from MODEL's parameters (retraining; same topology)\n"
+    "  --train-images N   train on the first N images of the training split only (default all)\n"
     "  -o FILE            model file to write (default model.bnm)\n";
 
 int cmd_train(int argc, char **argv) {
     const char *topology = "FC512-FC512", *dsname = "fashion", *dir = NULL, *out = "model.bnm", *init = NULL;
-    int n_val = 5000, threads = 0;
+    int n_val = 5000, threads = 0, train_images = 0;
     train_recipe r = train_recipe_default();
     r.epochs = 3;
     for (int i = 1; i < argc; i++) {
@@ -130,6 +131,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) { NEED_VALUE(); threads = atoi(v); }
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { NEED_VALUE(); out = v; }
         else if (!strcmp(a, "--init")) { NEED_VALUE(); init = v; }
+        else if (!strcmp(a, "--train-images")) { NEED_VALUE(); train_images = atoi(v); }
         else { fprintf(stderr, "bnas train: unknown option '%s' (see bnas train --help)\n", a); return 2; }
 #undef NEED_VALUE
     }
@@ -169,9 +171,10 @@ int cmd_train(int argc, char **argv) {
         memcpy(n.stats, m.stats, sizeof(float) * n.n_stats);
         net_free(&m);
     }
+    dataset trn = train_images > 0 && train_images < train.n ? data_slice(&train, 0, train_images) : train;
     printf("training %s on %s: %d train, %d val, %d test images, %d threads\n", topology, dsname,
-           train.n, val.n, test.n, par_threads());
-    rc = train_run(&n, &train, n_val ? &val : NULL, &r, print_progress, NULL);
+           trn.n, val.n, test.n, par_threads());
+    rc = train_run(&n, &trn, n_val ? &val : NULL, &r, print_progress, NULL);
     if (rc) goto done;
     printf("test accuracy %.2f%%  (%zu bytes packed)\n", 100 * train_accuracy(&n, &test), net_packed_bytes(&n));
     rc = model_save(&n, &r, out);
