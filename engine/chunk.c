@@ -87,6 +87,10 @@ static void chunk_vcount(const chunk_layer *C, const uint64_t *v, int32_t *vk) {
 static void chunk_sums_v(const chunk_layer *C, int j, const uint64_t *x, const uint64_t *v, const int32_t *vk,
                          uint64_t *d, int32_t *s) {
     const uint64_t *w = C->wf + (size_t)j * C->fw;
+    if (C->n == 64) { /* one word per chunk (x and w are 0 beyond fan_in) */
+        for (int k = 0; k < C->K; k++) s[k] = vk[k] - 2 * __builtin_popcountll((x[k] ^ w[k]) & v[k]);
+        return;
+    }
     for (int i = 0; i < C->fw; i++) d[i] = (x[i] ^ w[i]) & v[i];
     memcpy(s, vk, sizeof(int32_t) * (size_t)C->K);
     if (C->n % 64 == 0) { /* whole words per chunk, in order */

@@ -83,11 +83,10 @@ int32_t lta_combine(void *user, int l, const packed_layer *L, int j, const int32
     (void)l, (void)len, (void)site;
     const lta_layer *A = user;
     int32_t T = L->thr[j], sum = 0;
-    for (int k = 0; k < K; k++) sum += s[k];
-    if (T == INT32_MIN || T == INT32_MAX) return sum; /* constant neuron */
     const int32_t *tau = A->tau + (size_t)j * K;
     int votes = 0;
-    for (int k = 0; k < K; k++) votes += s[k] >= tau[k];
+    for (int k = 0; k < K; k++) sum += s[k], votes += s[k] >= tau[k];
+    if (T == INT32_MIN || T == INT32_MAX) return sum; /* constant neuron */
     int d = votes > A->M / 2;
     int64_t *st = A->stats + (size_t)thread * LTA_STATS;
     st[0]++;
