@@ -78,6 +78,8 @@ enum {
 #define MPI_MAX_SLOTS 256   /* slots per worker */
 #define HB_PERIOD 0.5       /* seconds between heartbeats */
 #define POLL_NS 1000000L    /* sleep between polls (1 ms): waiting ranks leave the cores to trials */
+#define POLL_SLOW_NS 10000000L /* after POLL_SLOW_AFTER s of waiting: 10 ms (many slots, long trials) */
+#define POLL_SLOW_AFTER 0.2
 
 /* A trial to run. */
 typedef struct {
@@ -101,6 +103,12 @@ static double now_s(void) {
 
 static void nap(void) {
     struct timespec ts = {0, POLL_NS};
+    nanosleep(&ts, NULL);
+}
+
+/* Sleeps 1 ms, or 10 ms once the wait has lasted `waited` >= POLL_SLOW_AFTER s. */
+static void nap_waited(double waited) {
+    struct timespec ts = {0, waited >= POLL_SLOW_AFTER ? POLL_SLOW_NS : POLL_NS};
     nanosleep(&ts, NULL);
 }
 
@@ -215,7 +223,7 @@ static int remote_trial(void *user, const spec *s, const space_config *cfg, int 
         int r = C->slot_rank[k], idx = C->slot_idx[k];
         MPI_Request q;
         MPI_Isend(&msg, (int)sizeof msg, MPI_BYTE, r, TAG_TRIAL + idx, MPI_COMM_WORLD, &q);
-        double last_check = now_s();
+        double last_check = now_s(), sent_at = last_check;
         for (;;) {
             int flag = 0;
             MPI_Status st;
@@ -251,7 +259,7 @@ static int remote_trial(void *user, const spec *s, const space_config *cfg, int 
                 hb = C->last_hb[r];
                 if (C->dead[r] || t - hb > C->timeout) break;
             }
-            nap();
+            nap_waited(t - sent_at);
         }
         /* The worker is gone: its trial goes to another slot. The send to it
            may never complete; drop the request. */
@@ -526,11 +534,12 @@ static int worker(const mpi_args *a, int rank) {
         } else if (t <= slots) {
             int slot = t - 1;
             mpi_trial_msg msg;
+            double idle_since = now_s();
             while (!quit) {
                 int flag = 0;
                 MPI_Iprobe(0, TAG_TRIAL + slot, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
                 if (!flag) {
-                    nap();
+                    nap_waited(now_s() - idle_since);
                     continue;
                 }
                 MPI_Recv(&msg, (int)sizeof msg, MPI_BYTE, 0, TAG_TRIAL + slot, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -561,6 +570,7 @@ static int worker(const mpi_args *a, int rank) {
                 }
                 if (!sent) MPI_Request_free(&q);
                 else free(buf);
+                idle_since = now_s();
             }
         }
     }
