@@ -414,7 +414,7 @@ static void test_bop_trains_fashion_mnist(void **state) {
         print_message("Bop %s: accuracy %.4f, lost updates %.4f\n", k ? "e5m3b30" : "fp32", acc[k], lost[k]);
         net_free(&n);
     }
-    assert_true(acc[0] > 0.75);
+    assert_true(acc[0] > (sanitized() ? 0.65 : 0.75));
     assert_true(lost[0] >= 0 && lost[0] < 0.01);
     assert_true(lost[1] > lost[0] + 0.05);
     /* Adam reports no lost updates */
