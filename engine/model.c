@@ -18,10 +18,14 @@
 #include "engine/fpfmt.h"
 
 #define MODEL_HEAD 28    /* bytes before the topology string */
-#define MODEL_FIXED 156  /* bytes of everything but topology, params and stats (version 2) */
+#define MODEL_FIXED 176  /* bytes of everything but topology, params and stats (version 4) */
+#define MODEL_FIXED_V3 164 /* the same in version 3 (no LTA / activation-flip fields) */
+#define MODEL_FIXED_V2 156 /* the same in version 2 (no XNOR product rates) */
 #define MODEL_FIXED_V1 124 /* the same in version 1 (no optimizer fields) */
 #define MODEL_RECIPE_V1 60 /* recipe block bytes in version 1 */
-#define MODEL_RECIPE 92    /* recipe block bytes in version 2 */
+#define MODEL_RECIPE_V2 92 /* recipe block bytes in version 2 */
+#define MODEL_RECIPE_V3 100 /* recipe block bytes in version 3 */
+#define MODEL_RECIPE 112   /* recipe block bytes in version 4 */
 #define MODEL_MAX_DIM 65536
 #define MODEL_MAX_FILE ((uint64_t)1 << 33) /* larger files are refused, not allocated */
 
@@ -167,6 +171,11 @@ int model_save_mem(const net *n, const train_recipe *r, uint8_t **buf, size_t *l
     put_i32(&w, r->mom_f);
     put_i32(&w, r->mom_bias);
     put_i32(&w, r->mom_subnormals);
+    put_f32(&w, r->xnor_p01);
+    put_f32(&w, r->xnor_p10);
+    put_i32(&w, r->lta_n);
+    put_f32(&w, r->act_p01);
+    put_f32(&w, r->act_p10);
     put_u64(&w, (uint64_t)n->n_params);
     put_u64(&w, (uint64_t)n->n_stats);
     for (size_t i = 0; i < n->n_params; i++) put_f32(&w, n->params[i]);
@@ -206,7 +215,7 @@ int model_load_mem(net *n, train_recipe *r, const uint8_t *buf, size_t len, cons
     if ((uint64_t)len > total)
         return bn_error(BN_EFORMAT, "%s: %llu unexpected bytes after the model's %llu bytes", name,
                         (unsigned long long)(len - total), (unsigned long long)total);
-    const uint64_t fixed = version == 1 ? MODEL_FIXED_V1 : MODEL_FIXED;
+    const uint64_t fixed = version == 1 ? MODEL_FIXED_V1 : version == 2 ? MODEL_FIXED_V2 : version == 3 ? MODEL_FIXED_V3 : MODEL_FIXED;
     if (total < fixed)
         return bn_error(BN_EFORMAT, "%s: model length %llu is below the minimum %llu", name,
                         (unsigned long long)total, (unsigned long long)fixed);
@@ -260,11 +269,30 @@ int model_load_mem(net *n, train_recipe *r, const uint8_t *buf, size_t len, cons
         rec.mom_f = get_i32(p + 20);
         rec.mom_bias = get_i32(p + 24);
         rec.mom_subnormals = get_i32(p + 28);
-        p += MODEL_RECIPE - MODEL_RECIPE_V1;
+        p += MODEL_RECIPE_V2 - MODEL_RECIPE_V1;
     } else { /* version 1: Adam; the Bop fields take their defaults */
         train_recipe d = train_recipe_default();
         rec.bop_gamma = d.bop_gamma, rec.bop_tau = d.bop_tau, rec.bop_gamma_decay = d.bop_gamma_decay;
         rec.mom_e = d.mom_e, rec.mom_f = d.mom_f, rec.mom_bias = d.mom_bias, rec.mom_subnormals = d.mom_subnormals;
+    }
+    if (version >= 3) { /* XNOR product error rates of training; versions 1-2: none (0) */
+        rec.xnor_p01 = get_f32(p);
+        rec.xnor_p10 = get_f32(p + 4);
+        p += MODEL_RECIPE_V3 - MODEL_RECIPE_V2;
+        if (!(rec.xnor_p01 >= 0.0f && rec.xnor_p01 <= 1.0f && rec.xnor_p10 >= 0.0f && rec.xnor_p10 <= 1.0f))
+            return bn_error(BN_EFORMAT, "%s: XNOR product rates (%g, %g) in the recipe are not in [0, 1]", name,
+                            (double)rec.xnor_p01, (double)rec.xnor_p10);
+    }
+    if (version >= 4) { /* LTA-aware training and activation flips; versions 1-3: none (0) */
+        rec.lta_n = get_i32(p);
+        rec.act_p01 = get_f32(p + 4);
+        rec.act_p10 = get_f32(p + 8);
+        p += MODEL_RECIPE - MODEL_RECIPE_V3;
+        if (rec.lta_n < 0)
+            return bn_error(BN_EFORMAT, "%s: LTA column size %d in the recipe is negative", name, rec.lta_n);
+        if (!(rec.act_p01 >= 0.0f && rec.act_p01 <= 1.0f && rec.act_p10 >= 0.0f && rec.act_p10 <= 1.0f))
+            return bn_error(BN_EFORMAT, "%s: activation flip rates (%g, %g) in the recipe are not in [0, 1]", name,
+                            (double)rec.act_p01, (double)rec.act_p10);
     }
     if (loss != LOSS_CE && loss != LOSS_MHL)
         return bn_error(BN_EFORMAT, "%s: unknown loss code %d in the recipe", name, loss);

@@ -11,15 +11,30 @@
 **   a = sign(y)                              the next layer's x
 **
 ** The classifier computes z = x . wb^T and logits = s * z.
+**
+** XNOR product errors (recipe xnor_p01/xnor_p10, engine/errmodel.h): in
+** hidden binary layers and the classifier, z' = z - 2*B1 + 2*B2 per row and
+** neuron before pooling, with B1 ~ Bin(P, xnor_p10), B2 ~ Bin(N - P, xnor_p01),
+** P = (z + N) / 2, N the row's product count; the gradient passes straight
+** through (dz = dz').
+**
+** LTA-aware training (recipe lta_n > 0, engine/lta.h) and activation flips
+** (act_p01/act_p10) act on the sign outputs a of hidden layers after the
+** first: a is overwritten with the LTA decisions, then flipped; the backward
+** pass still uses the pre-sign values y (straight-through).
 */
 #include "engine/train.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/bop.h"
 #include "engine/err.h"
+#include "engine/errmodel.h"
 #include "engine/layers.h"
+#include "engine/packed.h"
+#include "engine/lta.h"
 #include "engine/parallel.h"
 
 train_recipe train_recipe_default(void) {
@@ -53,6 +68,10 @@ typedef struct {
     int fused;       /* 1: first-layer conv + pool computed by conv3x3_pool2_* (no col, no z) */
     float *wt;       /* (fan_in, out_c) transposed weights (fused only) */
     float *col;      /* (rows, fan_in) im2col of the input (conv only, not fused) */
+    int binary;      /* 1: +-1 inputs, so the forward runs on the packed XNOR-popcount kernels */
+    packed_layer pk; /* the binarized weights as bits (binary only) */
+    uint64_t *xbits; /* (B * in_h * in_w, in_cw) the input signs as bits (binary only) */
+    int32_t *iacc;   /* (rows, pk.np) integer accumulators (binary only) */
     float *z;        /* (rows, out_c) accumulators */
     float *p;        /* (rows_out, out_c) pooled accumulators (pool only) */
     int32_t *idx;    /* (rows_out, out_c) argmax of the pool */
@@ -92,6 +111,12 @@ static void train_state_init(train_state *s, net *n, int B) {
         T->wb = bn_malloc(sizeof(float) * nw);
         T->flipped = bn_calloc(nw, 1);
         T->fused = L->first && L->kind == NET_CONV && L->pool && L->in_c <= 4;
+        T->binary = !L->first;
+        if (T->binary) {
+            BN_ASSERT(packed_layer_init(&T->pk, L) == BN_OK); /* fan-in < 2^24: checked by net_create */
+            T->xbits = bn_aligned_alloc(sizeof(uint64_t) * (size_t)B * L->in_h * L->in_w * T->pk.in_cw);
+            T->iacc = bn_aligned_alloc(sizeof(int32_t) * (size_t)T->rows * T->pk.np);
+        }
         if (T->fused) {
             T->wt = bn_malloc(sizeof(float) * nw);
         } else {
@@ -134,6 +159,8 @@ static void train_state_init(train_state *s, net *n, int B) {
 static void train_state_free(train_state *s) {
     for (int l = 0; l < s->n->n_layers; l++) {
         train_layer *T = &s->tl[l];
+        if (T->binary) packed_layer_free(&T->pk);
+        free(T->xbits), free(T->iacc);
         free(T->wb), free(T->flipped), free(T->wt), free(T->col), free(T->z), free(T->p), free(T->idx);
         free(T->xhat), free(T->y), free(T->a), free(T->mean), free(T->invstd);
     }
@@ -158,8 +185,81 @@ static void train_binarize(train_state *s, int l, const train_recipe *r, uint64_
     }
 }
 
+/* z (rows, out_c) = x . wb^T for a layer with +-1 inputs x (B, in_h, in_w,
+   in_c), on the packed kernels: the same exact integers as the float GEMM. */
+static void train_binary_forward(train_layer *T, const net_layer *L, const float *x, int B) {
+    const packed_kernels *k = packed_kernels_active();
+    packed_layer *P = &T->pk;
+    int pix = L->in_h * L->in_w, np = P->np;
+    packed_pack_signs(T->xbits, x, (int64_t)B * pix, L->in_c);
+    packed_layer_set_weights(P, T->wb);
+    if (L->kind == NET_CONV) {
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++)
+            k->bconv(T->iacc + (size_t)b * pix * np, T->xbits + (size_t)b * pix * P->in_cw, P, 0, L->in_h);
+    } else {
+        int blocks = (B + PACKED_BLOCK - 1) / PACKED_BLOCK;
+#pragma omp parallel for schedule(static)
+        for (int q = 0; q < blocks; q++) {
+            int r0 = q * PACKED_BLOCK, R = B - r0 < PACKED_BLOCK ? B - r0 : PACKED_BLOCK;
+            k->bdense(T->iacc + (size_t)r0 * np, T->xbits + (size_t)r0 * P->kw, P, R);
+        }
+    }
+    int64_t rows = L->kind == NET_CONV ? (int64_t)B * pix : B;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; i++)
+        for (int c = 0; c < L->out_c; c++) T->z[i * L->out_c + c] = (float)T->iacc[i * np + c];
+}
+
+/* XNOR product errors on z (rows, out_c) of hidden binary layer l (not the
+   first): each row keyed by (seed, step, row, layer), so results do not depend
+   on the thread count. */
+static void train_xnor_errors(train_state *s, int l, int rows, const train_recipe *r, uint64_t step) {
+    const net_layer *L = &s->n->layers[l];
+    float *z = s->tl[l].z;
+    double p01 = r->xnor_p01, p10 = r->xnor_p10;
+    double *pw = bn_malloc(sizeof(double) * 2 * (size_t)(L->fan_in + 1)); /* (1-p01)^k, (1-p10)^k */
+    for (int k = 0; k <= L->fan_in; k++)
+        pw[k] = pow(1.0 - p01, (double)k), pw[L->fan_in + 1 + k] = pow(1.0 - p10, (double)k);
+    int hw = L->in_h * L->in_w;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < rows; i++) {
+        int N = L->fan_in;
+        if (L->kind == NET_CONV) {
+            int q = i % hw, y = q / L->in_w, x = q % L->in_w;
+            int ny = 3 - (y == 0) - (y == L->in_h - 1), nx = 3 - (x == 0) - (x == L->in_w - 1);
+            N = (L->in_h == 1 ? 1 : ny) * (L->in_w == 1 ? 1 : nx) * L->in_c;
+        }
+        pcg32 g;
+        rng_keyed(&g, r->seed, step << 40 | (uint64_t)i << 8 | (uint64_t)l, RNG_ACT);
+        float *zr = z + (size_t)i * L->out_c;
+        for (int o = 0; o < L->out_c; o++) {
+            int P = ((int)zr[o] + N) / 2;
+            int b1 = (int)errmodel_binomial(&g, (uint32_t)P, p10, pw + L->fan_in + 1);
+            int b2 = (int)errmodel_binomial(&g, (uint32_t)(N - P), p01, pw);
+            zr[o] += (float)(2 * (b2 - b1));
+        }
+    }
+    free(pw);
+}
+
+/* Activation flips of hidden layer l's outputs a (n values), keyed by
+   (seed, step, layer) in fixed chunks of rows, so independent of threads. */
+static void train_act_flips(float *a, int64_t n, int l, const train_recipe *r, uint64_t step) {
+    const int64_t span = 4096;
+#pragma omp parallel for schedule(static)
+    for (int64_t c0 = 0; c0 < n; c0 += span) {
+        pcg32 g;
+        rng_keyed(&g, r->seed, step << 40 | (uint64_t)(c0 / span) << 8 | (uint64_t)l, RNG_ACT + 64);
+        for (int64_t i = c0; i < c0 + span && i < n; i++) {
+            float p = a[i] > 0 ? r->act_p10 : r->act_p01;
+            if (pcg32_float(&g) < p) a[i] = -a[i];
+        }
+    }
+}
+
 /* Forward of a batch of B images; writes s->logits. */
-static void train_forward(train_state *s, int B, const train_recipe *r, uint64_t step) {
+static int train_forward(train_state *s, int B, const train_recipe *r, uint64_t step) {
     net *n = s->n;
     const float *x = s->x0;
     for (int l = 0; l < n->n_layers; l++) {
@@ -172,12 +272,16 @@ static void train_forward(train_state *s, int B, const train_recipe *r, uint64_t
             for (int o = 0; o < L->out_c; o++)
                 for (int k = 0; k < L->fan_in; k++) T->wt[(int64_t)k * L->out_c + o] = T->wb[(int64_t)o * L->fan_in + k];
             conv3x3_pool2_forward(T->p, T->idx, x, T->wt, B, L->in_h, L->in_w, L->in_c, L->out_c);
+        } else if (T->binary) {
+            if (L->kind == NET_CONV) im2col3x3(T->col, x, B, L->in_h, L->in_w, L->in_c); /* for backward */
+            train_binary_forward(T, L, x, B);
         } else if (L->kind == NET_CONV) {
             im2col3x3(T->col, x, B, L->in_h, L->in_w, L->in_c);
             matmul_forward(T->z, T->col, T->wb, rows, L->fan_in, L->out_c);
         } else {
             matmul_forward(T->z, x, T->wb, rows, L->fan_in, L->out_c);
         }
+        if (!L->first && (r->xnor_p01 > 0.0f || r->xnor_p10 > 0.0f)) train_xnor_errors(s, l, rows, r, step);
         float *acc = T->z;
         if (L->pool) {
             if (!T->fused) maxpool2_forward(T->p, T->idx, T->z, B, L->in_h, L->in_w, L->out_c);
@@ -193,8 +297,15 @@ static void train_forward(train_state *s, int B, const train_recipe *r, uint64_t
         batchnorm_forward_train(T->y, T->xhat, T->mean, T->invstd, L->mean, L->var, acc, L->gamma,
                                 L->beta, rows_out, L->out_c, NET_BN_EPS, NET_BN_MOMENTUM);
         sign_forward(T->a, T->y, nout);
+        if (!L->first && r->lta_n > 0) {
+            lta_options o = {r->lta_n, 0, 0, 0, 0};
+            int rc = lta_train_layer(L, &o, L->kind == NET_CONV ? T->col : x, T->wb, B, T->a);
+            if (rc) return rc;
+        }
+        if (!L->first && (r->act_p01 > 0.0f || r->act_p10 > 0.0f)) train_act_flips(T->a, nout, l, r, step);
         x = T->a;
     }
+    return BN_OK;
 }
 
 /* The margin regularizer of hidden layer l: returns lambda * mean max(0, h - m)
@@ -352,6 +463,12 @@ int train_run_traced(net *n, const dataset *train, const dataset *val, const tra
     if (r->flip != FLIP_NONE && (r->p01 < 0 || r->p01 > 1 || r->p10 < 0 || r->p10 > 1))
         return bn_error(BN_EARG, "train: flip probabilities must be in [0, 1] (p01 %g, p10 %g)",
                         r->p01, r->p10);
+    if (!(r->xnor_p01 >= 0 && r->xnor_p01 <= 1 && r->xnor_p10 >= 0 && r->xnor_p10 <= 1))
+        return bn_error(BN_EARG, "train: XNOR product rates must be in [0, 1] (p01 %g, p10 %g)", r->xnor_p01,
+                        r->xnor_p10);
+    if (r->lta_n < 0 || !(r->act_p01 >= 0 && r->act_p01 <= 1 && r->act_p10 >= 0 && r->act_p10 <= 1))
+        return bn_error(BN_EARG, "train: lta_n %d must be >= 0 and activation flip rates in [0, 1] (%g, %g)",
+                        r->lta_n, r->act_p01, r->act_p10);
     if (r->optimizer != OPT_ADAM && r->optimizer != OPT_BOP)
         return bn_error(BN_EARG, "train: unknown optimizer code %d", (int)r->optimizer);
     fpfmt mom_fmt = fpfmt_binary32();
@@ -398,7 +515,7 @@ int train_run_traced(net *n, const dataset *train, const dataset *val, const tra
                 s.labels[k] = train->labels[order[start + k]];
             }
             t++;
-            train_forward(&s, b, r, (uint64_t)t);
+            if ((rc = train_forward(&s, b, r, (uint64_t)t))) break;
             double loss = r->loss == LOSS_MHL
                               ? loss_mhl(s.dlogits, s.logits, s.labels, b, n->classes, r->mhl_b)
                               : loss_ce(s.dlogits, s.logits, s.labels, b, n->classes);

@@ -41,6 +41,13 @@ typedef struct {
     int mom_e, mom_f;    /* Bop momentum format F(e, f, bias) (engine/fpfmt.h); default binary32 */
     int mom_bias;        /* its exponent bias */
     int mom_subnormals;  /* 1: with subnormals */
+    float xnor_p01;      /* XNOR product errors while training (hidden binary layers and the
+                            classifier, not the first layer): P(-1 product reads +1) */
+    float xnor_p10;      /* P(+1 product reads -1); straight-through gradient (engine/errmodel.h) */
+    int lta_n;           /* > 0: LTA-aware training, hidden layers after the first decide by local
+                            thresholding on columns of lta_n products (engine/lta.h), straight-through */
+    float act_p01, act_p10; /* activation flips while training (hidden layers after the first):
+                               P(-1 output reads +1), P(+1 reads -1); straight-through */
 } train_recipe;
 
 /* The seed papers' defaults: batch 256, Adam lr 1e-3, step decay 0.5 every 10

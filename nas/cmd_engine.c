@@ -50,6 +50,10 @@ static const char *train_usage =
     "  --lr X             (default 1e-3)       --lr-step N    (default 10)   --lr-gamma X (default 0.5)\n"
     "  --loss ce|mhl      (default ce)         --mhl-b X      (default 128)\n"
     "  --flip none|ste|naive  flip training    --p X | --p01 X --p10 X  flip probabilities\n"
+    "  --xnor-p X | --xnor-p01 X --xnor-p10 X  XNOR product errors while training (not the first layer)\n"
+    "  --lta-n N          LTA-aware training: hidden layers after the first decide by local thresholding\n"
+    "                     on columns of N products (straight-through; engine/lta.h)\n"
+    "  --act-p X | --act-p01 X --act-p10 X  activation flips while training (not the first layer)\n"
     "  --clip             clip latent weights to [-1, 1]\n"
     "  --reg-lambda X --reg-h H   direct margin regularizer: lambda * mean max(0, H - margin in flips)\n"
     "  --optimizer adam|bop   (default adam) Bop: binary weights by Bop, batch norm and scale by Adam (--lr)\n"
@@ -57,12 +61,14 @@ static const char *train_usage =
     "  --bop-gamma-decay X  multiply gamma by X every --lr-step epochs (default 1)\n"
     "  --momentum-format F  Bop momentum format: fp32 (default), fp16, bf16, eXmY[bZ][n] (e.g. e5m10, e4m7b20n)\n"
     "  --val N            validation images carved from the training set (default 5000, 0: none)\n"
+    "  --train-images N   train on the first N images of the training split only (default: all)\n"
     "  --seed N           (default 1)          --threads N    (default: all cores)\n"
+    "  --init MODEL       start from MODEL's parameters (retraining; same topology)\n"
     "  -o FILE            model file to write (default model.bnm)\n";
 
 int cmd_train(int argc, char **argv) {
-    const char *topology = "FC512-FC512", *dsname = "fashion", *dir = NULL, *out = "model.bnm";
-    int n_val = 5000, threads = 0;
+    const char *topology = "FC512-FC512", *dsname = "fashion", *dir = NULL, *out = "model.bnm", *init = NULL;
+    int n_val = 5000, threads = 0, train_images = 0;
     train_recipe r = train_recipe_default();
     r.epochs = 3;
     for (int i = 1; i < argc; i++) {
@@ -95,6 +101,13 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--p")) { NEED_VALUE(); r.p01 = r.p10 = strtof(v, NULL); }
         else if (!strcmp(a, "--p01")) { NEED_VALUE(); r.p01 = strtof(v, NULL); }
         else if (!strcmp(a, "--p10")) { NEED_VALUE(); r.p10 = strtof(v, NULL); }
+        else if (!strcmp(a, "--xnor-p")) { NEED_VALUE(); r.xnor_p01 = r.xnor_p10 = strtof(v, NULL); }
+        else if (!strcmp(a, "--xnor-p01")) { NEED_VALUE(); r.xnor_p01 = strtof(v, NULL); }
+        else if (!strcmp(a, "--xnor-p10")) { NEED_VALUE(); r.xnor_p10 = strtof(v, NULL); }
+        else if (!strcmp(a, "--lta-n")) { NEED_VALUE(); r.lta_n = atoi(v); }
+        else if (!strcmp(a, "--act-p")) { NEED_VALUE(); r.act_p01 = r.act_p10 = strtof(v, NULL); }
+        else if (!strcmp(a, "--act-p01")) { NEED_VALUE(); r.act_p01 = strtof(v, NULL); }
+        else if (!strcmp(a, "--act-p10")) { NEED_VALUE(); r.act_p10 = strtof(v, NULL); }
         else if (!strcmp(a, "--clip")) r.clip = 1;
         else if (!strcmp(a, "--reg-lambda")) { NEED_VALUE(); r.reg_lambda = strtof(v, NULL); }
         else if (!strcmp(a, "--reg-h")) { NEED_VALUE(); r.reg_h = strtof(v, NULL); }
@@ -114,9 +127,11 @@ int cmd_train(int argc, char **argv) {
             r.mom_e = F.e, r.mom_f = F.f, r.mom_bias = F.bias, r.mom_subnormals = F.subnormals;
         }
         else if (!strcmp(a, "--val")) { NEED_VALUE(); n_val = atoi(v); }
+        else if (!strcmp(a, "--train-images")) { NEED_VALUE(); train_images = atoi(v); }
         else if (!strcmp(a, "--seed")) { NEED_VALUE(); r.seed = strtoull(v, NULL, 10); }
         else if (!strcmp(a, "--threads")) { NEED_VALUE(); threads = atoi(v); }
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { NEED_VALUE(); out = v; }
+        else if (!strcmp(a, "--init")) { NEED_VALUE(); init = v; }
         else { fprintf(stderr, "bnas train: unknown option '%s' (see bnas train --help)\n", a); return 2; }
 #undef NEED_VALUE
     }
@@ -143,9 +158,24 @@ int cmd_train(int argc, char **argv) {
     pcg32 g;
     rng_keyed(&g, r.seed, 0, RNG_INIT);
     net_init_params(&n, &g);
+    if (init) { /* retraining: start from a saved model's parameters and statistics */
+        net m = {0};
+        if ((rc = model_load(&m, NULL, init))) goto done;
+        if (m.n_params != n.n_params || m.n_stats != n.n_stats || m.in_c != n.in_c || m.in_h != n.in_h ||
+            m.in_w != n.in_w || m.classes != n.classes) {
+            net_free(&m);
+            rc = bn_error(BN_EARG, "--init %s: the model does not have topology %s on this data set", init, topology);
+            goto done;
+        }
+        memcpy(n.params, m.params, sizeof(float) * n.n_params);
+        memcpy(n.stats, m.stats, sizeof(float) * n.n_stats);
+        net_free(&m);
+    }
     printf("training %s on %s: %d train, %d val, %d test images, %d threads\n", topology, dsname,
            train.n, val.n, test.n, par_threads());
-    rc = train_run(&n, &train, n_val ? &val : NULL, &r, print_progress, NULL);
+    dataset used = train_images > 0 && train_images < train.n ? data_slice(&train, 0, train_images) : train;
+    if (used.n != train.n) printf("training on the first %d images of the training split\n", used.n);
+    rc = train_run(&n, &used, n_val ? &val : NULL, &r, print_progress, NULL);
     if (rc) goto done;
     printf("test accuracy %.2f%%  (%zu bytes packed)\n", 100 * train_accuracy(&n, &test), net_packed_bytes(&n));
     rc = model_save(&n, &r, out);

@@ -197,12 +197,20 @@ int store_lock(store *st) {
     return BN_OK;
 }
 
+int store_is_running(const char *path) {
+    char lp[600];
+    snprintf(lp, sizeof lp, "%s.lock", path);
+    int fd = open(lp, O_RDONLY);
+    if (fd < 0) return 0;
+    int busy = flock(fd, LOCK_SH | LOCK_NB) != 0;
+    close(fd);
+    return busy;
+}
+
 void store_close(store *st) {
     if (!st) return;
-    if (st->lock_fd >= 0) {
-        unlink(st->lock_path);
-        close(st->lock_fd);
-    }
+    /* The lock file stays: unlinking it would let two processes lock two different files. */
+    if (st->lock_fd >= 0) close(st->lock_fd);
     sqlite3_close(st->db);
     free(st);
 }

@@ -75,9 +75,13 @@ int store_create(store **out, const char *path, const spec *s);
 int store_open(store **out, const char *path, int readonly);
 
 /* Takes the study's writer lock (an flock on PATH.lock, released when the
-   process ends, even by SIGKILL): only one bnas process runs a study at once.
+   process ends, even by SIGKILL; the file stays): only one bnas process runs
+   a study at once.
    BN_EIO if another process holds it. */
 int store_lock(store *st);
+
+/* 1 if a bnas process holds the writer lock of the study at path. */
+int store_is_running(const char *path);
 
 void store_close(store *st);
 

@@ -1,5 +1,5 @@
 /* Model files: bit-exact round trips (memory and file), the documented byte
-   layout (version 2), version 1 files still loading, and refusal of every truncation, flipped byte, wrong magic, newer
+   layout (version 4), version 1, 2 and 3 files still loading, and refusal of every truncation, flipped byte, wrong magic, newer
    version and checksum-valid but inconsistent content. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -75,6 +75,8 @@ static train_recipe make_recipe(void) {
     r.bop_tau = 3e-7f;
     r.bop_gamma_decay = 0.1f;
     r.mom_e = 5, r.mom_f = 7, r.mom_bias = 20, r.mom_subnormals = 0;
+    r.xnor_p01 = 0.0625f, r.xnor_p10 = 0.125f;
+    r.lta_n = 64, r.act_p01 = 0.03125f, r.act_p10 = 0.25f;
     return r;
 }
 
@@ -83,7 +85,8 @@ static void assert_recipe_equal(const train_recipe *a, const train_recipe *b) {
     SAME(epochs); SAME(batch); SAME(lr); SAME(lr_step); SAME(lr_gamma); SAME(clip); SAME(loss);
     SAME(mhl_b); SAME(flip); SAME(p01); SAME(p10); SAME(reg_lambda); SAME(reg_h); SAME(seed);
     SAME(optimizer); SAME(bop_gamma); SAME(bop_tau); SAME(bop_gamma_decay); SAME(mom_e); SAME(mom_f);
-    SAME(mom_bias); SAME(mom_subnormals);
+    SAME(mom_bias); SAME(mom_subnormals); SAME(xnor_p01); SAME(xnor_p10);
+    SAME(lta_n); SAME(act_p01); SAME(act_p10);
 #undef SAME
 }
 
@@ -153,7 +156,7 @@ static void test_roundtrip_mem_and_file(void **state) {
     size_t len = 0;
     assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
     assert_int_equal(len, model_size(&a));
-    assert_int_equal(len, 156 + strlen(VGG) + 4 * (a.n_params + a.n_stats));
+    assert_int_equal(len, 176 + strlen(VGG) + 4 * (a.n_params + a.n_stats));
     memset(&rb, 0, sizeof rb);
     assert_int_equal(model_load_mem(&b, &rb, buf, len, "mem"), BN_OK);
     assert_net_equal(&a, &b);
@@ -229,7 +232,7 @@ static void test_documented_layout(void **state) {
     assert_int_equal(model_save_mem(&a, &ra, &b, &len), BN_OK);
     const size_t T = strlen(VGG), P = a.n_params, S = a.n_stats;
     assert_memory_equal(b, "BNASMDL1", 8);
-    assert_int_equal(le32(b + 8), 2);
+    assert_int_equal(le32(b + 8), 4);
     static const uint8_t marker[4] = {4, 3, 2, 1};
     assert_memory_equal(b + 12, marker, 4);
     assert_true(le64(b + 16) == len);
@@ -270,20 +273,33 @@ static void test_documented_layout(void **state) {
     assert_int_equal(le32(b + 124 + T), 7);
     assert_int_equal(le32(b + 128 + T), 20);
     assert_int_equal(le32(b + 132 + T), 0);
-    assert_true(le64(b + 136 + T) == P);
-    assert_true(le64(b + 144 + T) == S);
+    u = le32(b + 136 + T);
+    memcpy(&f, &u, 4);
+    assert_true(f == 0.0625f);
+    u = le32(b + 140 + T);
+    memcpy(&f, &u, 4);
+    assert_true(f == 0.125f);
+    assert_int_equal(le32(b + 144 + T), 64);
+    u = le32(b + 148 + T);
+    memcpy(&f, &u, 4);
+    assert_true(f == 0.03125f);
+    u = le32(b + 152 + T);
+    memcpy(&f, &u, 4);
+    assert_true(f == 0.25f);
+    assert_true(le64(b + 156 + T) == P);
+    assert_true(le64(b + 164 + T) == S);
     for (size_t i = 0; i < P; i += 97) {
         uint32_t want;
         memcpy(&want, &a.params[i], 4);
-        assert_int_equal(le32(b + 152 + T + 4 * i), want);
+        assert_int_equal(le32(b + 172 + T + 4 * i), want);
     }
     uint32_t want;
     memcpy(&want, a.scale, 4);
-    assert_int_equal(le32(b + 152 + T + 4 * (P - 1)), want);
+    assert_int_equal(le32(b + 172 + T + 4 * (P - 1)), want);
     memcpy(&want, &a.stats[S - 1], 4);
-    assert_int_equal(le32(b + 152 + T + 4 * P + 4 * (S - 1)), want);
+    assert_int_equal(le32(b + 172 + T + 4 * P + 4 * (S - 1)), want);
     assert_int_equal(le32(b + len - 4), (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)(len - 4)));
-    assert_int_equal(len, 156 + T + 4 * P + 4 * S);
+    assert_int_equal(len, 176 + T + 4 * P + 4 * S);
     net_free(&a);
     free(b);
 }
@@ -296,7 +312,7 @@ static void test_classifier_only(void **state) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(model_save_mem(&a, NULL, &buf, &len), BN_OK);
-    assert_int_equal(len, 156 + 4 * (9 * 2 + 1));
+    assert_int_equal(len, 176 + 4 * (9 * 2 + 1));
     assert_int_equal(model_load_mem(&b, NULL, buf, len, NULL), BN_OK);
     assert_net_equal(&a, &b);
     net_free(&b);
@@ -368,9 +384,9 @@ static void test_header_refusals(void **state) {
 
     /* a future version, even with a valid checksum */
     memcpy(c, buf, len);
-    set_le32(c + 8, 3);
+    set_le32(c + 8, 5);
     fix_crc(c, len);
-    expect_refused(c, len, "version 3 is newer");
+    expect_refused(c, len, "version 5 is newer");
     set_le32(c + 8, 0);
     fix_crc(c, len);
     expect_refused(c, len, "version 0");
@@ -421,7 +437,7 @@ static void test_header_refusals(void **state) {
     fix_crc(c, len);
     expect_refused(c, len, NULL);
     memcpy(c, buf, len);
-    c[136 + T] ^= 1; /* P off by one, S unchanged */
+    c[156 + T] ^= 1; /* P off by one, S unchanged */
     fix_crc(c, len);
     expect_refused(c, len, "do not fill");
     memcpy(c, buf, len);
@@ -436,6 +452,18 @@ static void test_header_refusals(void **state) {
     set_le32(c + 132 + T, 2);
     fix_crc(c, len);
     expect_refused(c, len, "subnormals flag 2");
+    memcpy(c, buf, len);
+    set_le32(c + 140 + T, 0x40000000u); /* xnor_p10 = 2.0 */
+    fix_crc(c, len);
+    expect_refused(c, len, "XNOR product rates");
+    memcpy(c, buf, len);
+    set_le32(c + 144 + T, (uint32_t)-3); /* lta_n = -3 */
+    fix_crc(c, len);
+    expect_refused(c, len, "LTA column size");
+    memcpy(c, buf, len);
+    set_le32(c + 152 + T, 0x40000000u); /* act_p10 = 2.0 */
+    fix_crc(c, len);
+    expect_refused(c, len, "activation flip rates");
     memcpy(c, buf, len);
     set_le32(c + 24, 5000); /* absurd topology length */
     fix_crc(c, len);
@@ -461,7 +489,7 @@ static void test_version1_still_loads(void **state) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
-    const size_t T = strlen(VGG), cut = 104 + T, gap = 32, len1 = len - gap;
+    const size_t T = strlen(VGG), cut = 104 + T, gap = 52, len1 = len - gap;
     uint8_t *v1 = malloc(len1);
     memcpy(v1, buf, cut);
     memcpy(v1 + cut, buf + cut + gap, len - cut - gap);
@@ -475,11 +503,74 @@ static void test_version1_still_loads(void **state) {
     want.optimizer = OPT_ADAM, want.bop_gamma = d.bop_gamma, want.bop_tau = d.bop_tau;
     want.bop_gamma_decay = d.bop_gamma_decay, want.mom_e = d.mom_e, want.mom_f = d.mom_f;
     want.mom_bias = d.mom_bias, want.mom_subnormals = d.mom_subnormals;
+    want.xnor_p01 = want.xnor_p10 = 0.0f;
+    want.lta_n = 0, want.act_p01 = want.act_p10 = 0.0f;
     assert_recipe_equal(&want, &rb);
     net_free(&b);
     /* its truncations are refused as well */
     for (size_t k = 0; k < len1; k += 7) expect_refused(v1, k, NULL);
     free(v1);
+    free(buf);
+    net_free(&a);
+}
+
+/* A version 2 file (the v4 bytes without the two XNOR product rates and the
+   three version-4 fields) still loads, with them 0. */
+static void test_version2_still_loads(void **state) {
+    (void)state;
+    net a, b;
+    make_net(&a, VGG, 1, 28, 28, 10, 41);
+    train_recipe ra = make_recipe(), rb;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
+    const size_t T = strlen(VGG), cut = 136 + T, gap = 20, len2 = len - gap;
+    uint8_t *v2 = malloc(len2);
+    memcpy(v2, buf, cut);
+    memcpy(v2 + cut, buf + cut + gap, len - cut - gap);
+    set_le32(v2 + 8, 2);
+    set_le32(v2 + 16, (uint32_t)len2), set_le32(v2 + 20, 0);
+    fix_crc(v2, len2);
+    assert_int_equal(len2, 156 + T + 4 * (a.n_params + a.n_stats));
+    assert_int_equal(model_load_mem(&b, &rb, v2, len2, "v2"), BN_OK);
+    assert_net_equal(&a, &b);
+    train_recipe want = ra;
+    want.xnor_p01 = want.xnor_p10 = 0.0f;
+    want.lta_n = 0, want.act_p01 = want.act_p10 = 0.0f;
+    assert_recipe_equal(&want, &rb);
+    net_free(&b);
+    for (size_t k = 0; k < len2; k += 7) expect_refused(v2, k, NULL);
+    free(v2);
+    free(buf);
+    net_free(&a);
+}
+
+/* A version 3 file (the v4 bytes without the LTA and activation-flip fields)
+   still loads, with them 0. */
+static void test_version3_still_loads(void **state) {
+    (void)state;
+    net a, b;
+    make_net(&a, VGG, 1, 28, 28, 10, 42);
+    train_recipe ra = make_recipe(), rb;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
+    const size_t T = strlen(VGG), cut = 144 + T, gap = 12, len2 = len - gap;
+    uint8_t *v2 = malloc(len2);
+    memcpy(v2, buf, cut);
+    memcpy(v2 + cut, buf + cut + gap, len - cut - gap);
+    set_le32(v2 + 8, 3);
+    set_le32(v2 + 16, (uint32_t)len2), set_le32(v2 + 20, 0);
+    fix_crc(v2, len2);
+    assert_int_equal(len2, 164 + T + 4 * (a.n_params + a.n_stats));
+    assert_int_equal(model_load_mem(&b, &rb, v2, len2, "v3"), BN_OK);
+    assert_net_equal(&a, &b);
+    train_recipe want = ra;
+    want.lta_n = 0, want.act_p01 = want.act_p10 = 0.0f;
+    assert_recipe_equal(&want, &rb);
+    net_free(&b);
+    for (size_t k = 0; k < len2; k += 7) expect_refused(v2, k, NULL);
+    free(v2);
     free(buf);
     net_free(&a);
 }
@@ -523,7 +614,8 @@ int main(void) {
         cmocka_unit_test(test_classifier_only),
         cmocka_unit_test(test_truncation_and_flips),
         cmocka_unit_test(test_header_refusals),
-        cmocka_unit_test(test_version1_still_loads),
+        cmocka_unit_test(test_version1_still_loads), cmocka_unit_test(test_version2_still_loads),
+        cmocka_unit_test(test_version3_still_loads),
         cmocka_unit_test(test_file_errors),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);

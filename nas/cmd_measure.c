@@ -1,0 +1,92 @@
+/*
+** bnas measure MODEL EVALUATOR [key=value ...]: runs one registered evaluator
+** (evaluators/registry.c) on a saved model and prints its metrics, one per
+** line. The context gets the training split (the model's own training images
+** minus --val), the validation split and the test set; evaluators default to
+** the validation split, `split=test` selects the test set.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+
+#include "engine/err.h"
+#include "engine/model.h"
+#include "engine/parallel.h"
+#include "evaluators/evaluator.h"
+#include "nas/commands.h"
+
+static const char measure_usage[] =
+    "usage: bnas measure MODEL EVALUATOR [key=value ...] [options]\n"
+    "Runs one evaluator on a saved model and prints its metrics (name value per line).\n"
+    "Parameters are the evaluator's (see bnas evaluators / the file comment in evaluators/NAME.c),\n"
+    "e.g. bnas measure vgg3.bnm lta n=[4,8,64] split=test\n"
+    "  --dataset NAME   fashion or cifar10 (default: from the model's input shape)\n"
+    "  --data DIR       data folder\n"
+    "  --val N          validation images carved from the training set as by bnas train (default 5000)\n"
+    "  --seed N         the evaluation seed (default 1)\n"
+    "  --threads N      (default: all cores)\n";
+
+int cmd_measure(int argc, char **argv) {
+    const char *path = NULL, *ev = NULL, *dsname = NULL, *dir = NULL;
+    int n_val = 5000, threads = 0;
+    uint64_t seed = 1;
+    eval_params params;
+    memset(&params, 0, sizeof params);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(measure_usage, stdout); return 0; }
+        if (a[0] == '-' && a[1] == '-') {
+            if (!v) { fprintf(stderr, "bnas measure: %s needs a value\n", a); return 2; }
+            i++;
+            if (!strcmp(a, "--dataset")) dsname = v;
+            else if (!strcmp(a, "--data")) dir = v;
+            else if (!strcmp(a, "--val")) n_val = atoi(v);
+            else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
+            else if (!strcmp(a, "--threads")) threads = atoi(v);
+            else { fprintf(stderr, "bnas measure: unknown option '%s'\n", a); return 2; }
+        } else if (!path) path = a;
+        else if (!ev) ev = a;
+        else {
+            const char *eq = strchr(a, '=');
+            if (!eq || eq == a || params.n >= EVAL_MAX_PARAMS || (size_t)(eq - a) >= EVAL_NAME_MAX ||
+                strlen(eq + 1) >= EVAL_VALUE_MAX) {
+                fprintf(stderr, "bnas measure: '%s' is not key=value\n", a);
+                return 2;
+            }
+            snprintf(params.p[params.n].key, EVAL_NAME_MAX, "%.*s", (int)(eq - a), a);
+            snprintf(params.p[params.n].value, EVAL_VALUE_MAX, "%s", eq + 1);
+            params.n++;
+        }
+    }
+    if (!path || !ev) { fputs(measure_usage, stderr); return 2; }
+    par_set_threads(threads);
+    net n = {0};
+    train_recipe r;
+    dataset full = {0}, test = {0}, train = {0}, val = {0};
+    int rc = model_load(&n, &r, path);
+    if (rc) goto done;
+    if (!dsname) dsname = n.in_c == 3 ? "cifar10" : "fashion";
+    if (!strcmp(dsname, "fashion")) rc = data_load_fashion_mnist(&full, &test, dir);
+    else if (!strcmp(dsname, "cifar10")) {
+        if (!dir) rc = bn_error(BN_EARG, "cifar10 needs --data DIR");
+        else rc = data_load_cifar10(&full, &test, dir);
+    } else rc = bn_error(BN_EARG, "unknown data set '%s' (fashion or cifar10)", dsname);
+    if (rc) goto done;
+    if (n_val < 0 || n_val >= full.n) { rc = bn_error(BN_EARG, "--val %d: must be in 0..%d", n_val, full.n - 1); goto done; }
+    if ((rc = data_split(&train, &val, &full, n_val, r.seed))) goto done; /* the split the trainer used */
+    eval_context ctx = {&n, &train, n_val > 0 ? &val : &test, &test, seed};
+    eval_metrics out;
+    memset(&out, 0, sizeof out);
+    double t0 = omp_get_wtime();
+    rc = eval_run(ev, &ctx, &params, &out);
+    double t = omp_get_wtime() - t0;
+    if (rc) goto done;
+    for (int i = 0; i < out.n; i++) printf("%-28s %.10g\n", out.m[i].name, out.m[i].value);
+    printf("%-28s %.3f\n", "seconds", t);
+done:
+    if (rc) fprintf(stderr, "bnas measure: %s\n", bn_errmsg());
+    net_free(&n);
+    data_free(&full), data_free(&test), data_free(&train), data_free(&val);
+    return rc ? 1 : 0;
+}
