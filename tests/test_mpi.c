@@ -115,11 +115,15 @@ static void run_single(const char *spec, const char *db) {
     assert_int_equal(sh(cmd), 0);
 }
 
-/* mpirun -np 3 bnas mpi ARGS; stderr to DB.err; returns the exit code. */
+/* mpirun -np 3 bnas mpi ARGS; stderr to DB.err; returns the exit code.
+   Under the sanitizers LeakSanitizer is off in the ranks: Open MPI 4.1's
+   MPI_Init/MPI_Finalize leave ~120 KB of its own allocations (every leak
+   stack goes through them); memory errors are still caught. */
 static int run_mpi(const char *env, const char *mpirun_flags, const char *args, const char *errname) {
     char cmd[2400];
     snprintf(cmd, sizeof cmd,
-             "%s timeout 300 mpirun --allow-run-as-root --oversubscribe %s -np 3 '%s' mpi %s "
+             "ASAN_OPTIONS=detect_leaks=0 %s timeout 300 mpirun --allow-run-as-root --oversubscribe "
+             "-x ASAN_OPTIONS %s -np 3 '%s' mpi %s "
              "> '%s/%s.out' 2> '%s/%s.err'",
              env, mpirun_flags, bin, args, dir, errname, dir, errname);
     int rc = sh(cmd);
