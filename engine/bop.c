@@ -27,13 +27,30 @@ void bop_free(bop_state *b) {
 
 void bop_reset_stats(bop_state *b) { b->lost = b->counted = b->flips = 0, b->max_abs = 0; }
 
-/* A flipped latent weight: the negated value, never 0. */
-static inline float bop_flip(float w) { return w > 0 ? -w : w < 0 ? -w : BOP_ZERO_FLIP; }
+
+/* The update of one weight, written without branches so that the loops
+   below vectorize; ROUND(u) is the rounding into the momentum format. */
+#define BOP_UPDATE(ROUND)                                                      \
+    do {                                                                       \
+        double mo = m[i], u = om * mo + gm * (double)g[i], mn = ROUND;         \
+        lost += (mn == mo) & (u != mo);                                        \
+        m[i] = (float)mn;                                                      \
+        double am = fabs(mn);                                                  \
+        mx = am > mx ? am : mx;                                                \
+        float wi = w[i];                                                       \
+        double s = wi > 0 ? 1.0 : -1.0;                                        \
+        int flip = s * mn > th;                                                \
+        float fw = wi != 0 ? -wi : BOP_ZERO_FLIP;                              \
+        w[i] = flip ? fw : wi;                                                 \
+        flips += flip;                                                         \
+    } while (0)
 
 int64_t bop_step(bop_state *b, net *n, const float *grads, float gamma, float tau) {
     const double gm = (double)gamma, om = 1.0 - (double)gamma, th = (double)tau;
     const fpfmt F = b->fmt;
-    const int native = b->native;
+    const double maxv = F.max;
+    const int64_t emin = 1 - F.bias, fb = F.f;
+    const int mode = b->native ? 0 : F.subnormals ? 1 : 2;
     int64_t lost = 0, flips = 0;
     double mx = b->max_abs;
     for (int l = 0; l < n->n_layers; l++) {
@@ -41,16 +58,15 @@ int64_t bop_step(bop_state *b, net *n, const float *grads, float gamma, float ta
         int64_t nw = (int64_t)L->out_c * L->fan_in;
         const float *g = grads + (L->w - n->params);
         float *m = b->m + b->off[l], *w = L->w;
+        if (mode == 0) {
 #pragma omp parallel for schedule(static) reduction(+ : lost, flips) reduction(max : mx)
-        for (int64_t i = 0; i < nw; i++) {
-            double mo = m[i], u = om * mo + gm * (double)g[i];
-            double mn = native ? (double)(float)u : fpfmt_round(&F, u);
-            lost += mn == mo && u != mo;
-            m[i] = (float)mn;
-            double am = fabs(mn);
-            if (am > mx) mx = am;
-            double s = w[i] > 0 ? 1.0 : -1.0;
-            if (s * mn > th) w[i] = bop_flip(w[i]), flips++;
+            for (int64_t i = 0; i < nw; i++) BOP_UPDATE((double)(float)u);
+        } else if (mode == 1) {
+#pragma omp parallel for schedule(static) reduction(+ : lost, flips) reduction(max : mx)
+            for (int64_t i = 0; i < nw; i++) BOP_UPDATE(fpfmt_round_core(u, maxv, emin, fb));
+        } else {
+#pragma omp parallel for schedule(static) reduction(+ : lost, flips) reduction(max : mx)
+            for (int64_t i = 0; i < nw; i++) BOP_UPDATE(fpfmt_round(&F, u));
         }
     }
     b->lost += lost;

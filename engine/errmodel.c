@@ -95,27 +95,65 @@ static uint64_t errmodel_key(int repeat, int64_t image, int layer) {
 
 /* ---- Stored weights ---- */
 
-int64_t errmodel_flip_weights(packed_net *p, const errmodel *m, uint64_t seed, int repeat) {
+/* Draws layer l's stored-weight flip mask of (seed, repeat) under E over the
+   logical bits src into mask (out_c, kw); seen is scratch of the same size. */
+static size_t errmodel_weight_mask(const packed_layer *L, const uint64_t *src, const errmodel_layer *E, int l,
+                                   uint64_t seed, int repeat, uint64_t *mask, uint64_t *seen) {
+    /* the logical bit is 1 for +1; stored inverted, a +1 sits in a 0 cell and flips with w_p01 */
+    double a = E->w_invert ? E->w_p10 : E->w_p01, b = E->w_invert ? E->w_p01 : E->w_p10;
+    uint64_t key = ((uint64_t)repeat * FAULT_TARGETS + FAULT_WEIGHTS) * NET_MAX_LAYERS + (uint64_t)l;
+    size_t n01 = 0, n10 = 0;
+    fault_draw_mask(mask, src, (size_t)L->out_c, L->kw, L->wvalid, a, b, seed, key, seen, &n01, &n10);
+    return n01 + n10;
+}
+
+static size_t errmodel_max_words(const packed_net *p) {
     size_t maxw = 1;
     for (int l = 0; l < p->n_layers; l++) {
         size_t w = (size_t)p->layers[l].out_c * p->layers[l].kw;
         if (w > maxw) maxw = w;
     }
+    return maxw;
+}
+
+int64_t errmodel_flip_weights(packed_net *p, const errmodel *m, uint64_t seed, int repeat) {
     uint64_t *mask = NULL, *seen = NULL;
     int64_t flips = 0;
     for (int l = 0; l < p->n_layers; l++) {
         const errmodel_layer *E = &m->layer[l];
         if (!(E->w_p01 > 0.0 || E->w_p10 > 0.0)) continue;
+        size_t maxw = errmodel_max_words(p);
         if (!mask) mask = bn_malloc(sizeof(uint64_t) * maxw), seen = bn_malloc(sizeof(uint64_t) * maxw);
         packed_layer *L = &p->layers[l];
-        /* the logical bit is 1 for +1; stored inverted, a +1 sits in a 0 cell and flips with w_p01 */
-        double a = E->w_invert ? E->w_p10 : E->w_p01, b = E->w_invert ? E->w_p01 : E->w_p10;
-        uint64_t key = ((uint64_t)repeat * FAULT_TARGETS + FAULT_WEIGHTS) * NET_MAX_LAYERS + (uint64_t)l;
-        size_t n01 = 0, n10 = 0, words = (size_t)L->out_c * L->kw;
-        fault_draw_mask(mask, L->w, (size_t)L->out_c, L->kw, L->wvalid, a, b, seed, key, seen, &n01, &n10);
+        size_t words = (size_t)L->out_c * L->kw, f = errmodel_weight_mask(L, L->w, E, l, seed, repeat, mask, seen);
         for (size_t i = 0; i < words; i++) L->w[i] ^= mask[i];
-        if (n01 + n10) packed_layer_sync(L);
-        flips += (int64_t)(n01 + n10);
+        if (f) packed_layer_sync(L);
+        flips += (int64_t)f;
+    }
+    free(mask), free(seen);
+    return flips;
+}
+
+int64_t errmodel_redraw_weights(packed_net *work, const packed_net *clean, const errmodel *m, uint64_t seed,
+                                int repeat) {
+    size_t maxw = errmodel_max_words(clean);
+    uint64_t *mask = bn_malloc(sizeof(uint64_t) * maxw), *seen = bn_malloc(sizeof(uint64_t) * maxw);
+    int64_t flips = 0;
+    for (int l = 0; l < clean->n_layers; l++) {
+        const errmodel_layer *E = &m->layer[l];
+        const packed_layer *C = &clean->layers[l];
+        packed_layer *W = &work->layers[l];
+        size_t words = (size_t)C->out_c * C->kw, f = 0;
+        if (E->w_p01 > 0.0 || E->w_p10 > 0.0) f = errmodel_weight_mask(C, C->w, E, l, seed, repeat, mask, seen);
+        else memset(mask, 0, sizeof(uint64_t) * words);
+        int changed = 0;
+        for (size_t i = 0; i < words; i++) {
+            uint64_t v = C->w[i] ^ mask[i];
+            changed |= v != W->w[i];
+            W->w[i] = v;
+        }
+        if (changed) packed_layer_sync(W);
+        flips += (int64_t)f;
     }
     free(mask), free(seen);
     return flips;
@@ -516,15 +554,39 @@ int errmodel_evaluate(const packed_net *p, const errmodel *m, const dataset *d, 
                       int threads, fault_stats *out, double *acc) {
     memset(out, 0, sizeof *out);
     if (repeats < 1) return bn_error(BN_EARG, "errmodel: repeats must be >= 1 (got %d)", repeats);
+    int rc = errmodel_check(p, m);
+    if (rc) return rc;
+    if (d->h != p->in_h || d->w != p->in_w || d->c != p->in_c)
+        return bn_error(BN_EARG, "errmodel: data images are %dx%dx%d, the network expects %dx%dx%d", d->h, d->w,
+                        d->c, p->in_h, p->in_w, p->in_c);
+    if (repeats >= (1 << 24)) return bn_error(BN_EARG, "errmodel: %d repeats exceed 2^24", repeats);
     double *a = bn_malloc(sizeof(double) * (size_t)repeats);
-    int rc = BN_OK;
-    for (int r = 0; r < repeats && !rc; r++) rc = errmodel_accuracy(p, m, seed, r, d, threads, &a[r]);
-    if (!rc) {
-        fault_stats_of(a, repeats, out);
-        if (acc) memcpy(acc, a, sizeof(double) * (size_t)repeats);
+    int n = d->n > 0 ? d->n : 1, driver = errmodel_needs_driver(p, m), weights = errmodel_has_weights(p, m);
+    float *logits = bn_malloc(sizeof(float) * (size_t)n * p->classes);
+    packed_net work;
+    if (weights) packed_copy(&work, p); /* one copy, redrawn per repeat */
+    const packed_net *use = weights ? &work : p;
+    for (int r = 0; r < repeats; r++) {
+        if (weights) errmodel_redraw_weights(&work, p, m, seed, r);
+        if (d->n > 0) {
+            if (driver) errmodel_drive(use, m, seed, r, logits, d->pixels, d->n, 0, threads);
+            else packed_logits_with(use, packed_kernels_active(), logits, d->pixels, d->n, threads);
+        }
+        long correct = 0;
+        for (int i = 0; i < d->n; i++) {
+            const float *z = logits + (size_t)i * p->classes;
+            int best = 0;
+            for (int c = 1; c < p->classes; c++)
+                if (z[c] > z[best]) best = c;
+            correct += best == d->labels[i];
+        }
+        a[r] = d->n ? (double)correct / d->n : 0.0;
     }
-    free(a);
-    return rc;
+    if (weights) packed_free(&work);
+    fault_stats_of(a, repeats, out);
+    if (acc) memcpy(acc, a, sizeof(double) * (size_t)repeats);
+    free(a), free(logits);
+    return BN_OK;
 }
 
 void errmodel_bench(const packed_net *p, const errmodel *m, const uint8_t *x, int n, int threads,

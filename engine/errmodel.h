@@ -156,6 +156,14 @@ int errmodel_evaluate(const packed_net *p, const errmodel *m, const dataset *d, 
    w_invert) and re-syncs the kernel layouts. Returns the number of flips. */
 int64_t errmodel_flip_weights(packed_net *p, const errmodel *m, uint64_t seed, int repeat);
 
+/* Sets work's stored weights to clean's with m's stored-weight errors of
+   draw (seed, repeat) applied (the draw of errmodel_flip_weights), re-syncing
+   only the layers whose bits changed since work's previous state. work must
+   be a packed_copy of clean (or a previous result of this function). For
+   sweeps over many rates without re-copying the network. Returns the flips. */
+int64_t errmodel_redraw_weights(packed_net *work, const packed_net *clean, const errmodel *m, uint64_t seed,
+                                int repeat);
+
 /* Binomial(n, prob) from rng; pw (n+1 values, may be NULL) holds (1-prob)^k
    for k = 0..n, which makes the inversion for small n*prob cheap. Exact in
    distribution in every case (pcg32_binomial for n*prob >= 16). */

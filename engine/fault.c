@@ -255,21 +255,24 @@ typedef struct {
     uint64_t *mask;     /* (max P * out_cw) */
     uint64_t *seen;     /* (max P * out_cw) */
     const uint64_t *const *avalid; /* per layer: (out_cw) valid output bits */
+    size_t n01, n10;    /* activation flips of 0 and 1 bits drawn by this thread */
 } fault_act;
 
 static void fault_act_hook(void *user, int l, const packed_layer *L, uint64_t *bits, int P) {
     fault_act *a = user;
     double p01 = a->m->p01[FAULT_ACTIVATIONS][l], p10 = a->m->p10[FAULT_ACTIVATIONS][l];
     if (!(p01 > 0.0 || p10 > 0.0)) return;
-    size_t words = (size_t)P * L->out_cw;
+    size_t words = (size_t)P * L->out_cw, n01, n10;
     fault_draw_mask(a->mask, bits, (size_t)P, L->out_cw, a->avalid[l], p01, p10, a->seed, a->key_base | (uint64_t)l,
-                    a->seen, NULL, NULL);
+                    a->seen, &n01, &n10);
+    a->n01 += n01, a->n10 += n10;
     for (size_t i = 0; i < words; i++) bits[i] ^= a->mask[i];
 }
 
 void fault_ctx_predict(fault_ctx *c, const fault_model *m, uint64_t seed, int repeat, const dataset *d,
                        int threads, int *pred) {
     const packed_net *p = &c->work;
+    c->flips01[FAULT_ACTIVATIONS] = c->flips10[FAULT_ACTIVATIONS] = 0;
     if (!fault_model_has(m, FAULT_ACTIVATIONS, p->n_layers - 1)) {
         packed_predict_threads(p, pred, d->pixels, d->n, threads);
         return;
@@ -290,7 +293,7 @@ void fault_ctx_predict(fault_ctx *c, const fault_model *m, uint64_t seed, int re
         margin_scratch s;
         margin_scratch_init(&s, p);
         fault_act a = {m, seed, 0, bn_malloc(sizeof(uint64_t) * maxw), bn_malloc(sizeof(uint64_t) * maxw),
-                       (const uint64_t *const *)avalid};
+                       (const uint64_t *const *)avalid, 0, 0};
         int32_t *z = bn_malloc(sizeof(int32_t) * (size_t)p->classes);
 #pragma omp for schedule(dynamic, 32)
         for (int i = 0; i < d->n; i++) {
@@ -303,6 +306,11 @@ void fault_ctx_predict(fault_ctx *c, const fault_model *m, uint64_t seed, int re
         }
         free(z), free(a.mask), free(a.seen);
         margin_scratch_free(&s);
+#pragma omp critical
+        {
+            c->flips01[FAULT_ACTIVATIONS] += a.n01;
+            c->flips10[FAULT_ACTIVATIONS] += a.n10;
+        }
     }
     for (int l = 0; l < NET_MAX_LAYERS; l++) free(avalid[l]);
 }

@@ -80,7 +80,8 @@ typedef struct {
     uint64_t *wmask[NET_MAX_LAYERS];   /* (out_c, kw) weight flip masks of the current draw */
     uint64_t *tmask[NET_MAX_LAYERS];   /* (out_c) threshold flip masks (low 32 bits); NULL for the classifier */
     uint64_t *seen;                    /* scratch of fault_draw_mask, max over layers of out_c * kw words */
-    size_t flips01[FAULT_TARGETS];     /* flips of stored 0 bits in the current draw (weights, thresholds) */
+    size_t flips01[FAULT_TARGETS];     /* flips of stored 0 bits: weights and thresholds of the current draw,
+                                          activations of the last fault_ctx_predict */
     size_t flips10[FAULT_TARGETS];     /* flips of stored 1 bits */
     double draw_seconds;               /* wall time of the last fault_ctx_draw */
 } fault_ctx;
@@ -114,7 +115,7 @@ typedef struct {
     double sd;          /* sample standard deviation (0 if R == 1) */
     double ci_lo, ci_hi;/* 95% t-interval of the mean (mean +- t_{0.975,R-1} sd / sqrt(R); = mean if R == 1) */
     double min, max;    /* extreme accuracies */
-    double flips;       /* mean number of flipped weight and threshold bits per repeat */
+    double flips;       /* mean number of flipped bits per repeat (weights, thresholds, activations) */
 } fault_stats;
 
 /* Two-sided 95% Student t quantile t_{0.975, df}, df >= 1. */

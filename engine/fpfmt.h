@@ -79,22 +79,31 @@ double fpfmt_decode(const fpfmt *F, uint32_t code);
    with j the exponent of F's spacing at |x| (the binade's exponent minus f,
    or the subnormal spacing's below the smallest normal), adding and removing
    C = 2^(j + 52) rounds |x| to a multiple of 2^j, ties to even, in the default
-   rounding mode (|x| < 2^(j + f + 1) <= C, so the sum has spacing 2^j). */
-static inline double fpfmt_round(const fpfmt *F, double x) {
-    if (x != x) return x; /* NaN */
+   rounding mode (|x| < 2^(j + f + 1) <= C, so the sum has spacing 2^j).
+   fpfmt_round_core is that step alone for a finite x and a format with
+   subnormals (maxv = F->max, emin = 1 - F->bias, f = F->f); fpfmt_round adds
+   NaN and flushing without subnormals. */
+static inline double fpfmt_round_core(double x, double maxv, int64_t emin, int64_t f) {
     double a = fabs(x);
-    a = a < F->max ? a : F->max;
+    a = a < maxv ? a : maxv; /* saturation (also of infinities) */
     uint64_t u, cb;
     memcpy(&u, &a, 8);
-    int64_t ex = (int64_t)(u >> 52) - 1023, emin = 1 - F->bias;
-    int64_t j = (ex > emin ? ex : emin) - F->f; /* -149 <= j <= 104 */
+    int64_t ex = (int64_t)(u >> 52) - 1023;
+    int64_t j = (ex > emin ? ex : emin) - f; /* -149 <= j <= 104 */
     cb = (uint64_t)(j + 52 + 1023) << 52;
     double C;
     memcpy(&C, &cb, 8);
     double r = (a + C) - C; /* no fast-math: not folded away */
-    r = r < F->max ? r : F->max;
-    if (!F->subnormals && a < F->min_normal) r = a > 0.5 * F->min_normal ? F->min_normal : 0.0;
+    r = r < maxv ? r : maxv;
     return copysign(r, x);
+}
+
+static inline double fpfmt_round(const fpfmt *F, double x) {
+    if (x != x) return x; /* NaN */
+    double r = fpfmt_round_core(x, F->max, 1 - F->bias, F->f);
+    if (!F->subnormals && fabs(x) < F->min_normal)
+        r = copysign(fabs(x) > 0.5 * F->min_normal ? F->min_normal : 0.0, x);
+    return r;
 }
 
 #endif /* BNAS_FPFMT_H */

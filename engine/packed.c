@@ -67,7 +67,7 @@ int packed_fold_threshold(const net_layer *L, int c, int32_t lo, int32_t hi, int
 
 /* ---- Packing ---- */
 
-static void packed_layer_free(packed_layer *L) {
+void packed_layer_free(packed_layer *L) {
     free(L->w), free(L->wvalid), free(L->wi), free(L->w8), free(L->thr), free(L->inv);
     memset(L, 0, sizeof *L);
 }
@@ -105,6 +105,75 @@ void packed_layer_sync(packed_layer *L) {
     }
 }
 
+void packed_layer_set_weights(packed_layer *L, const float *w) {
+    memset(L->w, 0, sizeof(uint64_t) * (size_t)L->out_c * L->kw);
+    for (int o = 0; o < L->out_c; o++) {
+        const float *row = w + (size_t)o * L->fan_in;
+        uint64_t *bits = L->w + (size_t)o * L->kw;
+        if (L->first || L->in_c % 64 == 0) { /* weight i is bit i of the row */
+            for (int i = 0; i < L->fan_in; i++) bits[i / 64] |= (uint64_t)(row[i] > 0.0f) << (i % 64);
+        } else {
+            for (int i = 0; i < L->fan_in; i++) {
+                int word, bit;
+                packed_weight_pos(L, i, &word, &bit);
+                bits[word] |= (uint64_t)(row[i] > 0.0f) << bit;
+            }
+        }
+    }
+    packed_layer_sync(L);
+}
+
+int packed_layer_init(packed_layer *L, const net_layer *N) {
+    memset(L, 0, sizeof *L);
+    L->kind = N->kind, L->first = N->first, L->last = N->last;
+    L->in_c = N->in_c, L->in_h = N->in_h, L->in_w = N->in_w;
+    L->out_c = N->out_c, L->pool = N->pool, L->out_h = N->out_h, L->out_w = N->out_w;
+    L->fan_in = N->fan_in;
+    L->np = (N->out_c + 15) / 16 * 16;
+    L->in_cw = (N->in_c + 63) / 64;
+    L->out_cw = (N->out_c + 63) / 64;
+    int64_t range = L->first ? 255 * (int64_t)L->fan_in : L->fan_in;
+    if (range >= PACKED_ACC_LIMIT)
+        return bn_error(BN_EARG, "packed: accumulators reach %lld >= 2^24; the float path is not exact there",
+                        (long long)range);
+    if (L->first)
+        L->kw = (L->fan_in + 63) / 64;
+    else if (L->kind == NET_CONV)
+        L->kw = 9 * L->in_cw;
+    else
+        L->kw = L->in_h * L->in_w * L->in_cw;
+    /* dense first layers: whole 64-byte steps (the AMX kernel's K step); conv: dwords */
+    L->k4 = L->kind == NET_FC ? (L->fan_in + 63) / 64 * 64 : (L->fan_in + 3) / 4 * 4;
+    L->w = bn_calloc((size_t)L->out_c * L->kw, sizeof(uint64_t));
+    L->wvalid = bn_calloc((size_t)L->kw, sizeof(uint64_t));
+    for (int i = 0; i < L->fan_in; i++) {
+        int word, bit;
+        packed_weight_pos(L, i, &word, &bit);
+        L->wvalid[word] |= (uint64_t)1 << bit;
+    }
+    if (L->first)
+        L->w8 = bn_aligned_alloc((size_t)L->np * L->k4);
+    else
+        L->wi = bn_aligned_alloc(sizeof(uint64_t) * (size_t)L->np * L->kw);
+    packed_layer_set_weights(L, N->w);
+    return BN_OK;
+}
+
+void packed_pack_signs(uint64_t *bits, const float *x, int64_t n, int C) {
+    int cw = (C + 63) / 64;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        const float *v = x + i * C;
+        uint64_t *o = bits + i * cw;
+        for (int j = 0; j < cw; j++) {
+            uint64_t word = 0;
+            int c0 = j * 64, c1 = c0 + 64 < C ? c0 + 64 : C;
+            for (int c = c0; c < c1; c++) word |= (uint64_t)(v[c] > 0.0f) << (c - c0);
+            o[j] = word;
+        }
+    }
+}
+
 int packed_from_net(packed_net *p, const net *n) {
     int rc = BN_OK;
     memset(p, 0, sizeof *p);
@@ -115,47 +184,10 @@ int packed_from_net(packed_net *p, const net *n) {
     for (int l = 0; l < n->n_layers; l++) {
         const net_layer *N = &n->layers[l];
         packed_layer *L = &p->layers[l];
-        L->kind = N->kind, L->first = N->first, L->last = N->last;
-        L->in_c = N->in_c, L->in_h = N->in_h, L->in_w = N->in_w;
-        L->out_c = N->out_c, L->pool = N->pool, L->out_h = N->out_h, L->out_w = N->out_w;
-        L->fan_in = N->fan_in;
-        L->np = (N->out_c + 15) / 16 * 16;
-        L->in_cw = (N->in_c + 63) / 64;
-        L->out_cw = (N->out_c + 63) / 64;
-        int64_t range = L->first ? 255 * (int64_t)L->fan_in : L->fan_in;
-        if (range >= PACKED_ACC_LIMIT) {
-            rc = bn_error(BN_EARG, "packed: layer %d accumulators reach %lld >= 2^24; the float path is not exact there",
-                          l, (long long)range);
+        if ((rc = packed_layer_init(L, N)) != BN_OK) {
+            rc = bn_error(rc, "packed: layer %d: %s", l, bn_errmsg());
             goto fail;
         }
-        if (L->first)
-            L->kw = (L->fan_in + 63) / 64;
-        else if (L->kind == NET_CONV)
-            L->kw = 9 * L->in_cw;
-        else
-            L->kw = L->in_h * L->in_w * L->in_cw;
-        /* dense first layers: whole 64-byte steps (the AMX kernel's K step); conv: dwords */
-        L->k4 = L->kind == NET_FC ? (L->fan_in + 63) / 64 * 64 : (L->fan_in + 3) / 4 * 4;
-        L->w = bn_calloc((size_t)L->out_c * L->kw, sizeof(uint64_t));
-        L->wvalid = bn_calloc((size_t)L->kw, sizeof(uint64_t));
-        for (int i = 0; i < L->fan_in; i++) {
-            int word, bit;
-            packed_weight_pos(L, i, &word, &bit);
-            L->wvalid[word] |= (uint64_t)1 << bit;
-        }
-        for (int o = 0; o < L->out_c; o++)
-            for (int i = 0; i < L->fan_in; i++)
-                if (N->w[(size_t)o * N->fan_in + i] > 0.0f) {
-                    int word, bit;
-                    packed_weight_pos(L, i, &word, &bit);
-                    L->w[(size_t)o * L->kw + word] |= (uint64_t)1 << bit;
-                }
-        if (L->first) {
-            L->w8 = bn_aligned_alloc((size_t)L->np * L->k4);
-        }
-        else
-            L->wi = bn_aligned_alloc(sizeof(uint64_t) * (size_t)L->np * L->kw);
-        packed_layer_sync(L);
         if (!L->last) {
             L->thr = bn_aligned_alloc(sizeof(int32_t) * (size_t)L->np);
             L->inv = bn_calloc((size_t)(L->np + 63) / 64, sizeof(uint64_t));

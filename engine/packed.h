@@ -101,6 +101,22 @@ int packed_copy(packed_net *dst, const packed_net *src);
    kernel layouts. Returns the number of flipped bits. */
 int64_t packed_flip_weights(packed_net *p, int l, double p01, double p10, pcg32 *rng);
 
+/* Allocates L for the shape of N (canonical bits, kernel layout; no
+   thresholds) with its weights from N->w. Used where something other than
+   packed_logits drives the kernels: the training forward pass. Returns BN_OK
+   or BN_EARG (accumulators could reach 2^24). */
+int packed_layer_init(packed_layer *L, const net_layer *N);
+
+/* Sets L's weights from w (out_c, fan_in): bit 1 where w > 0, as the float
+   path binarizes; rebuilds the kernel layout. */
+void packed_layer_set_weights(packed_layer *L, const float *w);
+
+void packed_layer_free(packed_layer *L);
+
+/* Packs n rows of C values x (n, C) into bits (n, ceil(C/64)) words: bit 1
+   where x > 0 (the sign's +1), padding bits 0. */
+void packed_pack_signs(uint64_t *bits, const float *x, int64_t n, int C);
+
 /* Rebuilds L's kernel layouts (wi or w8) from its canonical bits w. Call after
    changing w (for example flipping stored bits). */
 void packed_layer_sync(packed_layer *L);

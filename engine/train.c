@@ -33,6 +33,7 @@
 #include "engine/err.h"
 #include "engine/errmodel.h"
 #include "engine/layers.h"
+#include "engine/packed.h"
 #include "engine/lta.h"
 #include "engine/parallel.h"
 
@@ -67,6 +68,10 @@ typedef struct {
     int fused;       /* 1: first-layer conv + pool computed by conv3x3_pool2_* (no col, no z) */
     float *wt;       /* (fan_in, out_c) transposed weights (fused only) */
     float *col;      /* (rows, fan_in) im2col of the input (conv only, not fused) */
+    int binary;      /* 1: +-1 inputs, so the forward runs on the packed XNOR-popcount kernels */
+    packed_layer pk; /* the binarized weights as bits (binary only) */
+    uint64_t *xbits; /* (B * in_h * in_w, in_cw) the input signs as bits (binary only) */
+    int32_t *iacc;   /* (rows, pk.np) integer accumulators (binary only) */
     float *z;        /* (rows, out_c) accumulators */
     float *p;        /* (rows_out, out_c) pooled accumulators (pool only) */
     int32_t *idx;    /* (rows_out, out_c) argmax of the pool */
@@ -106,6 +111,12 @@ static void train_state_init(train_state *s, net *n, int B) {
         T->wb = bn_malloc(sizeof(float) * nw);
         T->flipped = bn_calloc(nw, 1);
         T->fused = L->first && L->kind == NET_CONV && L->pool && L->in_c <= 4;
+        T->binary = !L->first;
+        if (T->binary) {
+            BN_ASSERT(packed_layer_init(&T->pk, L) == BN_OK); /* fan-in < 2^24: checked by net_create */
+            T->xbits = bn_aligned_alloc(sizeof(uint64_t) * (size_t)B * L->in_h * L->in_w * T->pk.in_cw);
+            T->iacc = bn_aligned_alloc(sizeof(int32_t) * (size_t)T->rows * T->pk.np);
+        }
         if (T->fused) {
             T->wt = bn_malloc(sizeof(float) * nw);
         } else {
@@ -148,6 +159,8 @@ static void train_state_init(train_state *s, net *n, int B) {
 static void train_state_free(train_state *s) {
     for (int l = 0; l < s->n->n_layers; l++) {
         train_layer *T = &s->tl[l];
+        if (T->binary) packed_layer_free(&T->pk);
+        free(T->xbits), free(T->iacc);
         free(T->wb), free(T->flipped), free(T->wt), free(T->col), free(T->z), free(T->p), free(T->idx);
         free(T->xhat), free(T->y), free(T->a), free(T->mean), free(T->invstd);
     }
@@ -170,6 +183,32 @@ static void train_binarize(train_state *s, int l, const train_recipe *r, uint64_
         T->flipped[i] = (uint8_t)f;
         if (f) T->wb[i] = -T->wb[i];
     }
+}
+
+/* z (rows, out_c) = x . wb^T for a layer with +-1 inputs x (B, in_h, in_w,
+   in_c), on the packed kernels: the same exact integers as the float GEMM. */
+static void train_binary_forward(train_layer *T, const net_layer *L, const float *x, int B) {
+    const packed_kernels *k = packed_kernels_active();
+    packed_layer *P = &T->pk;
+    int pix = L->in_h * L->in_w, np = P->np;
+    packed_pack_signs(T->xbits, x, (int64_t)B * pix, L->in_c);
+    packed_layer_set_weights(P, T->wb);
+    if (L->kind == NET_CONV) {
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < B; b++)
+            k->bconv(T->iacc + (size_t)b * pix * np, T->xbits + (size_t)b * pix * P->in_cw, P, 0, L->in_h);
+    } else {
+        int blocks = (B + PACKED_BLOCK - 1) / PACKED_BLOCK;
+#pragma omp parallel for schedule(static)
+        for (int q = 0; q < blocks; q++) {
+            int r0 = q * PACKED_BLOCK, R = B - r0 < PACKED_BLOCK ? B - r0 : PACKED_BLOCK;
+            k->bdense(T->iacc + (size_t)r0 * np, T->xbits + (size_t)r0 * P->kw, P, R);
+        }
+    }
+    int64_t rows = L->kind == NET_CONV ? (int64_t)B * pix : B;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; i++)
+        for (int c = 0; c < L->out_c; c++) T->z[i * L->out_c + c] = (float)T->iacc[i * np + c];
 }
 
 /* XNOR product errors on z (rows, out_c) of hidden binary layer l (not the
@@ -233,6 +272,9 @@ static int train_forward(train_state *s, int B, const train_recipe *r, uint64_t 
             for (int o = 0; o < L->out_c; o++)
                 for (int k = 0; k < L->fan_in; k++) T->wt[(int64_t)k * L->out_c + o] = T->wb[(int64_t)o * L->fan_in + k];
             conv3x3_pool2_forward(T->p, T->idx, x, T->wt, B, L->in_h, L->in_w, L->in_c, L->out_c);
+        } else if (T->binary) {
+            if (L->kind == NET_CONV) im2col3x3(T->col, x, B, L->in_h, L->in_w, L->in_c); /* for backward */
+            train_binary_forward(T, L, x, B);
         } else if (L->kind == NET_CONV) {
             im2col3x3(T->col, x, B, L->in_h, L->in_w, L->in_c);
             matmul_forward(T->z, T->col, T->wb, rows, L->fan_in, L->out_c);

@@ -341,9 +341,10 @@ int cmd_status(int argc, char **argv) {
         printf("%s%s (ref %g)", j ? ", " : " ", s.obj[j].metric, s.obj[j].ref);
     printf("\nfront      %d trials, hypervolume %.6g\n", sum.front, sum.hv);
     printf("elapsed    %s\n", el);
-    printf("state      %s\n", done >= s.max_trials ? "finished"
+    printf("state      %s\n", store_is_running(db) ? "running (another bnas process holds it)"
+                              : done >= s.max_trials ? "finished"
                               : sum.count[TRIAL_WAITING] + sum.count[TRIAL_RUNNING] || done
-                                  ? "interrupted or running (bnas resume continues it)"
+                                  ? "interrupted (bnas resume continues it)"
                                   : "not started");
     store_close(st);
     spec_free(&s);

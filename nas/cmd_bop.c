@@ -4,11 +4,13 @@
 ** FP32's, and reports the training-memory model and the time of emulation.
 ** With --memory FORMAT it only prints the memory model.
 */
+#define _POSIX_C_SOURCE 200809L
 #include "nas/commands.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/bop.h"
 #include "engine/data.h"
@@ -39,6 +41,8 @@ static const char *usage =
     "  --time-images N      afterwards, time one epoch on N images with fp32 and the result,\n"
     "                       alternately (fp32, F, fp32, F, ...), and report the best of each\n"
     "  --time-reps N        timings of each format (default 3)\n"
+    "  --time F             skip the search: only time fp32 against format F (with --time-images,\n"
+    "                       default 2000)\n"
     "  --memory F           only print the memory model of format F (e.g. e5m10, fp32) and exit\n"
     "  --threads N          (default: all cores)\n";
 
@@ -53,8 +57,71 @@ static void print_memory(const char *label, const bop_memory *m) {
            m->weights, m->momentum, m->bn, m->activations, m->total);
 }
 
+/* CPU time of the process: with one thread, the cost of the work itself,
+   whatever else the machine runs (wall time is reported beside it). */
+static double cpu_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Times training with fp32 momentum against F: one epoch on `images` images,
+   alternately (fp32, F, fp32, F, ...) reps times each, best of each; then the
+   Bop step alone on the net (20 steps, best of 5 rounds each). */
+static int time_formats(const bopenc_config *c, const fpfmt *F, const dataset *tr, const dataset *val, int images,
+                        int reps) {
+    char name[32];
+    fpfmt_name(F, name, sizeof name);
+    bopenc_config tc = *c;
+    tc.recipe.epochs = 1;
+    fpfmt F32 = fpfmt_binary32();
+    dataset ts = data_slice(tr, 0, images < tr->n ? images : tr->n);
+    double best[2] = {1e300, 1e300}, bcpu[2] = {1e300, 1e300}, acc, lost, secs;
+    for (int rep = 0; rep < 2 * (reps > 0 ? reps : 1); rep++) {
+        double c0 = cpu_seconds();
+        int rc = bopenc_train(&tc, rep % 2 ? F : &F32, &ts, val, &acc, &lost, &secs);
+        if (rc) return rc;
+        double cs = cpu_seconds() - c0;
+        printf("timing: %s wall %.2f s, cpu %.2f s\n", rep % 2 ? name : "fp32", secs, cs);
+        fflush(stdout);
+        if (secs < best[rep % 2]) best[rep % 2] = secs;
+        if (cs < bcpu[rep % 2]) bcpu[rep % 2] = cs;
+    }
+    printf("result: one training epoch on %d images (best of %d, %d threads): fp32 momentum cpu %.2f s (wall %.2f), "
+           "%s cpu %.2f s (wall %.2f): %.3fx cpu time (%.3fx wall)\n",
+           ts.n, reps > 0 ? reps : 1, par_threads(), bcpu[0], best[0], name, bcpu[1], best[1], bcpu[1] / bcpu[0],
+           best[1] / best[0]);
+    /* the optimizer step alone, on random gradients of the size of this net */
+    net n;
+    int rc = net_create(&n, &c->topology, tr->c, tr->h, tr->w, tr->classes);
+    if (rc) return rc;
+    pcg32 g;
+    rng_keyed(&g, c->recipe.seed, 0, RNG_INIT);
+    net_init_params(&n, &g);
+    float *grads = bn_malloc(sizeof(float) * n.n_params);
+    for (size_t i = 0; i < n.n_params; i++) grads[i] = (float)(2e-5 * (pcg32_normal(&g) + 0.2));
+    double step[2] = {1e300, 1e300};
+    size_t nw = 0;
+    for (int round = 0; round < 10; round++) {
+        bop_state b;
+        bop_create(&b, &n, round % 2 ? F : &F32);
+        nw = b.n;
+        double t0 = cpu_seconds();
+        for (int k = 0; k < 20; k++) bop_step(&b, &n, grads, c->recipe.bop_gamma, c->recipe.bop_tau);
+        double t = (cpu_seconds() - t0) / 20;
+        if (t < step[round % 2]) step[round % 2] = t;
+        bop_free(&b);
+    }
+    printf("result: Bop step alone (cpu time) on %zu weights: fp32 %.2f ms (%.2f ns/weight), %s %.2f ms (%.2f ns/weight): %.3fx\n",
+           nw, 1e3 * step[0], 1e9 * step[0] / (double)nw, name, 1e3 * step[1], 1e9 * step[1] / (double)nw,
+           step[1] / step[0]);
+    free(grads);
+    net_free(&n);
+    return BN_OK;
+}
+
 int cmd_encodings(int argc, char **argv) {
-    const char *topology = "FC2048-FC2048", *dir = NULL, *memory_only = NULL;
+    const char *topology = "FC2048-FC2048", *dir = NULL, *memory_only = NULL, *time_only = NULL;
     int images = 0, n_val = 5000, threads = 0, time_images = 0, time_reps = 3;
     bopenc_config c = bopenc_config_default();
     c.recipe.epochs = 1, c.recipe.batch = 100, c.recipe.bop_gamma = 1e-2f, c.recipe.bop_tau = 1e-6f;
@@ -82,6 +149,7 @@ int cmd_encodings(int argc, char **argv) {
         else if (!strcmp(a, "--mem-batch")) { NEED_VALUE(); c.mem_batch = atoi(v); }
         else if (!strcmp(a, "--time-images")) { NEED_VALUE(); time_images = atoi(v); }
         else if (!strcmp(a, "--time-reps")) { NEED_VALUE(); time_reps = atoi(v); }
+        else if (!strcmp(a, "--time")) { NEED_VALUE(); time_only = v; }
         else if (!strcmp(a, "--memory")) { NEED_VALUE(); memory_only = v; }
         else if (!strcmp(a, "--threads")) { NEED_VALUE(); threads = atoi(v); }
         else { fprintf(stderr, "bnas encodings: unknown option '%s' (see bnas encodings --help)\n", a); return 2; }
@@ -117,6 +185,14 @@ int cmd_encodings(int argc, char **argv) {
     rc = data_split(&train, &val, &full, n_val, c.recipe.seed);
     if (rc) goto done;
     dataset tr = images > 0 && images < train.n ? data_slice(&train, 0, images) : train;
+    if (time_only) {
+        fpfmt F;
+        rc = fpfmt_parse(&F, time_only);
+        if (rc) goto done;
+        printf("bnas encodings: timing %s, batch %d, %d threads\n", topology, c.recipe.batch, par_threads());
+        rc = time_formats(&c, &F, &tr, &val, time_images > 0 ? time_images : 2000, time_reps);
+        goto done;
+    }
     c.log = print_line;
     printf("bnas encodings: %s, %d training and %d validation images, %d epoch(s), batch %d, gamma %g, tau %g, "
            "%d threads\n",
@@ -140,19 +216,8 @@ int cmd_encodings(int argc, char **argv) {
                (r.mem_fp32.weights + r.mem_fp32.momentum) / (r.mem_best.weights + r.mem_best.momentum),
                r.best.seconds / r.seconds_fp32, r.best.seconds, r.seconds_fp32);
         if (time_images > 0) {
-            bopenc_config tc = c;
-            tc.recipe.epochs = 1;
-            fpfmt F32 = fpfmt_binary32();
-            dataset ts = data_slice(&tr, 0, time_images < tr.n ? time_images : tr.n);
-            double best[2] = {1e300, 1e300}, acc, lost, secs;
-            for (int rep = 0; rep < 2 * (time_reps > 0 ? time_reps : 1); rep++) {
-                rc = bopenc_train(&tc, rep % 2 ? &r.best.fmt : &F32, &ts, &val, &acc, &lost, &secs);
-                if (rc) goto done;
-                printf("timing: %s %.2f s\n", rep % 2 ? name : "fp32", secs);
-                if (secs < best[rep % 2]) best[rep % 2] = secs;
-            }
-            printf("result: one epoch on %d images: fp32 momentum %.2f s, %s %.2f s: %.3fx\n", ts.n, best[0], name,
-                   best[1], best[1] / best[0]);
+            rc = time_formats(&c, &r.best.fmt, &tr, &val, time_images, time_reps);
+            if (rc) goto done;
         }
     } else {
         printf("result: no format up to %d bits was accepted\n", c.max_bits);

@@ -61,9 +61,9 @@ static const char *train_usage =
     "  --bop-gamma-decay X  multiply gamma by X every --lr-step epochs (default 1)\n"
     "  --momentum-format F  Bop momentum format: fp32 (default), fp16, bf16, eXmY[bZ][n] (e.g. e5m10, e4m7b20n)\n"
     "  --val N            validation images carved from the training set (default 5000, 0: none)\n"
+    "  --train-images N   train on the first N images of the training split only (default: all)\n"
     "  --seed N           (default 1)          --threads N    (default: all cores)\n"
     "  --init MODEL       start from MODEL's parameters (retraining; same topology)\n"
-    "  --train-images N   train on the first N images of the training split only (default all)\n"
     "  -o FILE            model file to write (default model.bnm)\n";
 
 int cmd_train(int argc, char **argv) {
@@ -127,11 +127,11 @@ int cmd_train(int argc, char **argv) {
             r.mom_e = F.e, r.mom_f = F.f, r.mom_bias = F.bias, r.mom_subnormals = F.subnormals;
         }
         else if (!strcmp(a, "--val")) { NEED_VALUE(); n_val = atoi(v); }
+        else if (!strcmp(a, "--train-images")) { NEED_VALUE(); train_images = atoi(v); }
         else if (!strcmp(a, "--seed")) { NEED_VALUE(); r.seed = strtoull(v, NULL, 10); }
         else if (!strcmp(a, "--threads")) { NEED_VALUE(); threads = atoi(v); }
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { NEED_VALUE(); out = v; }
         else if (!strcmp(a, "--init")) { NEED_VALUE(); init = v; }
-        else if (!strcmp(a, "--train-images")) { NEED_VALUE(); train_images = atoi(v); }
         else { fprintf(stderr, "bnas train: unknown option '%s' (see bnas train --help)\n", a); return 2; }
 #undef NEED_VALUE
     }
@@ -171,10 +171,11 @@ int cmd_train(int argc, char **argv) {
         memcpy(n.stats, m.stats, sizeof(float) * n.n_stats);
         net_free(&m);
     }
-    dataset trn = train_images > 0 && train_images < train.n ? data_slice(&train, 0, train_images) : train;
     printf("training %s on %s: %d train, %d val, %d test images, %d threads\n", topology, dsname,
-           trn.n, val.n, test.n, par_threads());
-    rc = train_run(&n, &trn, n_val ? &val : NULL, &r, print_progress, NULL);
+           train.n, val.n, test.n, par_threads());
+    dataset used = train_images > 0 && train_images < train.n ? data_slice(&train, 0, train_images) : train;
+    if (used.n != train.n) printf("training on the first %d images of the training split\n", used.n);
+    rc = train_run(&n, &used, n_val ? &val : NULL, &r, print_progress, NULL);
     if (rc) goto done;
     printf("test accuracy %.2f%%  (%zu bytes packed)\n", 100 * train_accuracy(&n, &test), net_packed_bytes(&n));
     rc = model_save(&n, &r, out);

@@ -20,11 +20,15 @@ static void usage(FILE *f) {
             "  status DB                  counts, front size, hypervolume\n"
             "  trials DB [--csv]          every trial with its metrics\n"
             "  pareto DB [--csv]          the Pareto-optimal trials\n"
+            "  mpi run|resume ...         distributed search under mpirun (built with -DBNAS_MPI=ON)\n"
+            "  report DB -o FILE.html     HTML report: front, hypervolume, fault curves, trials\n"
+            "  export DB --pareto -o DIR  model files, standalone C and cards of trials\n"
             "engine:\n"
             "  train                      train one network and save it as a model file\n"
             "  eval MODEL                 accuracy, margins and accuracy under bit errors of a model\n"
             "  bench                      speed of training, packed inference and fault injection\n"
             "  encodings                  search small momentum formats for Bop training\n"
+            "  device MODEL --evaluator E run one evaluator (fefet, lim, ...) on a model\n"
             "  measure MODEL EVALUATOR    run one evaluator (lta, capmin, ...) on a model, key=value params\n"
             "\n"
             "exit codes: 0 ok, 1 runtime error, 2 usage error\n");
@@ -44,12 +48,20 @@ int main(int argc, char **argv) {
         return 0;
     }
     const command cmds[] = {
-        {"run", cmd_run, "start a search"},     {"resume", cmd_resume, "continue a search"},
-        {"status", cmd_status, "study summary"}, {"trials", cmd_trials, "list trials"},
-        {"pareto", cmd_pareto, "list the front"}, {"train", cmd_train, "train one network"},
-        {"bench", cmd_bench, "benchmark"},       {"eval", cmd_eval, "evaluate a model"},
-        {"encodings", cmd_encodings, "Bop momentum formats"},
+        {"run", cmd_run, "start a search"},
+        {"resume", cmd_resume, "continue a search"},
+        {"status", cmd_status, "study summary"},
+        {"trials", cmd_trials, "list trials"},
+        {"pareto", cmd_pareto, "list the front"},
+        {"export", cmd_export, "export trials"},
+        {"report", cmd_report, "HTML report"},
+        {"mpi", cmd_mpi, "distributed search"},
+        {"train", cmd_train, "train one network"},
+        {"eval", cmd_eval, "evaluate a model"},
         {"measure", cmd_measure, "run one evaluator on a model"},
+        {"device", cmd_device, "run one evaluator"},
+        {"encodings", cmd_encodings, "Bop momentum formats"},
+        {"bench", cmd_bench, "benchmark"},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         if (strcmp(argv[1], cmds[i].name)) continue;

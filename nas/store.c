@@ -197,12 +197,20 @@ int store_lock(store *st) {
     return BN_OK;
 }
 
+int store_is_running(const char *path) {
+    char lp[600];
+    snprintf(lp, sizeof lp, "%s.lock", path);
+    int fd = open(lp, O_RDONLY);
+    if (fd < 0) return 0;
+    int busy = flock(fd, LOCK_SH | LOCK_NB) != 0;
+    close(fd);
+    return busy;
+}
+
 void store_close(store *st) {
     if (!st) return;
-    if (st->lock_fd >= 0) {
-        unlink(st->lock_path);
-        close(st->lock_fd);
-    }
+    /* The lock file stays: unlinking it would let two processes lock two different files. */
+    if (st->lock_fd >= 0) close(st->lock_fd);
     sqlite3_close(st->db);
     free(st);
 }
@@ -299,6 +307,21 @@ int store_each_trial(store *st, int pareto_only, int (*cb)(void *user, const sto
     free(t);
     sqlite3_finalize(q);
     sqlite3_finalize(m);
+    return rc;
+}
+
+int store_each_hv(store *st, int (*cb)(void *user, int trial, int completed, int front_size, double hv),
+                  void *user) {
+    sqlite3_stmt *q = NULL;
+    int rc = prepare(st, &q, "SELECT trial, completed, front_size, hv FROM hypervolume ORDER BY trial");
+    if (rc) return rc;
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW)
+        if (cb(user, sqlite3_column_int(q, 0), sqlite3_column_int(q, 1), sqlite3_column_int(q, 2),
+               sqlite3_column_double(q, 3)))
+            break;
+    if (step != SQLITE_ROW && step != SQLITE_DONE) rc = db_err(st, "reading the hypervolume");
+    sqlite3_finalize(q);
     return rc;
 }
 

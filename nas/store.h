@@ -75,9 +75,13 @@ int store_create(store **out, const char *path, const spec *s);
 int store_open(store **out, const char *path, int readonly);
 
 /* Takes the study's writer lock (an flock on PATH.lock, released when the
-   process ends, even by SIGKILL): only one bnas process runs a study at once.
+   process ends, even by SIGKILL; the file stays): only one bnas process runs
+   a study at once.
    BN_EIO if another process holds it. */
 int store_lock(store *st);
+
+/* 1 if a bnas process holds the writer lock of the study at path. */
+int store_is_running(const char *path);
 
 void store_close(store *st);
 
@@ -92,6 +96,12 @@ int store_replace_spec(store *st, const spec *s);
    cb returns nonzero to stop. */
 int store_each_trial(store *st, int pareto_only, int (*cb)(void *user, const store_trial *t),
                      void *user);
+
+/* Calls cb for every hypervolume row (one per COMPLETE trial) in trial
+   order: the trial, COMPLETE trials so far, front size and hypervolume.
+   cb returns nonzero to stop. */
+int store_each_hv(store *st, int (*cb)(void *user, int trial, int completed, int front_size, double hv),
+                  void *user);
 
 /* Inserts proposals p[0..n) as trials first.. of batch `batch` (valid ones
    WAITING, the others INVALID with their reason), one transaction. */

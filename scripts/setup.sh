@@ -10,4 +10,6 @@ $SUDO apt-get install -y -q --no-install-recommends \
     build-essential cmake pkg-config \
     libsqlite3-dev sqlite3 libcmocka-dev zlib1g-dev libfyaml-dev \
     libopenblas0-openmp libopenblas-openmp-dev \
+    openmpi-bin libopenmpi-dev \
+    chromium fonts-dejavu-core \
     dataset-fashion-mnist

@@ -351,32 +351,36 @@ static void test_bop_matches_scalar_reference(void **state) {
     net_free(&n);
 }
 
-/* The parallel step and its scalar twin are bit-equal for an emulated format. */
+/* The parallel step and its scalar twin are bit-equal for emulated formats,
+   with and without subnormals. */
 static void test_bop_step_matches_ref_emulated(void **state) {
     (void)state;
-    net a, c;
-    make_tiny(&a, "FC300-FC200", 12);
-    make_tiny(&c, "FC300-FC200", 12);
-    fpfmt F;
-    assert_int_equal(fpfmt_parse(&F, "e4m5b12"), BN_OK);
-    bop_state ba, bc;
-    bop_create(&ba, &a, &F);
-    bop_create(&bc, &c, &F);
-    float *grads = calloc(a.n_params, sizeof(float));
-    pcg32 g;
-    rng_keyed(&g, 6, 0, 100);
-    par_set_threads(2);
-    for (int step = 0; step < 50; step++) {
-        for (size_t i = 0; i < a.n_params; i++) grads[i] = (float)(1e-3 * pcg32_normal(&g));
-        assert_int_equal(bop_step(&ba, &a, grads, 1e-2f, 1e-5f), bop_step_ref(&bc, &c, grads, 1e-2f, 1e-5f));
+    const char *fmts[] = {"e4m5b12", "e5m4b20n"};
+    for (int q = 0; q < 2; q++) {
+        net a, c;
+        make_tiny(&a, "FC300-FC200", 12);
+        make_tiny(&c, "FC300-FC200", 12);
+        fpfmt F;
+        assert_int_equal(fpfmt_parse(&F, fmts[q]), BN_OK);
+        bop_state ba, bc;
+        bop_create(&ba, &a, &F);
+        bop_create(&bc, &c, &F);
+        float *grads = calloc(a.n_params, sizeof(float));
+        pcg32 g;
+        rng_keyed(&g, 6, 0, 100);
+        par_set_threads(2);
+        for (int step = 0; step < 50; step++) {
+            for (size_t i = 0; i < a.n_params; i++) grads[i] = (float)(1e-3 * pcg32_normal(&g));
+            assert_int_equal(bop_step(&ba, &a, grads, 1e-2f, 1e-5f), bop_step_ref(&bc, &c, grads, 1e-2f, 1e-5f));
+        }
+        assert_memory_equal(ba.m, bc.m, sizeof(float) * ba.n);
+        assert_memory_equal(a.params, c.params, sizeof(float) * a.n_params);
+        assert_true(ba.flips == bc.flips && ba.max_abs == bc.max_abs && ba.flips > 0 && ba.lost > 0);
+        for (size_t i = 0; i < ba.n; i++) assert_true(fpfmt_round(&F, ba.m[i]) == ba.m[i]);
+        free(grads);
+        bop_free(&ba), bop_free(&bc);
+        net_free(&a), net_free(&c);
     }
-    assert_memory_equal(ba.m, bc.m, sizeof(float) * ba.n);
-    assert_memory_equal(a.params, c.params, sizeof(float) * a.n_params);
-    assert_true(ba.flips == bc.flips && ba.max_abs == bc.max_abs && ba.flips > 0);
-    for (size_t i = 0; i < ba.n; i++) assert_true(fpfmt_round(&F, ba.m[i]) == ba.m[i]);
-    free(grads);
-    bop_free(&ba), bop_free(&bc);
-    net_free(&a), net_free(&c);
 }
 
 /* ---------------------------------------------------------------------------
@@ -414,7 +418,7 @@ static void test_bop_trains_fashion_mnist(void **state) {
         print_message("Bop %s: accuracy %.4f, lost updates %.4f\n", k ? "e5m3b30" : "fp32", acc[k], lost[k]);
         net_free(&n);
     }
-    assert_true(acc[0] > 0.75);
+    assert_true(acc[0] > (sanitized() ? 0.65 : 0.75));
     assert_true(lost[0] >= 0 && lost[0] < 0.01);
     assert_true(lost[1] > lost[0] + 0.05);
     /* Adam reports no lost updates */

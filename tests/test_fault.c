@@ -243,6 +243,7 @@ static void test_evaluate_reproducible(void **state) {
         assert_int_equal(fault_evaluate(nets[k], &d, &m, 4, 5, 2, &s2, a2), BN_OK);
         assert_memory_equal(a1, a2, sizeof a1);
         assert_memory_equal(&s1, &s2, sizeof s1);
+        assert_true(s1.flips > 0);
         assert_int_equal(fault_evaluate(nets[k], &d, &m, 4, 6, 2, &s3, a3), BN_OK);
         assert_memory_not_equal(a1, a3, sizeof a1);
         assert_true(s1.ci_lo <= s1.mean && s1.mean <= s1.ci_hi);

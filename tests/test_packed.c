@@ -337,8 +337,11 @@ static void test_kernels_equal_reference(void **state) {
             net_free(&n);
         }
     }
-    assert_true(tested >= 1);
-    assert_non_null(packed_simd_name());
+    assert_true(tested >= 2); /* ref and portable always exist */
+    assert_null(packed_kernels_named("nope"));
+    assert_null(packed_kernels_named(NULL));
+    assert_non_null(packed_kernels_active());
+    assert_string_equal(packed_simd_name(), packed_kernels_active()->name);
 }
 
 /* ---- Whole network against the float evaluation path ---- */

@@ -46,7 +46,7 @@ static const char *spec_text =
     "  - {metric: val_acc, direction: max}\n"
     "  - {metric: model_bytes, direction: min, ref: 300000}\n"
     "  - {metric: fault.acc, direction: max}\n"
-    "evaluators: [accuracy, memory, {name: fault, ber: 0.02, repeats: 2, images: 200},\n"
+    "evaluators: [accuracy, memory, {name: fault, ber: 0.02, rates: [0.05], repeats: 2, images: 200},\n"
     "             {name: margin, images: 200}]\n";
 
 static void write_file(const char *path, const char *text) {

@@ -85,24 +85,26 @@ def main():
             print(f"| {v} | " + " | ".join(cells) + f" | {r.get('mean', float('nan')):.3f} | {layers} | {r.get('output', float('nan')):.2f} |")
         print()
         if len(names) >= 3:
-            print(f"Spearman rank correlation over the {len(names)} {arch} models between a metric and the accuracy at each rate:\n")
-            print("| metric | " + " | ".join(f"{r:g}%" for r in rates if r > 0) + " |")
-            print("|---" * (1 + len([r for r in rates if r > 0])) + "|")
+            print(f"Spearman rank correlation over the {len(names)} {arch} models between a metric and the accuracy "
+                  "at each rate (acc), and between the metric and the accuracy change from the clean accuracy (drop = acc(p) - acc(0)):\n")
+            print("| metric | vs | " + " | ".join(f"{r:g}%" for r in rates if r > 0) + " |")
+            print("|---" * (2 + len([r for r in rates if r > 0])) + "|")
             metrics = [("margin.mean", lambda r: r["mean"]), ("margin.output", lambda r: r["output"])]
             nl = min(len(vs[v]["layers"]) for v in names)
             for l in range(nl):
                 metrics.append((f"margin.layer{l}", lambda r, l=l: r["layers"][l]))
             for label, f in metrics:
-                row = []
-                for rate in rates:
-                    if rate <= 0:
-                        continue
-                    xs = [f(vs[v]) for v in names if rate in vs[v]["rates"]]
-                    ys = [vs[v]["rates"][rate][0] for v in names if rate in vs[v]["rates"]]
-                    row.append(f"{spearman(xs, ys):+.2f}")
-                print(f"| {label} | " + " | ".join(row) + " |")
+                for kind in ("acc", "drop"):
+                    row = []
+                    for rate in rates:
+                        if rate <= 0:
+                            continue
+                        sel = [v for v in names if rate in vs[v]["rates"] and 0.0 in vs[v]["rates"]]
+                        xs = [f(vs[v]) for v in sel]
+                        ys = [vs[v]["rates"][rate][0] - (vs[v]["rates"][0.0][0] if kind == "drop" else 0) for v in sel]
+                        row.append(f"{spearman(xs, ys):+.2f}")
+                    print(f"| {label} | {kind} | " + " | ".join(row) + " |")
             print()
-
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,211 @@
+/*
+** Evaluator "lim": XNOR logic-in-memory speed-up under an accuracy budget
+** (evaluators/lim.h).
+**   params: table      CSV of (speed-up %, p01, p10) rows, nominal first (default: the
+**                      built-in ILLUSTRATIVE table = experiments/lim/default_table.csv)
+**           budget     allowed accuracy loss, fraction (default 0.01 = 1 point)
+**           reference  validation accuracy the budget is held against (default: this
+**                      model's clean validation accuracy; give the plain network's to
+**                      judge a design-time (error-trained) network fairly)
+**           repeats    error draws per accuracy (default 3)
+**           seed       seed of the draws (default: the context's seed)
+**           search_images  validation images of the searches (default: all)
+**           split      val (default) or test: the reported accuracies;  images: first N of it
+**   metrics: lim.clean_val, lim.clean       clean accuracy on validation and on split
+**            lim.reference                  the reference accuracy of the budget
+**            lim.uniform_speedup, lim.uniform_acc   fastest uniform setting within budget
+**            lim.rt_speedup, lim.rt_acc     run-time per-layer search (XNOR-weighted speed-up)
+**            lim.rt_layer<l>                speed-up chosen for binary layer l
+**            lim.rt_evaluated               accuracies computed by the run-time search
+*/
+#include "evaluators/lim.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/err.h"
+#include "evaluators/evaluator.h"
+
+/* ILLUSTRATIVE (speed-up %, p01, p10), not device data (see experiments/lim/RESULTS.md):
+   p = 0.01 * 2^((S - 20) / 20), 0 at nominal.
+   Keep equal to experiments/lim/default_table.csv. */
+static const double lim_default_rows[][3] = {
+    {0, 0, 0}, {10, 0.0071, 0.0071}, {20, 0.01, 0.01}, {30, 0.0141, 0.0141},
+    {40, 0.02, 0.02}, {50, 0.0283, 0.0283}, {60, 0.04, 0.04}, {70, 0.0566, 0.0566},
+    {80, 0.08, 0.08}, {90, 0.1131, 0.1131}, {100, 0.16, 0.16}, {110, 0.2263, 0.2263},
+    {120, 0.32, 0.32}, {130, 0.4525, 0.4525},
+};
+
+void lim_table_default(fefet_table *tb) {
+    memset(tb, 0, sizeof *tb);
+    tb->n = (int)(sizeof lim_default_rows / sizeof lim_default_rows[0]);
+    for (int i = 0; i < tb->n; i++)
+        tb->t[i] = lim_default_rows[i][0], tb->p01[i] = lim_default_rows[i][1], tb->p10[i] = lim_default_rows[i][2];
+}
+
+double lim_xnor_count(const packed_layer *L) {
+    if (L->first) return 0.0;
+    double pos = L->kind == NET_CONV ? (double)L->in_h * L->in_w : 1.0;
+    return pos * L->out_c * L->fan_in;
+}
+
+double lim_speedup(const packed_net *p, const fefet_table *tb, const int *setting) {
+    double num = 0, den = 0;
+    for (int l = 0; l < p->n_layers; l++) {
+        double c = lim_xnor_count(&p->layers[l]);
+        num += c * tb->t[setting[l]], den += c;
+    }
+    return den > 0 ? num / den : 0.0;
+}
+
+void lim_model(errmodel *m, const packed_net *p, const fefet_table *tb, const int *setting) {
+    errmodel_zero(m);
+    for (int l = 0; l < p->n_layers; l++) {
+        if (p->layers[l].first) continue;
+        m->layer[l].x_p01 = tb->p01[setting[l]], m->layer[l].x_p10 = tb->p10[setting[l]];
+    }
+}
+
+int lim_accuracy(const packed_net *p, const fefet_table *tb, const int *setting, const dataset *d, int repeats,
+                 uint64_t seed, int threads, double *acc) {
+    errmodel m;
+    lim_model(&m, p, tb, setting);
+    fault_stats s;
+    int rc = errmodel_evaluate(p, &m, d, repeats, seed, threads, &s, NULL);
+    *acc = s.mean;
+    return rc;
+}
+
+int lim_runtime_search(const packed_net *p, const fefet_table *tb, double floor_acc, const dataset *d, int repeats,
+                       uint64_t seed, int threads, int *setting, double *acc, int *evaluated) {
+    int order[NET_MAX_LAYERS], n = 0, count = 0, rc = BN_OK;
+    for (int l = 0; l < p->n_layers; l++) {
+        setting[l] = 0;
+        if (!p->layers[l].first) order[n++] = l;
+    }
+    for (int i = 1; i < n; i++) /* decreasing XNOR count, stable */
+        for (int j = i; j > 0 && lim_xnor_count(&p->layers[order[j]]) > lim_xnor_count(&p->layers[order[j - 1]]); j--) {
+            int t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
+        }
+    double cur;
+    if ((rc = lim_accuracy(p, tb, setting, d, repeats, seed, threads, &cur))) return rc;
+    count++;
+    for (int i = 0; i < n; i++) {
+        int l = order[i];
+        /* scan up from nominal; stop at the first setting that breaks the budget
+           (accuracy falls with speed; a later, faster setting is not tried) */
+        for (int s = 1; s < tb->n; s++) {
+            setting[l] = s;
+            double a;
+            if ((rc = lim_accuracy(p, tb, setting, d, repeats, seed, threads, &a))) return rc;
+            count++;
+            if (a < floor_acc) {
+                setting[l] = s - 1;
+                break;
+            }
+            cur = a;
+        }
+    }
+    *acc = cur;
+    if (evaluated) *evaluated = count;
+    return BN_OK;
+}
+
+int lim_uniform_search(const packed_net *p, const fefet_table *tb, double floor_acc, const dataset *d, int repeats,
+                       uint64_t seed, int threads, int *row, double *acc) {
+    int setting[NET_MAX_LAYERS], rc;
+    *row = 0;
+    for (int l = 0; l < NET_MAX_LAYERS; l++) setting[l] = 0;
+    if ((rc = lim_accuracy(p, tb, setting, d, repeats, seed, threads, acc))) return rc;
+    for (int s = 1; s < tb->n; s++) {
+        for (int l = 0; l < p->n_layers; l++) setting[l] = s;
+        double a;
+        if ((rc = lim_accuracy(p, tb, setting, d, repeats, seed, threads, &a))) return rc;
+        if (a < floor_acc) break;
+        *row = s, *acc = a;
+    }
+    return BN_OK;
+}
+
+/* ---- The evaluator ---- */
+
+static int lim_split(const eval_context *ctx, const eval_params *params, dataset *out) {
+    const char *split = eval_param_get(params, "split");
+    const dataset *d = NULL;
+    if (!split || !strcmp(split, "val")) d = ctx->val;
+    else if (!strcmp(split, "test")) d = ctx->test;
+    else return bn_error(BN_EARG, "lim: split must be val or test (got '%s')", split);
+    if (!d || d->n <= 0) return bn_error(BN_EARG, "lim: the %s split is empty", split ? split : "val");
+    double images;
+    int rc = eval_param_double(params, "images", 0, &images);
+    if (rc) return rc;
+    if (images < 0) return bn_error(BN_EARG, "lim: images must be >= 0");
+    *out = images > 0 && images < d->n ? data_slice(d, 0, (int)images) : *d;
+    return BN_OK;
+}
+
+static int lim_run(const eval_context *ctx, const eval_params *params, eval_metrics *out) {
+    fefet_table tb;
+    const char *path = eval_param_get(params, "table");
+    int rc = path ? fefet_table_load(&tb, path) : (lim_table_default(&tb), BN_OK);
+    if (rc) return rc;
+    if (tb.n < 2) return bn_error(BN_EARG, "lim: the table needs a nominal row and at least one faster one");
+    double budget, reference, repeats, seedd, search_images;
+    dataset d;
+    if ((rc = eval_param_double(params, "budget", 0.01, &budget)) ||
+        (rc = eval_param_double(params, "reference", -1, &reference)) ||
+        (rc = eval_param_double(params, "repeats", 3, &repeats)) ||
+        (rc = eval_param_double(params, "seed", (double)ctx->seed, &seedd)) ||
+        (rc = eval_param_double(params, "search_images", 0, &search_images)) || (rc = lim_split(ctx, params, &d)))
+        return rc;
+    if (!(budget >= 0 && budget < 1)) return bn_error(BN_EARG, "lim: budget must be in [0, 1)");
+    if (repeats < 1 || repeats != floor(repeats)) return bn_error(BN_EARG, "lim: repeats must be a positive integer");
+    if (!ctx->val || ctx->val->n <= 0) return bn_error(BN_EARG, "lim: the searches need a validation split");
+    uint64_t seed = eval_param_get(params, "seed") ? (uint64_t)seedd : ctx->seed;
+    dataset v = *ctx->val;
+    if (search_images > 0 && search_images < v.n) v = data_slice(&v, 0, (int)search_images);
+    packed_net p;
+    if ((rc = packed_from_net(&p, ctx->n))) return rc;
+    int zero[NET_MAX_LAYERS] = {0}, setting[NET_MAX_LAYERS], row = 0, evaluated = 0, R = (int)repeats;
+    double clean_val = 0, clean = 0, uacc = 0, racc = 0, rep_u = 0, rep_r = 0;
+    rc = lim_accuracy(&p, &tb, zero, &v, 1, seed, 0, &clean_val);
+    if (!rc) rc = lim_accuracy(&p, &tb, zero, &d, 1, seed, 0, &clean);
+    if (reference < 0) reference = clean_val;
+    /* searches on validation data with their own seed; reports on split with seed */
+    if (!rc) rc = lim_uniform_search(&p, &tb, reference - budget, &v, R, seed ^ 0x11Au, 0, &row, &uacc);
+    if (!rc) rc = lim_runtime_search(&p, &tb, reference - budget, &v, R, seed ^ 0x11Au, 0, setting, &racc, &evaluated);
+    int uni[NET_MAX_LAYERS];
+    for (int l = 0; l < NET_MAX_LAYERS; l++) uni[l] = row;
+    if (!rc) rc = lim_accuracy(&p, &tb, uni, &d, R, seed, 0, &rep_u);
+    if (!rc) rc = lim_accuracy(&p, &tb, setting, &d, R, seed, 0, &rep_r);
+    if (!rc) rc = eval_metrics_add(out, "lim.clean_val", clean_val);
+    if (!rc) rc = eval_metrics_add(out, "lim.clean", clean);
+    if (!rc) rc = eval_metrics_add(out, "lim.reference", reference);
+    if (!rc) rc = eval_metrics_add(out, "lim.uniform_speedup", tb.t[row]);
+    if (!rc) rc = eval_metrics_add(out, "lim.uniform_acc", rep_u);
+    if (!rc) rc = eval_metrics_add(out, "lim.uniform_search_acc", uacc);
+    if (!rc) rc = eval_metrics_add(out, "lim.rt_speedup", lim_speedup(&p, &tb, setting));
+    if (!rc) rc = eval_metrics_add(out, "lim.rt_acc", rep_r);
+    if (!rc) rc = eval_metrics_add(out, "lim.rt_search_acc", racc);
+    for (int l = 0; !rc && l < p.n_layers; l++) {
+        if (p.layers[l].first) continue;
+        char name[EVAL_NAME_MAX];
+        snprintf(name, sizeof name, "lim.rt_layer%d", l);
+        rc = eval_metrics_add(out, name, tb.t[setting[l]]);
+    }
+    if (!rc) rc = eval_metrics_add(out, "lim.rt_evaluated", evaluated);
+    packed_free(&p);
+    return rc;
+}
+
+static const char *const lim_params[] = {"table", "budget", "reference", "repeats", "seed", "search_images",
+                                         "split", "images", NULL};
+
+const evaluator eval_lim = {
+    "lim",
+    "FeFET XNOR logic-in-memory: fastest XNOR setting within an accuracy budget, uniform (lim.uniform_speedup) "
+    "and per layer at run time (lim.rt_speedup, XNOR-count weighted); default table ILLUSTRATIVE",
+    lim_params, lim_run};

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# FeFET XNOR logic-in-memory (issue 5): the achieved XNOR speed-up at a 1-point
+# accuracy budget on FashionMNIST, FC512-FC512, for
+#   run time:    the plainly trained network, per-layer settings chosen greedily on validation data;
+#   design time: a network trained with XNOR product errors (bnas train --xnor-p), one uniform
+#                setting, judged against the PLAIN network's clean validation accuracy
+#                (and the run-time search on top of it).
+# usage: experiments/lim/run.sh     (from the repository root)
+# env:   BNAS (build/bnas), OUT (experiments/lim/out), THREADS (2), EPOCHS (5), XNOR_P (0.08, the 80% row),
+#        REPEATS (2), SEARCH_IMAGES (2000 validation images)
+# Models already in OUT are not retrained. Table: python3 experiments/lim/summarize.py OUT
+set -euo pipefail
+BNAS=${BNAS:-build/bnas}
+OUT=${OUT:-experiments/lim/out}
+THREADS=${THREADS:-2}
+EPOCHS=${EPOCHS:-5}
+XNOR_P=${XNOR_P:-0.08}
+REPEATS=${REPEATS:-2}
+SEARCH_IMAGES=${SEARCH_IMAGES:-2000}
+TABLE=experiments/lim/default_table.csv
+mkdir -p "$OUT"
+
+train() { # name extra-flags...
+  local name=$1
+  shift
+  if [ ! -f "$OUT/$name.bnm" ]; then
+    echo "== $BNAS train --topology FC512-FC512 --epochs $EPOCHS --seed 1 --threads $THREADS $* -o $OUT/$name.bnm"
+    "$BNAS" train --topology FC512-FC512 --epochs "$EPOCHS" --seed 1 --threads "$THREADS" "$@" -o "$OUT/$name.bnm" \
+      > "$OUT/$name.train.txt"
+  fi
+}
+
+evaluate() { # name extra --param flags...
+  local name=$1
+  shift
+  echo "== $BNAS device $OUT/$name.bnm --evaluator lim --param table=$TABLE --param split=test --param budget=0.01 --param repeats=$REPEATS --param search_images=$SEARCH_IMAGES $* --threads $THREADS"
+  "$BNAS" device "$OUT/$name.bnm" --evaluator lim --param table="$TABLE" --param split=test --param budget=0.01 \
+    --param repeats="$REPEATS" --param search_images="$SEARCH_IMAGES" "$@" --threads "$THREADS" > "$OUT/$name.lim.txt"
+}
+
+train fc-plain
+train fc-xnor --xnor-p "$XNOR_P"
+evaluate fc-plain
+REF=$(grep '^lim.clean_val ' "$OUT/fc-plain.lim.txt" | cut -d' ' -f2)
+evaluate fc-xnor --param reference="$REF"
