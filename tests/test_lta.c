@@ -199,6 +199,48 @@ static void test_lta_small_chunks(void **state) {
     packed_free(&p);
 }
 
+/* The training forward of LTA with one chunk is the running-statistics
+   threshold of the pooled accumulators (conv + pool layer of the CNN), and
+   with small chunks it differs somewhere. */
+static void test_lta_train_layer_one_chunk(void **state) {
+    (void)state;
+    const net_layer *L = &g_cnn.layers[1];
+    int B = 3, rows = B * L->in_h * L->in_w, N = L->fan_in, OC = L->out_c;
+    float *in = malloc(sizeof(float) * rows * N), *wb = malloc(sizeof(float) * OC * N);
+    float *a = malloc(sizeof(float) * B * L->out_h * L->out_w * OC), *z = malloc(sizeof(float) * rows * OC);
+    pcg32 g;
+    rng_keyed(&g, 5, 0, RNG_INIT);
+    for (int i = 0; i < rows * N; i++) in[i] = (pcg32_next(&g) % 5 == 0) ? 0.0f : (pcg32_next(&g) & 1) ? 1.0f : -1.0f;
+    for (int i = 0; i < OC * N; i++) wb[i] = L->w[i] > 0 ? 1.0f : -1.0f;
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < OC; j++) {
+            float t = 0;
+            for (int i = 0; i < N; i++) t += in[(size_t)r * N + i] * wb[(size_t)j * N + i];
+            z[(size_t)r * OC + j] = t;
+        }
+    lta_options o;
+    memset(&o, 0, sizeof o);
+    o.n = 100000;
+    assert_int_equal(lta_train_layer(L, &o, in, wb, B, a), BN_OK);
+    int H = L->in_h, W = L->in_w;
+    for (int b = 0; b < B; b++)
+        for (int oy = 0; oy < L->out_h; oy++)
+            for (int ox = 0; ox < L->out_w; ox++)
+                for (int j = 0; j < OC; j++) {
+                    size_t r0 = ((size_t)b * H + 2 * oy) * W + 2 * ox;
+                    float m = z[r0 * OC + j];
+                    size_t rr[3] = {r0 + 1, r0 + W, r0 + W + 1};
+                    for (int k = 0; k < 3; k++) m = z[rr[k] * OC + j] > m ? z[rr[k] * OC + j] : m;
+                    float want = net_sign(net_bn_value(L, j, m));
+                    assert_true(a[(((size_t)b * L->out_h + oy) * L->out_w + ox) * OC + j] == want);
+                }
+    o.n = 4;
+    float *a4 = malloc(sizeof(float) * B * L->out_h * L->out_w * OC);
+    assert_int_equal(lta_train_layer(L, &o, in, wb, B, a4), BN_OK);
+    assert_memory_not_equal(a, a4, sizeof(float) * B * L->out_h * L->out_w * OC);
+    free(in), free(wb), free(a), free(z), free(a4);
+}
+
 static void near(double got, double want, double rel) {
     if (fabs(got - want) > rel * fabs(want)) fail_msg("got %.10g, want %.10g", got, want);
 }
@@ -259,6 +301,7 @@ int main(void) {
         cmocka_unit_test(test_chunk_identity),
         cmocka_unit_test(test_lta_one_chunk),
         cmocka_unit_test(test_lta_small_chunks),
+        cmocka_unit_test(test_lta_train_layer_one_chunk),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
