@@ -322,6 +322,8 @@ int cmd_bench(int argc, char **argv) {
     par_set_threads(0);
     printf("\n");
     if (bench_fault(&test, quick)) return 1;
+    printf("\n");
+    if (bench_errmodel(&test, quick)) return 1;
     data_free(&train), data_free(&test);
     return 0;
 }
