@@ -22,8 +22,9 @@
 #include "engine/train.h"
 #include "evaluators/bop_encoding.h"
 #include "evaluators/evaluator.h"
+#include "tests/testutil.h"
 
-static int sanitized(void) { return getenv("BNAS_SANITIZED") != NULL; }
+
 
 static uint64_t bits_of(double x) {
     uint64_t u;

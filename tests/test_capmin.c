@@ -18,15 +18,11 @@
 #include "engine/err.h"
 #include "engine/packed.h"
 #include "engine/train.h"
+#include "tests/testutil.h"
 
 static dataset g_train, g_test, g_small;
 static net g_cnn;
 static packed_net g_p;
-
-static int sanitized(void) {
-    const char *s = getenv("BNAS_SANITIZED");
-    return s && *s && strcmp(s, "0") != 0;
-}
 
 static int setup(void **state) {
     (void)state;

@@ -23,15 +23,11 @@
 #include "evaluators/evaluator.h"
 #include "evaluators/fefet.h"
 #include "evaluators/lim.h"
+#include "tests/testutil.h"
 
 static dataset g_train, g_test;
 static net g_fc;
 static packed_net g_p;
-
-static int sanitized(void) {
-    const char *s = getenv("BNAS_SANITIZED");
-    return s && *s && strcmp(s, "0") != 0;
-}
 
 static int setup(void **state) {
     (void)state;

@@ -33,13 +33,9 @@
 #include "engine/rng.h"
 #include "engine/train.h"
 #include "nas/store.h"
+#include "tests/testutil.h"
 
 #define CC_FLAGS "-std=c99 -Wall -Wextra -Werror -pedantic -O2"
-
-static int sanitized(void) {
-    const char *s = getenv("BNAS_SANITIZED");
-    return s && *s && strcmp(s, "0") != 0;
-}
 
 static dataset g_train, g_test;
 static char g_dir[256];        /* scratch directory of the test group */

@@ -21,26 +21,13 @@
 #include "engine/fault.h"
 #include "engine/packed.h"
 #include "engine/train.h"
+#include "tests/testutil.h"
 
 static dataset g_train, g_test;
 static net g_fc, g_cnn;
 
-static int sanitized(void) {
-    const char *s = getenv("BNAS_SANITIZED");
-    return s && *s && strcmp(s, "0") != 0;
-}
-
 static int train_small(net *n, const char *topo, int n_train, uint64_t seed) {
-    arch a;
-    if (arch_parse(&a, topo) || net_create(n, &a, 1, 28, 28, 10)) return -1;
-    pcg32 g;
-    rng_keyed(&g, seed, 0, RNG_INIT);
-    net_init_params(n, &g);
-    train_recipe r = train_recipe_default();
-    r.epochs = 1;
-    r.seed = seed;
-    dataset tr = data_slice(&g_train, 0, n_train);
-    return train_run(n, &tr, NULL, &r, NULL, NULL) ? -1 : 0;
+    return train_small_on(n, &g_train, topo, n_train, seed);
 }
 
 static int setup(void **state) {

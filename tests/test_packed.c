@@ -20,11 +20,7 @@
 #include "engine/packed.h"
 #include "engine/rng.h"
 #include "engine/train.h"
-
-static int sanitized(void) {
-    const char *s = getenv("BNAS_SANITIZED");
-    return s && *s && strcmp(s, "0") != 0;
-}
+#include "tests/testutil.h"
 
 /* ---- FashionMNIST, loaded once for the group ---- */
 

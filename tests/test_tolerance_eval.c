@@ -21,15 +21,11 @@
 #include "engine/train.h"
 #include "evaluators/evaluator.h"
 #include "nas/commands.h"
+#include "tests/testutil.h"
 
 static dataset g_train, g_test, g_val;
 static net g_net;
 static train_recipe g_recipe;
-
-static int sanitized(void) {
-    const char *s = getenv("BNAS_SANITIZED");
-    return s && *s && strcmp(s, "0") != 0;
-}
 
 static int setup(void **state) {
     (void)state;

@@ -13,6 +13,7 @@
 #include "engine/err.h"
 #include "engine/parallel.h"
 #include "engine/train.h"
+#include "tests/testutil.h"
 
 static dataset g_train, g_test;
 
@@ -31,7 +32,7 @@ static int teardown(void **state) {
     return 0;
 }
 
-static int sanitized(void) { return getenv("BNAS_SANITIZED") != NULL; }
+
 
 static void make_net(net *n, const char *topology, uint64_t seed) {
     arch a;
