@@ -7,7 +7,6 @@
 typedef struct {
     const char *name;                 /* command word */
     int (*fn)(int argc, char **argv); /* handler */
-    const char *help;                 /* one line for `bnas --help` */
 } command;
 
 static void usage(FILE *f) {
@@ -48,20 +47,20 @@ int main(int argc, char **argv) {
         return 0;
     }
     const command cmds[] = {
-        {"run", cmd_run, "start a search"},
-        {"resume", cmd_resume, "continue a search"},
-        {"status", cmd_status, "study summary"},
-        {"trials", cmd_trials, "list trials"},
-        {"pareto", cmd_pareto, "list the front"},
-        {"export", cmd_export, "export trials"},
-        {"report", cmd_report, "HTML report"},
-        {"mpi", cmd_mpi, "distributed search"},
-        {"train", cmd_train, "train one network"},
-        {"eval", cmd_eval, "evaluate a model"},
-        {"measure", cmd_measure, "run one evaluator on a model"},
-        {"device", cmd_device, "run one evaluator"},
-        {"encodings", cmd_encodings, "Bop momentum formats"},
-        {"bench", cmd_bench, "benchmark"},
+        {"run", cmd_run},
+        {"resume", cmd_resume},
+        {"status", cmd_status},
+        {"trials", cmd_trials},
+        {"pareto", cmd_pareto},
+        {"export", cmd_export},
+        {"report", cmd_report},
+        {"mpi", cmd_mpi},
+        {"train", cmd_train},
+        {"eval", cmd_eval},
+        {"measure", cmd_measure},
+        {"device", cmd_device},
+        {"encodings", cmd_encodings},
+        {"bench", cmd_bench},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         if (strcmp(argv[1], cmds[i].name)) continue;
