@@ -176,24 +176,6 @@ int cmd_run(int argc, char **argv) {
     return code;
 }
 
-/* Parses the frozen spec of an open study. */
-static int frozen_spec(store *st, spec *s, const char *db) {
-    char *path = NULL, *text = NULL, *space_path = NULL, *space_text = NULL;
-    uint64_t hash = 0;
-    int rc = store_get_spec(st, &path, &text, &space_path, &space_text, &hash);
-    if (rc) return rc;
-    rc = spec_parse(s, path ? path : db, text ? text : "", space_path, space_text);
-    if (!rc && s->hash != hash) {
-        spec_free(s);
-        rc = bn_error(BN_EFORMAT, "%s: the frozen spec does not match its stored hash", db);
-    }
-    free(path);
-    free(text);
-    free(space_path);
-    free(space_text);
-    return rc;
-}
-
 int cmd_resume(int argc, char **argv) {
     static const char *help =
         "usage: bnas resume DB [--force] [--threads N] [--quiet]\n"
@@ -231,7 +213,7 @@ int cmd_resume(int argc, char **argv) {
         return 1;
     }
     spec s;
-    if (frozen_spec(st, &s, db)) {
+    if (store_frozen_spec(st, &s, db)) {
         fprintf(stderr, "bnas: %s\n", bn_errmsg());
         store_close(st);
         return 1;
@@ -298,7 +280,7 @@ static int open_ro(const char *cmd, int argc, char **argv, const char *help, sto
         fprintf(stderr, "bnas: %s\n", bn_errmsg());
         return 1;
     }
-    if (frozen_spec(*st, s, *db)) {
+    if (store_frozen_spec(*st, s, *db)) {
         fprintf(stderr, "bnas: %s\n", bn_errmsg());
         store_close(*st);
         return 1;

@@ -285,24 +285,6 @@ static void on_progress(const search_progress *p, void *user) {
             p->done, p->total, p->running, p->failed, p->invalid, p->front, p->hv, p->elapsed);
 }
 
-/* The frozen spec of an open study. */
-static int frozen_spec(store *st, spec *s, const char *db) {
-    char *path = NULL, *text = NULL, *space_path = NULL, *space_text = NULL;
-    uint64_t hash = 0;
-    int rc = store_get_spec(st, &path, &text, &space_path, &space_text, &hash);
-    if (rc) return rc;
-    rc = spec_parse(s, path ? path : db, text ? text : "", space_path, space_text);
-    if (!rc && s->hash != hash) {
-        spec_free(s);
-        rc = bn_error(BN_EFORMAT, "%s: the frozen spec does not match its stored hash", db);
-    }
-    free(path);
-    free(text);
-    free(space_path);
-    free(space_text);
-    return rc;
-}
-
 /* Sends the spec to the workers: a status int, then four strings (length, bytes). */
 static void bcast_str(const char *s) {
     int n = s ? (int)strlen(s) + 1 : 0;
@@ -360,7 +342,7 @@ static int controller(const mpi_args *a, int n_ranks) {
         db = a->target;
         rc = store_open(&st, db, 0);
         if (!rc) {
-            rc = frozen_spec(st, &s, db);
+            rc = store_frozen_spec(st, &s, db);
             have_spec = rc == BN_OK;
         }
     }

@@ -571,3 +571,20 @@ int store_dump(store *st, char **text) {
     sqlite3_free(s);
     return rc;
 }
+
+int store_frozen_spec(store *st, spec *s, const char *db) {
+    char *path = NULL, *text = NULL, *space_path = NULL, *space_text = NULL;
+    uint64_t hash = 0;
+    int rc = store_get_spec(st, &path, &text, &space_path, &space_text, &hash);
+    if (rc) return rc;
+    rc = spec_parse(s, path ? path : db, text ? text : "", space_path, space_text);
+    if (!rc && s->hash != hash) {
+        spec_free(s);
+        rc = bn_error(BN_EFORMAT, "%s: the frozen spec does not match its stored hash", db);
+    }
+    free(path);
+    free(text);
+    free(space_path);
+    free(space_text);
+    return rc;
+}

@@ -89,6 +89,10 @@ void store_close(store *st);
 int store_get_spec(store *st, char **spec_path, char **spec_text, char **space_path,
                    char **space_text, uint64_t *hash);
 
+/* Parses the study's frozen spec into s (free with spec_free). db names the
+   study in messages. BN_EFORMAT if the text no longer matches its stored hash. */
+int store_frozen_spec(store *st, spec *s, const char *db);
+
 /* Replaces the frozen spec (bnas resume --force). */
 int store_replace_spec(store *st, const spec *s);
 
