@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "engine/data.h"
+#include "engine/fault_delta.h"
 #include "engine/net.h"
 #include "engine/packed.h"
 
@@ -72,6 +73,17 @@ void fault_draw_mask(uint64_t *mask, const uint64_t *src, size_t rows, int kw, c
 void fault_draw_mask_ref(uint64_t *mask, const uint64_t *src, size_t rows, int kw, const uint64_t *valid,
                          double p01, double p10, uint64_t seed, uint64_t key);
 
+/* How fault_ctx_predict_repeats evaluates a group of repeats. */
+enum {
+    FAULT_PATH_AUTO = 0,  /* the delta path where it applies and its cost estimate is lower, else dense */
+    FAULT_PATH_DENSE = 1, /* per repeat: draw, apply, fault_ctx_predict (the reference) */
+    FAULT_PATH_DELTA = 2, /* incremental first layer (engine/fault_delta.h); dense first layers only */
+};
+
+#define FAULT_GROUP 16 /* repeats evaluated together by fault_ctx_evaluate (bounds the delta path's memory) */
+
+struct fault_slot;
+
 /* Injection state of one network: a clean packed copy, a working copy that
    receives the flips, and the masks of the current draw. */
 typedef struct {
@@ -84,6 +96,12 @@ typedef struct {
                                           activations of the last fault_ctx_predict */
     size_t flips10[FAULT_TARGETS];     /* flips of stored 1 bits */
     double draw_seconds;               /* wall time of the last fault_ctx_draw */
+    int path;                          /* FAULT_PATH_*: the path fault_ctx_predict_repeats takes (default AUTO) */
+    int last_path;                     /* FAULT_PATH_DENSE or _DELTA: the path the last fault_ctx_predict_repeats took */
+    double group_draw_seconds;         /* wall time spent drawing flips in the last fault_ctx_predict_repeats */
+    double group_flips;                /* flipped bits (all targets, all repeats) of the last fault_ctx_predict_repeats */
+    int n_slots;                       /* per-repeat states allocated for the delta path */
+    struct fault_slot *slots;          /* (n_slots) per-repeat states of the delta path */
 } fault_ctx;
 
 /* Packs n. Returns BN_OK or packed_from_net's error. */
@@ -108,6 +126,21 @@ void fault_apply_to_net(const fault_ctx *c, net *n);
 void fault_ctx_predict(fault_ctx *c, const fault_model *m, uint64_t seed, int repeat, const dataset *d,
                        int threads, int *pred);
 
+/* Predictions pred (nr, d->n) of the repeats r0 .. r0+nr-1 of seed under m:
+   row r holds exactly what fault_ctx_draw(r0 + r), fault_ctx_apply and
+   fault_ctx_predict give, whichever path c->path selects. The delta path
+   (dense first layer, at least one hidden layer) computes the first layer's
+   clean accumulators once per block of images and adds each repeat's flipped
+   weights (engine/fault_delta.h); AUTO takes it when nr >= 2 and its cost
+   estimate beats the dense kernels. Draws run in parallel over the repeats.
+   Afterwards the masks and flips01/flips10 of c are those of repeat
+   r0+nr-1 (weights and thresholds; on the dense path also activations), and
+   c->work holds that repeat's network on the dense path only. Returns BN_OK,
+   or BN_EARG for nr < 1, r0 < 0, a shape mismatch, bad rates, or
+   FAULT_PATH_DELTA on a network whose first layer is not dense. */
+int fault_ctx_predict_repeats(fault_ctx *c, const dataset *d, const fault_model *m, uint64_t seed, int r0, int nr,
+                              int threads, int *pred);
+
 /* Summary of R repeats. */
 typedef struct {
     int repeats;        /* R */
@@ -130,7 +163,8 @@ void fault_stats_of(const double *acc, int R, fault_stats *s);
 int fault_evaluate(const net *n, const dataset *d, const fault_model *m, int repeats, uint64_t seed,
                    int threads, fault_stats *out, double *acc);
 
-/* fault_evaluate on an existing context (reuses its packing). */
+/* fault_evaluate on an existing context (reuses its packing); repeats go
+   through fault_ctx_predict_repeats in groups of FAULT_GROUP. */
 int fault_ctx_evaluate(fault_ctx *c, const dataset *d, const fault_model *m, int repeats, uint64_t seed,
                        int threads, fault_stats *out, double *acc);
 
