@@ -401,20 +401,20 @@ static int fault_delta_applies(const packed_net *p) {
     return p->n_layers >= 2 && p->layers[0].kind == NET_FC;
 }
 
-/* Whether AUTO takes the delta path for nr repeats of m: estimated work per
-   image and repeat in units of one vector instruction. The dense first layer
-   costs fan_in * out_c / 256 (VNNI/AMX multiply-adds) in every repeat; the
-   delta path pays it once per group, plus per repeat 2 / 64 per expected flip
-   (two int16 vector adds over 64 images) and 20 / 64 per neuron (widening,
-   compare, transpose). */
+/* Whether AUTO takes the delta path for nr repeats of m, from estimated work
+   per image and repeat in units of one vector instruction (calibrated on
+   FC512-FC512 with AMX and AVX-512; either path is exact, this only picks the
+   faster). The dense first layer costs fan_in * out_c / 256 in every repeat;
+   the delta path pays it (plus transposing the block, ~20%) once per group,
+   and per repeat 3 / 64 per expected flip and 9 / 64 per neuron. */
 static int fault_delta_wins(const packed_net *p, const fault_model *m, int nr) {
     if (nr < 2 || !fault_delta_applies(p)) return 0;
     const packed_layer *L = &p->layers[0];
     double ones = 0, total = (double)L->out_c * L->fan_in;
     for (size_t i = 0; i < (size_t)L->out_c * L->kw; i++) ones += __builtin_popcountll(L->w[i]);
     double flips = m->p01[FAULT_WEIGHTS][0] * (total - ones) + m->p10[FAULT_WEIGHTS][0] * ones;
-    double dense = total / 256.0, delta = (2.0 * flips + 20.0 * L->out_c) / 64.0;
-    return dense + nr * delta < nr * dense;
+    double dense = total / 256.0, delta = (3.0 * flips + 9.0 * L->out_c) / 64.0;
+    return 1.2 * dense + nr * delta < nr * dense;
 }
 
 /* Per-thread scratch of the delta path. */
@@ -470,12 +470,25 @@ static void fault_delta_act(fault_delta_scratch *s, const fault_model *m, const 
     }
 }
 
-/* The nr repeats of c->slots on the nb <= FAULT_DELTA_B images x (nb, pixels)
-   with indices i0..: predictions into pred (nr, n) at columns i0... */
-static void fault_delta_block(const fault_ctx *c, fault_delta_scratch *s, const packed_kernels *k,
-                              const fault_model *m, const uint64_t *const *avalid, uint64_t seed, int r0, int nr,
-                              const uint8_t *x, int i0, int nb, int n, int *pred) {
-    const packed_layer *L0 = &c->clean.layers[0];
+/* What the delta path evaluates: nr networks that differ from clean in their
+   stored bits, with their first-layer differences as flip lists, and the
+   activation errors to draw. */
+typedef struct {
+    const packed_net *clean;         /* clean network: the first layer's weights and every shape */
+    const packed_net *const *nets;   /* (nr) networks; their layers >= 1 and all thresholds are used */
+    const fault_flips *const *flips; /* (nr) first-layer weight flips of each network against clean */
+    int nr;                          /* networks */
+    const fault_model *m;            /* activation rates, or NULL for none */
+    uint64_t seed;                   /* activation draws of network r are those of repeat r0 + r of seed */
+    int r0;
+} fault_delta_job;
+
+/* The job's networks on the nb <= FAULT_DELTA_B images x (nb, pixels) with
+   indices i0..: predictions into pred (nr, n) at columns i0... avalid: per
+   hidden layer with activation rates its (out_cw) valid bits, else NULL. */
+static void fault_delta_block(const fault_delta_job *job, fault_delta_scratch *s, const packed_kernels *k,
+                              const uint64_t *const *avalid, const uint8_t *x, int i0, int nb, int n, int *pred) {
+    const packed_layer *L0 = &job->clean->layers[0];
     const int fan_in = L0->fan_in, k4 = L0->k4, np = L0->np, out_c = L0->out_c, B = FAULT_DELTA_B;
     /* Pixel rows for the clean kernel and the transposed block (zero beyond nb). */
     for (int b = 0; b < nb; b++) {
@@ -484,11 +497,11 @@ static void fault_delta_block(const fault_ctx *c, fault_delta_scratch *s, const 
     }
     int16_t *xT = s->xT;
     memset(xT, 0, sizeof(int16_t) * (size_t)fan_in * B);
-    for (int i0 = 0; i0 < fan_in; i0 += 64) { /* tiles of 64 pixels: reads and writes stay in L1 */
-        int i1 = fan_in - i0 < 64 ? fan_in : i0 + 64;
+    for (int p0 = 0; p0 < fan_in; p0 += 64) { /* tiles of 64 pixels: reads and writes stay in L1 */
+        int p1 = fan_in - p0 < 64 ? fan_in : p0 + 64;
         for (int b = 0; b < nb; b++) {
             const uint8_t *xr = x + (size_t)b * fan_in;
-            for (int i = i0; i < i1; i++) xT[(size_t)i * B + b] = xr[i];
+            for (int i = p0; i < p1; i++) xT[(size_t)i * B + b] = xr[i];
         }
     }
     for (size_t i = 0; i < (size_t)fan_in * B; i++) xT[(size_t)fan_in * B + i] = (int16_t)-xT[i];
@@ -503,39 +516,38 @@ static void fault_delta_block(const fault_ctx *c, fault_delta_scratch *s, const 
             for (int j = j0; j < j1; j++) clean[(size_t)j * B + b] = ar[j];
         }
     }
-    for (int r = 0; r < nr; r++) {
-        const fault_slot *S = &c->slots[r];
-        const packed_net *p = &S->net;
-        int cur = 0;
-        fault_delta_bits(s->act[0], L0->out_cw, s->clean, s->xT, &S->flips, p->layers[0].thr, L0->inv, s->tmp);
-        if (avalid[0]) fault_delta_act(s, m, L0, 0, avalid[0], seed, r0 + r, i0, nb, s->act[0]);
+    for (int r = 0; r < job->nr; r++) {
+        const packed_net *p = job->nets[r];
+        int cur = 0, rep = job->r0 + r;
+        fault_delta_bits(s->act[0], L0->out_cw, clean, xT, job->flips[r], p->layers[0].thr, p->layers[0].inv, s->tmp);
+        if (avalid[0]) fault_delta_act(s, job->m, L0, 0, avalid[0], job->seed, rep, i0, nb, s->act[0]);
         for (int l = 1; l < p->n_layers; l++) {
             const packed_layer *L = &p->layers[l];
-            k->bdense(s->acc, s->act[cur], L, nb);
+            k->bdense(acc, s->act[cur], L, nb);
             if (L->last) {
                 for (int b = 0; b < nb; b++) {
-                    const int32_t *z = s->acc + (size_t)b * L->np;
+                    const int32_t *z = acc + (size_t)b * L->np;
                     int best = 0;
                     for (int q = 1; q < p->classes; q++)
                         if (p->scale * (float)z[q] > p->scale * (float)z[best]) best = q;
                     pred[(size_t)r * n + i0 + b] = best;
                 }
             } else {
-                k->thresh(s->act[cur ^ 1], L->out_cw, s->acc, L, nb);
+                k->thresh(s->act[cur ^ 1], L->out_cw, acc, L, nb);
                 cur ^= 1;
-                if (avalid[l]) fault_delta_act(s, m, L, l, avalid[l], seed, r0 + r, i0, nb, s->act[cur]);
+                if (avalid[l]) fault_delta_act(s, job->m, L, l, avalid[l], job->seed, rep, i0, nb, s->act[cur]);
             }
         }
     }
 }
 
-/* The delta path over d for the nr drawn slots. */
-static void fault_delta_run(fault_ctx *c, const dataset *d, const fault_model *m, uint64_t seed, int r0, int nr,
-                            int threads, int *pred) {
-    const packed_net *p = &c->clean;
-    uint64_t *avalid[NET_MAX_LAYERS] = {0}; /* per hidden layer with activation rates: (out_cw) valid bits */
-    for (int l = 0; l < p->n_layers - 1; l++) {
-        if (!(m->p01[FAULT_ACTIVATIONS][l] > 0.0 || m->p10[FAULT_ACTIVATIONS][l] > 0.0)) continue;
+/* Runs the job over d, parallel over blocks of images. Returns the number of
+   activation flips drawn. */
+static size_t fault_delta_run(const fault_delta_job *job, const dataset *d, int threads, int *pred) {
+    const packed_net *p = job->clean;
+    uint64_t *avalid[NET_MAX_LAYERS] = {0};
+    for (int l = 0; l < p->n_layers - 1 && job->m; l++) {
+        if (!(job->m->p01[FAULT_ACTIVATIONS][l] > 0.0 || job->m->p10[FAULT_ACTIVATIONS][l] > 0.0)) continue;
         const packed_layer *L = &p->layers[l];
         avalid[l] = bn_calloc((size_t)L->out_cw, sizeof(uint64_t));
         for (int i = 0; i < L->out_c; i++) avalid[l][i / 64] |= (uint64_t)1 << (i % 64);
@@ -544,22 +556,65 @@ static void fault_delta_run(fault_ctx *c, const dataset *d, const fault_model *m
     size_t img = (size_t)d->h * d->w * d->c;
     int blocks = (d->n + FAULT_DELTA_B - 1) / FAULT_DELTA_B;
     int nt = threads > 0 ? threads : omp_get_max_threads();
-    size_t n01 = 0, n10 = 0;
-#pragma omp parallel num_threads(nt) reduction(+ : n01, n10)
+    size_t flips = 0;
+#pragma omp parallel num_threads(nt) reduction(+ : flips)
     {
         fault_delta_scratch s;
         fault_delta_scratch_init(&s, p);
 #pragma omp for schedule(dynamic, 1)
         for (int b = 0; b < blocks; b++) {
             int i0 = b * FAULT_DELTA_B, nb = d->n - i0 < FAULT_DELTA_B ? d->n - i0 : FAULT_DELTA_B;
-            fault_delta_block(c, &s, k, m, (const uint64_t *const *)avalid, seed, r0, nr, d->pixels + (size_t)i0 * img,
-                              i0, nb, d->n, pred);
+            fault_delta_block(job, &s, k, (const uint64_t *const *)avalid, d->pixels + (size_t)i0 * img, i0, nb,
+                              d->n, pred);
         }
-        n01 += s.n01, n10 += s.n10;
+        flips += s.n01 + s.n10;
         fault_delta_scratch_free(&s);
     }
-    c->group_flips += (double)(n01 + n10);
     for (int l = 0; l < NET_MAX_LAYERS; l++) free(avalid[l]);
+    return flips;
+}
+
+/* BN_OK if the delta path can run clean on d, else BN_EARG naming why. */
+static int fault_delta_check(const packed_net *clean, const dataset *d) {
+    if (!fault_delta_applies(clean))
+        return bn_error(BN_EARG, "fault: the delta path needs a dense first layer and a hidden layer");
+    if (d->h != clean->in_h || d->w != clean->in_w || d->c != clean->in_c)
+        return bn_error(BN_EARG, "fault: data images are %dx%dx%d, the network expects %dx%dx%d", d->h, d->w, d->c,
+                        clean->in_h, clean->in_w, clean->in_c);
+    return BN_OK;
+}
+
+int fault_delta_predict(const packed_net *clean, const packed_net *const *nets, int nr, const dataset *d,
+                        int threads, int *pred) {
+    int rc = fault_delta_check(clean, d);
+    if (rc) return rc;
+    if (nr < 1) return bn_error(BN_EARG, "fault: no networks to evaluate");
+    const packed_layer *C0 = &clean->layers[0];
+    for (int r = 0; r < nr; r++) {
+        const packed_net *p = nets[r];
+        if (p->n_layers != clean->n_layers || p->classes != clean->classes)
+            return bn_error(BN_EARG, "fault: network %d does not have the clean network's shape", r);
+        for (int l = 0; l < clean->n_layers; l++)
+            if (p->layers[l].out_c != clean->layers[l].out_c || p->layers[l].kw != clean->layers[l].kw ||
+                p->layers[l].kind != clean->layers[l].kind)
+                return bn_error(BN_EARG, "fault: layer %d of network %d does not have the clean network's shape", l, r);
+    }
+    size_t words = (size_t)C0->out_c * C0->kw;
+    uint64_t *diff = bn_malloc(sizeof(uint64_t) * words);
+    fault_flips *f = bn_malloc(sizeof(fault_flips) * (size_t)nr);
+    const fault_flips **fp = bn_malloc(sizeof(fault_flips *) * (size_t)nr);
+    for (int r = 0; r < nr; r++) {
+        const uint64_t *w = nets[r]->layers[0].w;
+        for (size_t i = 0; i < words; i++) diff[i] = (w[i] ^ C0->w[i]) & C0->wvalid[i % (size_t)C0->kw];
+        fault_flips_init(&f[r], C0->out_c, C0->fan_in);
+        fault_flips_build(&f[r], diff, C0->w, C0->kw);
+        fp[r] = &f[r];
+    }
+    fault_delta_job job = {clean, nets, fp, nr, NULL, 0, 0};
+    fault_delta_run(&job, d, threads, pred);
+    for (int r = 0; r < nr; r++) fault_flips_free(&f[r]);
+    free(diff), free(f), free(fp);
+    return BN_OK;
 }
 
 int fault_ctx_predict_repeats(fault_ctx *c, const dataset *d, const fault_model *m, uint64_t seed, int r0, int nr,
@@ -572,8 +627,7 @@ int fault_ctx_predict_repeats(fault_ctx *c, const dataset *d, const fault_model 
     int rc = fault_model_check(m);
     if (rc) return rc;
     int delta = c->path == FAULT_PATH_DELTA ? 1 : c->path == FAULT_PATH_DENSE ? 0 : fault_delta_wins(&c->clean, m, nr);
-    if (delta && !fault_delta_applies(&c->clean))
-        return bn_error(BN_EARG, "fault: the delta path needs a dense first layer and a hidden layer");
+    if (delta && (rc = fault_delta_check(&c->clean, d)) != BN_OK) return rc;
     c->last_path = delta ? FAULT_PATH_DELTA : FAULT_PATH_DENSE;
     if (!delta) {
         for (int r = 0; r < nr; r++) {
@@ -591,9 +645,13 @@ int fault_ctx_predict_repeats(fault_ctx *c, const dataset *d, const fault_model 
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int r = 0; r < nr; r++) fault_slot_draw(c, &c->slots[r], m, seed, r0 + r);
     c->group_draw_seconds = omp_get_wtime() - t0;
-    for (int r = 0; r < nr; r++)
+    const packed_net **nets = bn_malloc(sizeof(packed_net *) * (size_t)nr);
+    const fault_flips **flips = bn_malloc(sizeof(fault_flips *) * (size_t)nr);
+    for (int r = 0; r < nr; r++) {
+        nets[r] = &c->slots[r].net, flips[r] = &c->slots[r].flips;
         for (int t = 0; t < FAULT_TARGETS; t++)
             c->group_flips += (double)(c->slots[r].flips01[t] + c->slots[r].flips10[t]);
+    }
     /* c's masks and counts: the last repeat's (as after fault_ctx_draw). */
     const fault_slot *last = &c->slots[nr - 1];
     for (int l = 0; l < c->clean.n_layers; l++) {
@@ -603,7 +661,9 @@ int fault_ctx_predict_repeats(fault_ctx *c, const dataset *d, const fault_model 
     }
     memcpy(c->flips01, last->flips01, sizeof c->flips01);
     memcpy(c->flips10, last->flips10, sizeof c->flips10);
-    fault_delta_run(c, d, m, seed, r0, nr, threads, pred);
+    fault_delta_job job = {&c->clean, nets, flips, nr, m, seed, r0};
+    c->group_flips += (double)fault_delta_run(&job, d, threads, pred);
+    free(nets), free(flips);
     return BN_OK;
 }
 

@@ -29,6 +29,16 @@
 ** weights and thresholds; activations of image i use key
 ** 2^63 | repeat << 36 | i << 8 | layer (repeat < 2^27, i < 2^28), so every
 ** image draws its own errors and results do not depend on the thread count.
+**
+** Evaluation paths. fault_ctx_evaluate runs the repeats in groups of up to
+** FAULT_GROUP through fault_ctx_predict_repeats. The dense path draws,
+** applies and predicts one repeat after the other with the packed kernels.
+** The delta path (networks whose first layer is dense) draws the group's
+** repeats in parallel, then, per block of FAULT_DELTA_B images, computes the
+** clean first-layer accumulators once and for every repeat only adds the
+** pixels under its flipped first-layer weights (engine/fault_delta.h) before
+** running the remaining layers with the packed kernels. Both give the same
+** predictions bit for bit (tests/test_fault.c); a cost estimate picks one.
 */
 #ifndef BNAS_FAULT_H
 #define BNAS_FAULT_H
@@ -132,7 +142,7 @@ void fault_ctx_predict(fault_ctx *c, const fault_model *m, uint64_t seed, int re
    (dense first layer, at least one hidden layer) computes the first layer's
    clean accumulators once per block of images and adds each repeat's flipped
    weights (engine/fault_delta.h); AUTO takes it when nr >= 2 and its cost
-   estimate beats the dense kernels. Draws run in parallel over the repeats.
+   estimate beats the dense kernels; it draws the repeats in parallel.
    Afterwards the masks and flips01/flips10 of c are those of repeat
    r0+nr-1 (weights and thresholds; on the dense path also activations), and
    c->work holds that repeat's network on the dense path only. Returns BN_OK,
@@ -140,6 +150,19 @@ void fault_ctx_predict(fault_ctx *c, const fault_model *m, uint64_t seed, int re
    FAULT_PATH_DELTA on a network whose first layer is not dense. */
 int fault_ctx_predict_repeats(fault_ctx *c, const dataset *d, const fault_model *m, uint64_t seed, int r0, int nr,
                               int threads, int *pred);
+
+/* Predictions pred (nr, d->n) of the networks nets[0..nr) on d by the delta
+   path, for callers that flip stored bits themselves (for example an error
+   model's per-repeat redraws): each nets[r] is clean with some weight bits and
+   thresholds changed, its layers >= 1 synced (packed_layer_sync; layer 0's
+   kernel layout is not used). Row r equals packed_predict_threads(nets[r]).
+   Pays clean's first layer once per block of images and per network only the
+   first-layer weights that differ from clean, so it is fastest for many
+   networks with few first-layer differences. Returns BN_OK, or BN_EARG if
+   clean's first layer is not dense or has no hidden layer after it, the
+   shapes differ, or nr < 1. */
+int fault_delta_predict(const packed_net *clean, const packed_net *const *nets, int nr, const dataset *d,
+                        int threads, int *pred);
 
 /* Summary of R repeats. */
 typedef struct {

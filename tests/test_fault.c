@@ -445,6 +445,39 @@ static void test_delta_equals_dense(void **state) {
     fault_ctx_free(&c);
 }
 
+/* fault_delta_predict on networks flipped by someone else (packed_flip_weights,
+   changed thresholds) equals packed_predict_threads of each. */
+static void test_delta_predict_nets(void **state) {
+    (void)state;
+    dataset d = data_slice(&g_test, 0, sanitized() ? 130 : 1300);
+    packed_net clean, nets[4];
+    const packed_net *np[4];
+    assert_int_equal(packed_from_net(&clean, &g_fc), BN_OK);
+    pcg32 g;
+    rng_keyed(&g, 9, 0, 33);
+    int *pd = malloc(sizeof(int) * 4 * d.n), *pr = malloc(sizeof(int) * d.n);
+    for (int r = 0; r < 4; r++) {
+        assert_int_equal(packed_copy(&nets[r], &clean), BN_OK);
+        for (int l = 0; l < clean.n_layers; l++) packed_flip_weights(&nets[r], l, 0.004 * r, 0.01 * r, &g);
+        if (r == 3) nets[r].layers[0].thr[5] += 1000, nets[r].layers[1].thr[7] -= 3;
+        np[r] = &nets[r];
+    }
+    assert_int_equal(fault_delta_predict(&clean, np, 4, &d, 2, pd), BN_OK);
+    for (int r = 0; r < 4; r++) {
+        packed_predict_threads(&nets[r], pr, d.pixels, d.n, 1);
+        assert_memory_equal(pd + (size_t)r * d.n, pr, sizeof(int) * d.n);
+    }
+    assert_int_equal(fault_delta_predict(&clean, np, 0, &d, 2, pd), BN_EARG);
+    for (int r = 0; r < 4; r++) packed_free(&nets[r]);
+    packed_free(&clean);
+    packed_net cnn;
+    assert_int_equal(packed_from_net(&cnn, &g_cnn), BN_OK);
+    const packed_net *cp = &cnn;
+    assert_int_equal(fault_delta_predict(&cnn, &cp, 1, &d, 2, pd), BN_EARG);
+    packed_free(&cnn);
+    free(pd), free(pr);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sparse_equals_dense),
@@ -455,6 +488,7 @@ int main(void) {
         cmocka_unit_test(test_evaluate_reproducible),
         cmocka_unit_test(test_delta_kernels),
         cmocka_unit_test(test_delta_equals_dense),
+        cmocka_unit_test(test_delta_predict_nets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
