@@ -15,13 +15,12 @@
 void fault_flips_init(fault_flips *f, int out_c, int fan_in) {
     f->out_c = out_c, f->fan_in = fan_in;
     f->off = bn_calloc((size_t)out_c + 1, sizeof(int32_t));
-    f->order = bn_calloc((size_t)out_c + 1, sizeof(int32_t));
     f->cap = 64;
     f->rows = bn_malloc(sizeof(int32_t) * f->cap);
 }
 
 void fault_flips_free(fault_flips *f) {
-    free(f->off), free(f->rows), free(f->order);
+    free(f->off), free(f->rows);
     memset(f, 0, sizeof *f);
 }
 
@@ -48,17 +47,6 @@ size_t fault_flips_build(fault_flips *f, const uint64_t *mask, const uint64_t *w
     }
     BN_ASSERT(n < INT32_MAX);
     f->off[f->out_c] = (int32_t)n;
-    /* Counting sort of the neurons by flip count (counts above 255 share the last bucket). */
-    int32_t start[257] = {0};
-    for (int j = 0; j < f->out_c; j++) {
-        int32_t c = f->off[j + 1] - f->off[j];
-        start[(c < 255 ? c : 255) + 1]++;
-    }
-    for (int c = 0; c < 256; c++) start[c + 1] += start[c];
-    for (int j = 0; j < f->out_c; j++) {
-        int32_t c = f->off[j + 1] - f->off[j];
-        f->order[start[c < 255 ? c : 255]++] = j;
-    }
     return n;
 }
 
@@ -168,8 +156,7 @@ DELTA_TARGET static void fault_delta_bits_avx512(uint64_t *bits, int ldo, const 
                                                  const fault_flips *f, const int32_t *thr, const uint64_t *inv,
                                                  uint64_t *tmp) {
     int out_c = f->out_c;
-    for (int q = 0; q < out_c; q++) {
-        int j = f->order[q];
+    for (int j = 0; j < out_c; j++) {
         const int32_t *cj = clean + (size_t)j * FAULT_DELTA_B;
         __m512i a0 = _mm512_loadu_si512((const void *)cj), a1 = _mm512_loadu_si512((const void *)(cj + 16));
         __m512i a2 = _mm512_loadu_si512((const void *)(cj + 32)), a3 = _mm512_loadu_si512((const void *)(cj + 48));

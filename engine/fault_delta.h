@@ -34,14 +34,12 @@
 /* First-layer weight flips of one repeat, grouped by neuron: the flips of
    neuron j are rows[off[j] .. off[j+1]), each a row of xT: input i whose
    weight turned -1 into +1 (stored 0 -> 1) is row i, one that turned +1 into
-   -1 is row fan_in + i; ascending. */
+   -1 is row fan_in + i; in ascending order of i. */
 typedef struct {
     int out_c;      /* neurons */
     int fan_in;     /* inputs per neuron */
     int32_t *off;   /* (out_c + 1) list boundaries */
     int32_t *rows;  /* (off[out_c]) xT rows */
-    int32_t *order; /* (out_c) neurons by ascending flip count (stable): the kernel's loop trip counts then
-                       change rarely, so its branches are predicted */
     size_t cap;     /* allocated entries of rows */
 } fault_flips;
 
