@@ -75,7 +75,6 @@ static void fault_transpose64_plain(uint64_t *a) {
 
 /* ---- Reference kernel ---- */
 
-
 void fault_delta_bits_ref(uint64_t *bits, int ldo, const int32_t *clean, const int16_t *xT, const fault_flips *f,
                           const int32_t *thr, const uint64_t *inv, uint64_t *tmp) {
     (void)tmp;

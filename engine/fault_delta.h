@@ -70,7 +70,8 @@ void fault_delta_bits(uint64_t *bits, int ldo, const int32_t *clean, const int16
                       const int32_t *thr, const uint64_t *inv, uint64_t *tmp);
 
 /* In-place transpose of a 64 x 64 bit matrix: afterwards bit c of a[r] is
-   what bit r of a[c] was. */
+   what bit r of a[c] was. AVX-512 under the same condition as
+   fault_delta_bits, else a portable recursive block swap. */
 void fault_transpose64(uint64_t *a);
 
 /* The plain twin of fault_transpose64 (bit by bit). */
