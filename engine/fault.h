@@ -29,6 +29,16 @@
 ** weights and thresholds; activations of image i use key
 ** 2^63 | repeat << 36 | i << 8 | layer (repeat < 2^27, i < 2^28), so every
 ** image draws its own errors and results do not depend on the thread count.
+**
+** Evaluation paths. fault_ctx_evaluate runs the repeats in groups of up to
+** FAULT_GROUP through fault_ctx_predict_repeats. The dense path draws,
+** applies and predicts one repeat after the other with the packed kernels.
+** The delta path (networks whose first layer is dense) draws the group's
+** repeats in parallel, then, per block of FAULT_DELTA_B images, computes the
+** clean first-layer accumulators once and for every repeat only adds the
+** pixels under its flipped first-layer weights (engine/fault_delta.h) before
+** running the remaining layers with the packed kernels. Both give the same
+** predictions bit for bit (tests/test_fault.c); a cost estimate picks one.
 */
 #ifndef BNAS_FAULT_H
 #define BNAS_FAULT_H
@@ -37,6 +47,7 @@
 #include <stdint.h>
 
 #include "engine/data.h"
+#include "engine/fault_delta.h"
 #include "engine/net.h"
 #include "engine/packed.h"
 
@@ -72,6 +83,17 @@ void fault_draw_mask(uint64_t *mask, const uint64_t *src, size_t rows, int kw, c
 void fault_draw_mask_ref(uint64_t *mask, const uint64_t *src, size_t rows, int kw, const uint64_t *valid,
                          double p01, double p10, uint64_t seed, uint64_t key);
 
+/* How fault_ctx_predict_repeats evaluates a group of repeats. */
+enum {
+    FAULT_PATH_AUTO = 0,  /* the delta path where it applies and its cost estimate is lower, else dense */
+    FAULT_PATH_DENSE = 1, /* per repeat: draw, apply, fault_ctx_predict (the reference) */
+    FAULT_PATH_DELTA = 2, /* incremental first layer (engine/fault_delta.h); dense first layers only */
+};
+
+#define FAULT_GROUP 16 /* repeats evaluated together by fault_ctx_evaluate (bounds the delta path's memory) */
+
+struct fault_slot;
+
 /* Injection state of one network: a clean packed copy, a working copy that
    receives the flips, and the masks of the current draw. */
 typedef struct {
@@ -84,6 +106,12 @@ typedef struct {
                                           activations of the last fault_ctx_predict */
     size_t flips10[FAULT_TARGETS];     /* flips of stored 1 bits */
     double draw_seconds;               /* wall time of the last fault_ctx_draw */
+    int path;                          /* FAULT_PATH_*: the path fault_ctx_predict_repeats takes (default AUTO) */
+    int last_path;                     /* FAULT_PATH_DENSE or _DELTA: the path the last fault_ctx_predict_repeats took */
+    double group_draw_seconds;         /* wall time spent drawing flips in the last fault_ctx_predict_repeats */
+    double group_flips;                /* flipped bits (all targets, all repeats) of the last fault_ctx_predict_repeats */
+    int n_slots;                       /* per-repeat states allocated for the delta path */
+    struct fault_slot *slots;          /* (n_slots) per-repeat states of the delta path */
 } fault_ctx;
 
 /* Packs n. Returns BN_OK or packed_from_net's error. */
@@ -108,6 +136,34 @@ void fault_apply_to_net(const fault_ctx *c, net *n);
 void fault_ctx_predict(fault_ctx *c, const fault_model *m, uint64_t seed, int repeat, const dataset *d,
                        int threads, int *pred);
 
+/* Predictions pred (nr, d->n) of the repeats r0 .. r0+nr-1 of seed under m:
+   row r holds exactly what fault_ctx_draw(r0 + r), fault_ctx_apply and
+   fault_ctx_predict give, whichever path c->path selects. The delta path
+   (dense first layer, at least one hidden layer) computes the first layer's
+   clean accumulators once per block of images and adds each repeat's flipped
+   weights (engine/fault_delta.h); AUTO takes it when nr >= 2 and its cost
+   estimate beats the dense kernels; it draws the repeats in parallel.
+   Afterwards the masks and flips01/flips10 of c are those of repeat
+   r0+nr-1 (weights and thresholds; on the dense path also activations), and
+   c->work holds that repeat's network on the dense path only. Returns BN_OK,
+   or BN_EARG for nr < 1, r0 < 0, a shape mismatch, bad rates, or
+   FAULT_PATH_DELTA on a network whose first layer is not dense. */
+int fault_ctx_predict_repeats(fault_ctx *c, const dataset *d, const fault_model *m, uint64_t seed, int r0, int nr,
+                              int threads, int *pred);
+
+/* Predictions pred (nr, d->n) of the networks nets[0..nr) on d by the delta
+   path, for callers that flip stored bits themselves (for example an error
+   model's per-repeat redraws): each nets[r] is clean with some weight bits and
+   thresholds changed, its layers >= 1 synced (packed_layer_sync; layer 0's
+   kernel layout is not used). Row r equals packed_predict_threads(nets[r]).
+   Pays clean's first layer once per block of images and per network only the
+   first-layer weights that differ from clean, so it is fastest for many
+   networks with few first-layer differences. Returns BN_OK, or BN_EARG if
+   clean's first layer is not dense or has no hidden layer after it, the
+   shapes differ, or nr < 1. */
+int fault_delta_predict(const packed_net *clean, const packed_net *const *nets, int nr, const dataset *d,
+                        int threads, int *pred);
+
 /* Summary of R repeats. */
 typedef struct {
     int repeats;        /* R */
@@ -130,7 +186,8 @@ void fault_stats_of(const double *acc, int R, fault_stats *s);
 int fault_evaluate(const net *n, const dataset *d, const fault_model *m, int repeats, uint64_t seed,
                    int threads, fault_stats *out, double *acc);
 
-/* fault_evaluate on an existing context (reuses its packing). */
+/* fault_evaluate on an existing context (reuses its packing); repeats go
+   through fault_ctx_predict_repeats in groups of FAULT_GROUP. */
 int fault_ctx_evaluate(fault_ctx *c, const dataset *d, const fault_model *m, int repeats, uint64_t seed,
                        int threads, fault_stats *out, double *acc);
 

@@ -5,7 +5,9 @@
 ** rate 1 inverts every weight (or threshold) bit, the same seed reproduces,
 ** the thread count does not matter, and the packed model with flips predicts
 ** exactly like the float path with the same flips, on briefly trained
-** FashionMNIST networks.
+** FashionMNIST networks. The delta path (incremental first layer) predicts
+** exactly like the dense path for every error model, and its kernels equal
+** their reference twins.
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +21,7 @@
 
 #include "engine/err.h"
 #include "engine/fault.h"
+#include "engine/fault_delta.h"
 #include "engine/packed.h"
 #include "engine/train.h"
 #include "tests/testutil.h"
@@ -289,6 +292,192 @@ static void test_stats(void **state) {
     assert_true(fault_t975(31) < fault_t975(30) && fault_t975(31) > 2.03);
 }
 
+/* ---- The delta path ---- */
+
+/* fault_delta_bits == its reference and fault_transpose64 == its reference,
+   on random blocks: neuron counts that are not multiples of 64, and flip
+   densities up to several int16 chunks per neuron. */
+static void test_delta_kernels(void **state) {
+    (void)state;
+    pcg32 g;
+    rng_keyed(&g, 3, 0, 91);
+    for (int t = 0; t < 20; t++) {
+        uint64_t a[64], b[64];
+        random_words(&g, a, 64);
+        if (t % 4 == 1) for (int i = 0; i < 64; i++) a[i] &= (uint64_t)1 << (i % 64); /* sparse */
+        memcpy(b, a, sizeof a);
+        fault_transpose64(a);
+        fault_transpose64_ref(b);
+        assert_memory_equal(a, b, sizeof a);
+        fault_transpose64(a); /* twice: the identity */
+        fault_transpose64_ref(b);
+        assert_memory_equal(a, b, sizeof a);
+    }
+    const int shapes[][2] = {{100, 784}, {64, 300}, {512, 784}, {7, 1000}}; /* (out_c, fan_in) */
+    const double dens[] = {0.0, 0.01, 0.2, 0.6};
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+        int out_c = shapes[sh][0], fan_in = shapes[sh][1], kw = (fan_in + 63) / 64, ow = (out_c + 63) / 64;
+        uint64_t *w = calloc((size_t)out_c * kw, 8), *mask = calloc((size_t)out_c * kw, 8);
+        int16_t *xT = malloc(sizeof(int16_t) * 2 * fan_in * FAULT_DELTA_B);
+        int32_t *clean = malloc(sizeof(int32_t) * out_c * FAULT_DELTA_B), *thr = malloc(sizeof(int32_t) * out_c);
+        uint64_t *inv = calloc((size_t)ow, 8), *tmp = malloc(sizeof(uint64_t) * ow * 64);
+        uint64_t *b1 = malloc(sizeof(uint64_t) * FAULT_DELTA_B * (ow + 1)), *b2 = malloc(sizeof(uint64_t) * FAULT_DELTA_B * (ow + 1));
+        for (int i = 0; i < fan_in * FAULT_DELTA_B; i++) {
+            xT[i] = (int16_t)(pcg32_next(&g) % 4 ? pcg32_next(&g) & 255 : 0);
+            xT[fan_in * FAULT_DELTA_B + i] = (int16_t)-xT[i];
+        }
+        for (int i = 0; i < out_c * FAULT_DELTA_B; i++) clean[i] = (int32_t)(pcg32_next(&g) % 60001) - 30000;
+        for (int j = 0; j < out_c; j++) thr[j] = (int32_t)(pcg32_next(&g) % 20001) - 10000;
+        random_words(&g, inv, (size_t)ow);
+        for (size_t d = 0; d < sizeof dens / sizeof dens[0]; d++) {
+            memset(mask, 0, (size_t)out_c * kw * 8);
+            for (int j = 0; j < out_c; j++)
+                for (int i = 0; i < fan_in; i++) {
+                    if (pcg32_next(&g) & 1) w[(size_t)j * kw + i / 64] |= (uint64_t)1 << (i % 64);
+                    if (pcg32_double(&g) < dens[d]) mask[(size_t)j * kw + i / 64] |= (uint64_t)1 << (i % 64);
+                }
+            fault_flips f;
+            fault_flips_init(&f, out_c, fan_in);
+            size_t nf = fault_flips_build(&f, mask, w, kw);
+            size_t count = 0;
+            for (size_t i = 0; i < (size_t)out_c * kw; i++) count += (size_t)__builtin_popcountll(mask[i]);
+            assert_int_equal(nf, count);
+            memset(b1, 0xa5, sizeof(uint64_t) * FAULT_DELTA_B * (ow + 1));
+            memset(b2, 0x5a, sizeof(uint64_t) * FAULT_DELTA_B * (ow + 1));
+            fault_delta_bits(b1, ow + 1, clean, xT, &f, thr, inv, tmp);
+            fault_delta_bits_ref(b2, ow + 1, clean, xT, &f, thr, inv, tmp);
+            for (int b = 0; b < FAULT_DELTA_B; b++) {
+                assert_memory_equal(b1 + (size_t)b * (ow + 1), b2 + (size_t)b * (ow + 1), sizeof(uint64_t) * ow);
+                if (out_c % 64) assert_int_equal(b1[(size_t)b * (ow + 1) + ow - 1] >> (out_c % 64), 0);
+            }
+            fault_flips_free(&f);
+        }
+        free(w), free(mask), free(xT), free(clean), free(thr), free(inv), free(tmp), free(b1), free(b2);
+    }
+}
+
+/* The delta path predicts exactly like the dense path (draw, apply, predict
+   per repeat) for weight rates 0 .. 0.5, with and without threshold and
+   activation flips, asymmetric and per-layer rates; on 1 and 2 threads; and
+   leaves the last repeat's masks in the context. fault_ctx_evaluate (AUTO)
+   gives the dense path's accuracies. */
+static void test_delta_equals_dense(void **state) {
+    (void)state;
+    dataset d = data_slice(&g_test, 0, sanitized() ? 150 : 1000);
+    const int R = 3, r0 = 2;
+    fault_ctx c;
+    assert_int_equal(fault_ctx_create(&c, &g_fc), BN_OK);
+    int *pd = malloc(sizeof(int) * R * d.n), *px = malloc(sizeof(int) * R * d.n), *p1 = malloc(sizeof(int) * R * d.n);
+    uint64_t *wm[NET_MAX_LAYERS];
+    const double rates[] = {0, 0.001, 0.01, 0.1, 0.5};
+    for (size_t ri = 0; ri < sizeof rates / sizeof rates[0]; ri++)
+        for (int variant = 0; variant < 6; variant++) {
+            double p = rates[ri];
+            fault_model m;
+            fault_model_zero(&m);
+            fault_model_set(&m, FAULT_WEIGHTS, p, p);
+            if (variant == 1 || variant == 3) fault_model_set(&m, FAULT_THRESHOLDS, p / 4, p / 2);
+            if (variant == 2 || variant == 3) fault_model_set(&m, FAULT_ACTIVATIONS, p / 2, p / 4);
+            if (variant == 4) fault_model_set(&m, FAULT_WEIGHTS, p, p / 3); /* asymmetric */
+            if (variant == 5) { /* per layer: first layer only weights, second only activations */
+                fault_model_zero(&m);
+                m.p01[FAULT_WEIGHTS][0] = p, m.p10[FAULT_WEIGHTS][0] = p / 2;
+                m.p01[FAULT_ACTIVATIONS][1] = p / 5, m.p10[FAULT_ACTIVATIONS][1] = p / 5;
+                m.p10[FAULT_THRESHOLDS][0] = p / 10;
+            }
+            c.path = FAULT_PATH_DENSE;
+            assert_int_equal(fault_ctx_predict_repeats(&c, &d, &m, 11, r0, R, 2, pd), BN_OK);
+            assert_int_equal(c.last_path, FAULT_PATH_DENSE);
+            double flips_dense = c.group_flips;
+            for (int l = 0; l < c.clean.n_layers; l++) {
+                size_t w = (size_t)c.clean.layers[l].out_c * c.clean.layers[l].kw;
+                wm[l] = malloc(8 * w);
+                memcpy(wm[l], c.wmask[l], 8 * w);
+            }
+            size_t f01 = c.flips01[FAULT_WEIGHTS], f10 = c.flips10[FAULT_THRESHOLDS];
+            c.path = FAULT_PATH_DELTA;
+            assert_int_equal(fault_ctx_predict_repeats(&c, &d, &m, 11, r0, R, 2, px), BN_OK);
+            assert_int_equal(c.last_path, FAULT_PATH_DELTA);
+            assert_memory_equal(pd, px, sizeof(int) * R * d.n);
+            assert_true(c.group_flips == flips_dense);
+            assert_int_equal(c.flips01[FAULT_WEIGHTS], f01);
+            assert_int_equal(c.flips10[FAULT_THRESHOLDS], f10);
+            for (int l = 0; l < c.clean.n_layers; l++) {
+                size_t w = (size_t)c.clean.layers[l].out_c * c.clean.layers[l].kw;
+                assert_memory_equal(wm[l], c.wmask[l], 8 * w);
+                free(wm[l]);
+            }
+            assert_int_equal(fault_ctx_predict_repeats(&c, &d, &m, 11, r0, R, 1, p1), BN_OK);
+            assert_memory_equal(p1, px, sizeof(int) * R * d.n);
+            if (variant == 0 || variant == 3) {
+                double acc[R];
+                for (int r = 0; r < R; r++) {
+                    long k = 0;
+                    for (int i = 0; i < d.n; i++) k += px[(size_t)r * d.n + i] == d.labels[i];
+                    acc[r] = (double)k / d.n;
+                }
+                print_message("FC256-FC128 rate %g variant %d: accuracies %.4f %.4f %.4f (delta == dense)\n", p,
+                              variant, acc[0], acc[1], acc[2]);
+            }
+        }
+    /* fault_ctx_evaluate on AUTO (groups of FAULT_GROUP) equals the dense path. */
+    fault_model m;
+    fault_model_zero(&m);
+    fault_model_set(&m, FAULT_WEIGHTS, 0.01, 0.01);
+    fault_model_set(&m, FAULT_ACTIVATIONS, 0.001, 0.001);
+    int RR = FAULT_GROUP + 3;
+    double *aa = malloc(sizeof(double) * RR), *ad = malloc(sizeof(double) * RR);
+    fault_stats sa, sd;
+    c.path = FAULT_PATH_AUTO;
+    assert_int_equal(fault_ctx_evaluate(&c, &d, &m, RR, 4, 2, &sa, aa), BN_OK);
+    assert_int_equal(c.last_path, FAULT_PATH_DELTA); /* the last group has 3 repeats: delta wins at 1% */
+    c.path = FAULT_PATH_DENSE;
+    assert_int_equal(fault_ctx_evaluate(&c, &d, &m, RR, 4, 2, &sd, ad), BN_OK);
+    assert_memory_equal(aa, ad, sizeof(double) * RR);
+    assert_memory_equal(&sa, &sd, sizeof sa);
+    /* The delta path refuses a network whose first layer is a convolution. */
+    fault_ctx cc;
+    assert_int_equal(fault_ctx_create(&cc, &g_cnn), BN_OK);
+    cc.path = FAULT_PATH_DELTA;
+    assert_int_equal(fault_ctx_predict_repeats(&cc, &d, &m, 1, 0, 2, 0, pd), BN_EARG);
+    fault_ctx_free(&cc);
+    free(aa), free(ad), free(pd), free(px), free(p1);
+    fault_ctx_free(&c);
+}
+
+/* fault_delta_predict on networks flipped by someone else (packed_flip_weights,
+   changed thresholds) equals packed_predict_threads of each. */
+static void test_delta_predict_nets(void **state) {
+    (void)state;
+    dataset d = data_slice(&g_test, 0, sanitized() ? 130 : 1300);
+    packed_net clean, nets[4];
+    const packed_net *np[4];
+    assert_int_equal(packed_from_net(&clean, &g_fc), BN_OK);
+    pcg32 g;
+    rng_keyed(&g, 9, 0, 33);
+    int *pd = malloc(sizeof(int) * 4 * d.n), *pr = malloc(sizeof(int) * d.n);
+    for (int r = 0; r < 4; r++) {
+        assert_int_equal(packed_copy(&nets[r], &clean), BN_OK);
+        for (int l = 0; l < clean.n_layers; l++) packed_flip_weights(&nets[r], l, 0.004 * r, 0.01 * r, &g);
+        if (r == 3) nets[r].layers[0].thr[5] += 1000, nets[r].layers[1].thr[7] -= 3;
+        np[r] = &nets[r];
+    }
+    assert_int_equal(fault_delta_predict(&clean, np, 4, &d, 2, pd), BN_OK);
+    for (int r = 0; r < 4; r++) {
+        packed_predict_threads(&nets[r], pr, d.pixels, d.n, 1);
+        assert_memory_equal(pd + (size_t)r * d.n, pr, sizeof(int) * d.n);
+    }
+    assert_int_equal(fault_delta_predict(&clean, np, 0, &d, 2, pd), BN_EARG);
+    for (int r = 0; r < 4; r++) packed_free(&nets[r]);
+    packed_free(&clean);
+    packed_net cnn;
+    assert_int_equal(packed_from_net(&cnn, &g_cnn), BN_OK);
+    const packed_net *cp = &cnn;
+    assert_int_equal(fault_delta_predict(&cnn, &cp, 1, &d, 2, pd), BN_EARG);
+    packed_free(&cnn);
+    free(pd), free(pr);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sparse_equals_dense),
@@ -297,6 +486,9 @@ int main(void) {
         cmocka_unit_test(test_rate0_and_rate1),
         cmocka_unit_test(test_packed_equals_float_with_flips),
         cmocka_unit_test(test_evaluate_reproducible),
+        cmocka_unit_test(test_delta_kernels),
+        cmocka_unit_test(test_delta_equals_dense),
+        cmocka_unit_test(test_delta_predict_nets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
