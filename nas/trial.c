@@ -73,6 +73,13 @@ static int trial_real(void *user, const spec *s, const space_config *cfg, int nu
         r.flip = FLIP_STE;
         r.p01 = r.p10 = (float)cfg->flip_rate;
     }
+    if (cfg->optimizer == 1) {
+        r.optimizer = OPT_BOP;
+        r.bop_gamma = (float)cfg->bop_gamma;
+        r.bop_tau = (float)cfg->bop_tau;
+        r.mom_e = cfg->momentum.e, r.mom_f = cfg->momentum.f;
+        r.mom_bias = cfg->momentum.bias, r.mom_subnormals = cfg->momentum.subnormals;
+    }
     r.seed = seed;
     epoch_watch w = {NAN, d->stop};
     if ((rc = train_run(&n, &d->train, NULL, &r, on_epoch, &w))) goto done;
