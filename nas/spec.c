@@ -811,8 +811,8 @@ static void parse_evaluators(pctx *c, struct fy_node *n, ploc at) {
 }
 
 /* Metrics every trial reports (besides evaluator metrics "EVALUATOR.metric"). */
-static const char *const builtin_metrics[] = {"val_acc", "test_acc", "model_bytes", "macs",
-                                              "train_loss", "train_seconds"};
+static const char *const builtin_metrics[] = {"val_acc",    "test_acc",      "model_bytes", "macs",
+                                              "train_loss", "train_seconds", "train_memory"};
 
 static void parse_objectives(pctx *c, struct fy_node *n, ploc at) {
     spec *s = c->s;
@@ -879,8 +879,8 @@ static void parse_objectives(pctx *c, struct fy_node *n, ploc at) {
             }
             if (!known) {
                 perr(c, oat, sub,
-                     "unknown metric '%s' (expected val_acc, model_bytes, macs, train_loss or "
-                     "EVALUATOR.metric of a declared evaluator)",
+                     "unknown metric '%s' (expected val_acc, model_bytes, macs, train_loss, "
+                     "train_memory or EVALUATOR.metric of a declared evaluator)",
                      ob.metric);
                 ok = 0;
             }

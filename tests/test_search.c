@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,7 @@ static void test_evolution_beats_random(void **state) {
 typedef struct {
     store *st;
     int complete, bop, adam, narrow; /* trials COMPLETE; with Bop, Adam; with e4m7b28 momentum */
+    double mem[3];                   /* train_memory of Adam, Bop fp32, Bop e4m7b28 */
 } bop_seen;
 
 static int check_bop_trial(void *user, const store_trial *t) {
@@ -233,6 +235,11 @@ static int check_bop_trial(void *user, const store_trial *t) {
         assert_int_equal(r.optimizer, OPT_ADAM);
         assert_null(strstr(t->config, "opt="));
     }
+    double mem = -1;
+    for (int i = 0; i < t->n_metrics; i++)
+        if (!strcmp(t->mname[i], "train_memory")) mem = t->mvalue[i];
+    assert_true(mem > 0);
+    b->mem[!strstr(t->config, "|opt=bop|") ? 0 : strstr(t->config, "|mom=e4m7b28") ? 2 : 1] = mem;
     net_free(&n);
     free(blob);
     return 0;
@@ -274,12 +281,16 @@ static void test_bop_search(void **state) {
     rc = search_run(st, &s, &o);
     if (rc) fprintf(stderr, "%s\n", bn_errmsg());
     assert_int_equal(rc, BN_OK);
-    bop_seen b = {st, 0, 0, 0, 0};
+    bop_seen b = {st, 0, 0, 0, 0, {0, 0, 0}};
     assert_int_equal(store_each_trial(st, 0, check_bop_trial, &b), BN_OK);
     assert_int_equal(b.complete, 3);
     assert_int_equal(b.adam, 1);
     assert_int_equal(b.bop, 2);
     assert_int_equal(b.narrow, 1);
+    /* Training memory: Adam (latent weights and two moments) > Bop fp32 > Bop 12 bits. The
+       momentum of FC16's 784*16 + 16*10 binary weights shrinks by 20 bits each. */
+    assert_true(b.mem[0] > b.mem[1] && b.mem[1] > b.mem[2]);
+    assert_float_equal(b.mem[1] - b.mem[2], ceil((784 * 16 + 16 * 10) * 32 / 8.0) - ceil((784 * 16 + 16 * 10) * 12 / 8.0), 0);
     store_close(st);
     trial_env_free(env);
     spec_free(&s);
