@@ -161,8 +161,8 @@ static void test_named_space(void **state) {
     spec s;
     int rc;
     /* Every shipped experiment parses. */
-    const char *shipped[] = {"quick", "fc", "vgg"};
-    for (int i = 0; i < 3; i++) {
+    const char *shipped[] = {"quick", "fc", "vgg", "bop/search"};
+    for (int i = 0; i < 4; i++) {
         snprintf(path, sizeof path, "%s/experiments/%s.yaml", src ? src : "..", shipped[i]);
         rc = spec_load(&s, path);
         if (rc) fprintf(stderr, "%s\n", bn_errmsg());
@@ -411,6 +411,14 @@ static void test_bop_errors_located(void **state) {
     assert_non_null(strstr(msg, "bop.yaml:7:3: search_space.momentum_format: set, but optimizer is never bop"));
     expect_bop_msg("  optimizer: {type: choice, values: [adam, bop]}\n", "", /* lines move up by one */
                    "bop.yaml:4:3: search_space.bop_gamma: set, but optimizer is never bop");
+    /* ... located in the named search space file when declared there. */
+    spec t;
+    const char *txt = "data: {name: synthetic}\nsearch_space: mine\nstrategy: random\n"
+                      "budget: {trials: 2}\nobjectives: [{metric: val_acc, direction: max}]\n";
+    assert_int_equal(spec_parse(&t, "s.yaml", txt, "spaces/mine.yaml", "fc_width: 16\nbop_tau: 1e-6\n"), BN_ESPEC);
+    msg = bn_errmsg();
+    if (!strstr(msg, "spaces/mine.yaml:2:1: search_space.bop_tau: set, but optimizer is never bop"))
+        fail_msg("got:\n%s", msg);
 }
 
 int main(void) {
