@@ -131,3 +131,13 @@ bop_memory bop_memory_model(const net *n, const fpfmt *fmt, int batch) {
     M.total = M.weights + M.momentum + M.bn + M.activations;
     return M;
 }
+
+bop_memory bop_memory_model_adam(const net *n, int batch) {
+    fpfmt F32 = fpfmt_binary32();
+    bop_memory M = bop_memory_model(n, &F32, batch);
+    double nw = M.momentum / 4; /* binary weights */
+    M.weights = 4 * nw;         /* fp32 latent weights */
+    M.momentum = 8 * nw;        /* Adam m and v, fp32 */
+    M.total = M.weights + M.momentum + M.bn + M.activations;
+    return M;
+}

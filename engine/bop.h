@@ -97,4 +97,10 @@ int bop_acc_bits(const net_layer *L);
    latent weights, caches and gradients: the model is the edge trainer's.) */
 bop_memory bop_memory_model(const net *n, const fpfmt *fmt, int batch);
 
+/* The same model for training by Adam, for comparison: each binary weight
+   has an fp32 latent weight (in the weights field, 4 bytes) and Adam's two
+   fp32 moments (in the momentum field, 8 bytes); batch norm, scale and
+   activations as in bop_memory_model. */
+bop_memory bop_memory_model_adam(const net *n, int batch);
+
 #endif /* BNAS_BOP_H */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine/err.h"
+#include "engine/train.h"
 
 /* Default value of a knob that the space does not declare. */
 static double knob_default(spec_knob k) {
@@ -22,6 +23,13 @@ static double knob_default(spec_knob k) {
     case KNOB_EPOCHS: return 1;
     case KNOB_LR: return 1e-3;
     case KNOB_BATCH: return 256;
+    case KNOB_OPTIMIZER: return 0; /* adam */
+    case KNOB_BOP_GAMMA: return (double)train_recipe_default().bop_gamma;
+    case KNOB_BOP_TAU: return (double)train_recipe_default().bop_tau;
+    case KNOB_MOMENTUM_FORMAT: {
+        fpfmt F = fpfmt_binary32();
+        return spec_format_code(&F);
+    }
     default: return 0;
     }
 }
@@ -208,6 +216,13 @@ void space_decode(const space *sp, const spec *s, const genome *g, space_config 
     cfg->epochs = (int)knob_value(sp, s, g, KNOB_EPOCHS, -1, cfg);
     cfg->lr = knob_value(sp, s, g, KNOB_LR, -1, cfg);
     cfg->batch = (int)knob_value(sp, s, g, KNOB_BATCH, -1, cfg);
+    /* Bop's knobs are read (and their genes active) only under Bop. */
+    cfg->optimizer = (int)knob_value(sp, s, g, KNOB_OPTIMIZER, -1, cfg);
+    int bop = cfg->optimizer == 1;
+    cfg->bop_gamma = bop ? knob_value(sp, s, g, KNOB_BOP_GAMMA, -1, cfg) : knob_default(KNOB_BOP_GAMMA);
+    cfg->bop_tau = bop ? knob_value(sp, s, g, KNOB_BOP_TAU, -1, cfg) : knob_default(KNOB_BOP_TAU);
+    cfg->momentum = spec_format_of_code(bop ? knob_value(sp, s, g, KNOB_MOMENTUM_FORMAT, -1, cfg)
+                                            : knob_default(KNOB_MOMENTUM_FORMAT));
     cfg->model_bytes = bytes;
     cfg->macs = macs;
     /* Real values enter the canonical text with 6 significant digits: closer
@@ -215,6 +230,16 @@ void space_decode(const space *sp, const spec *s, const genome *g, space_config 
     snprintf(cfg->canon, sizeof cfg->canon, "%s|%s|b=%.6g|flip=%.6g|epochs=%d|lr=%.6g|batch=%d",
              cfg->topology, cfg->loss ? "mhl" : "ce", cfg->loss ? cfg->mhl_b : 0.0, cfg->flip_rate,
              cfg->epochs, cfg->lr, cfg->batch);
+    if (bop) {
+        /* Adam's text is the one of configurations before the optimizer knob,
+           so older studies keep their hashes. The format by its canonical
+           name: fp32 and e8m23b127 are one configuration. */
+        char fmt[32];
+        size_t used = strlen(cfg->canon);
+        fpfmt_name(&cfg->momentum, fmt, sizeof fmt);
+        snprintf(cfg->canon + used, sizeof cfg->canon - used, "|opt=bop|gamma=%.6g|tau=%.6g|mom=%s",
+                 cfg->bop_gamma, cfg->bop_tau, fmt);
+    }
     cfg->hash = spec_fnv64(SPEC_FNV_INIT, cfg->canon, strlen(cfg->canon));
     if (cfg->valid && s->max_model_bytes > 0 && (double)bytes > s->max_model_bytes) {
         cfg->valid = 0;

@@ -11,6 +11,13 @@
 ** layers that the genome does not use are inactive: they do not enter the
 ** canonical text, so two genomes that build the same network with the same
 ** recipe have the same hash and the network is never trained twice.
+**
+** The canonical text is "TOPOLOGY|LOSS|b=MHL_B|flip=RATE|epochs=N|lr=LR|batch=N"
+** (mhl_b 0 under cross-entropy), and under Bop "|opt=bop|gamma=G|tau=T|mom=FMT"
+** follows, FMT being fpfmt_name's canonical "eXmYbZ[n]". Under Adam the Bop
+** genes (bop_gamma, bop_tau, momentum_format) are inactive and the text has no
+** optimizer part at all, as before the optimizer knob existed. Real values
+** enter with 6 significant digits.
 */
 #ifndef BNAS_SPACE_H
 #define BNAS_SPACE_H
@@ -44,6 +51,10 @@ typedef struct {
     int epochs;             /* training epochs */
     double lr;              /* Adam learning rate */
     int batch;              /* mini-batch size */
+    int optimizer;          /* 0 Adam, 1 Bop on the binary weights (Adam lr on batch norm, scale) */
+    double bop_gamma;       /* Bop momentum rate (the default when not Bop) */
+    double bop_tau;         /* Bop flip threshold (the default when not Bop) */
+    fpfmt momentum;         /* Bop momentum format (binary32 when not Bop) */
     size_t model_bytes;     /* packed model bytes, equal to engine/net.h net_packed_bytes */
     double macs;            /* multiply-accumulates of one forward pass */
     char canon[512];        /* canonical text of the configuration */

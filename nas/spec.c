@@ -248,6 +248,7 @@ static int expect_mapping(pctx *c, struct fy_node *n, ploc at, const char *path)
 static const char *const knob_names[KNOB_COUNT] = {
     "conv_blocks", "conv_channels", "conv_pool", "fc_layers", "fc_width", "loss",
     "mhl_b",       "flip_rate",     "epochs",    "lr",        "batch",
+    "optimizer",   "bop_gamma",     "bop_tau",   "momentum_format",
 };
 
 const char *spec_knob_name(spec_knob k) { return k < KNOB_COUNT ? knob_names[k] : "?"; }
@@ -262,8 +263,28 @@ static const struct {
     [KNOB_FC_WIDTH] = {1, 65536, 1},             [KNOB_LOSS] = {0, 1, 1},
     [KNOB_MHL_B] = {1e-6, 1e6, 0},               [KNOB_FLIP_RATE] = {0, 0.5, 0},
     [KNOB_EPOCHS] = {1, 10000, 1},               [KNOB_LR] = {1e-9, 1, 0},
-    [KNOB_BATCH] = {1, 65536, 1},
+    [KNOB_BATCH] = {1, 65536, 1},                [KNOB_OPTIMIZER] = {0, 1, 1},
+    [KNOB_BOP_GAMMA] = {1e-12, 1, 0},            [KNOB_BOP_TAU] = {0, 1, 0},
+    [KNOB_MOMENTUM_FORMAT] = {0, 1e9, 1},
 };
+
+double spec_format_code(const fpfmt *F) {
+    return (double)(((F->e * 32 + F->f) * 4096 + F->bias + 2048) * 2 + F->subnormals);
+}
+
+fpfmt spec_format_of_code(double code) {
+    long c = (long)code;
+    int sub = (int)(c % 2), bias = (int)((c / 2) % 4096) - 2048, ef = (int)(c / 2 / 4096);
+    fpfmt F;
+    int rc = fpfmt_init(&F, ef / 32, ef % 32, bias, sub);
+    BN_ASSERT(rc == BN_OK); /* codes come from formats fpfmt_parse accepted */
+    return F;
+}
+
+/* Knobs whose values are words, never numbers: loss, optimizer, momentum_format. */
+static int knob_is_word(spec_knob k) {
+    return k == KNOB_LOSS || k == KNOB_OPTIMIZER || k == KNOB_MOMENTUM_FORMAT;
+}
 
 /* One value of a knob (a choice entry or a fixed value). */
 static int knob_value(pctx *c, spec_knob k, struct fy_node *n, ploc at, const char *path,
@@ -277,6 +298,28 @@ static int knob_value(pctx *c, spec_knob k, struct fy_node *n, ploc at, const ch
             perr(c, node_loc(n, at), path, "unknown loss '%s' (expected ce or mhl)", w);
             return 0;
         }
+        return 1;
+    }
+    if (k == KNOB_OPTIMIZER) {
+        char w[16];
+        if (!get_word(c, n, at, path, w, sizeof w)) return 0;
+        if (!strcmp(w, "adam")) *out = 0;
+        else if (!strcmp(w, "bop")) *out = 1;
+        else {
+            perr(c, node_loc(n, at), path, "unknown optimizer '%s' (expected adam or bop)", w);
+            return 0;
+        }
+        return 1;
+    }
+    if (k == KNOB_MOMENTUM_FORMAT) {
+        char w[32];
+        fpfmt F;
+        if (!get_word(c, n, at, path, w, sizeof w)) return 0;
+        if (fpfmt_parse(&F, w)) {
+            perr(c, node_loc(n, at), path, "%s", bn_errmsg());
+            return 0;
+        }
+        *out = spec_format_code(&F);
         return 1;
     }
     double v;
@@ -304,6 +347,7 @@ static void parse_dim(pctx *c, spec_knob k, struct fy_node *n, ploc at, const ch
     d.knob = k;
     d.line = at.line;
     d.col = at.col;
+    d.in_space_file = c->in_space;
     int ok = 1;
     char sub[160];
     if (fy_node_get_type(n) == FYNT_SCALAR) {
@@ -384,8 +428,9 @@ static void parse_dim(pctx *c, spec_knob k, struct fy_node *n, ploc at, const ch
                 perr(c, values_at, path, "type %s takes low and high, not values", type);
                 ok = 0;
             }
-            if (k == KNOB_LOSS) {
-                perr(c, type_at, path, "loss is a choice of words, not %s", type);
+            if (knob_is_word(k)) {
+                perr(c, type_at, path, "%s is a choice of %s, not %s", knob_names[k],
+                     k == KNOB_MOMENTUM_FORMAT ? "format names" : "words", type);
                 return;
             }
             if (knob_range[k].integer && d.type != DIM_INT) {
@@ -437,7 +482,8 @@ static void parse_space_map(pctx *c, struct fy_node *map, ploc at, const char *p
         if (k == KNOB_COUNT) {
             perr(c, kat, path,
                  "unknown dimension (expected conv_blocks, conv_channels, conv_pool, fc_layers, "
-                 "fc_width, loss, mhl_b, flip_rate, epochs, lr, batch)");
+                 "fc_width, loss, mhl_b, flip_rate, epochs, lr, batch, optimizer, bop_gamma, "
+                 "bop_tau, momentum_format)");
             continue;
         }
         parse_dim(c, (spec_knob)k, fy_node_pair_value(p), kat, path);
@@ -765,8 +811,8 @@ static void parse_evaluators(pctx *c, struct fy_node *n, ploc at) {
 }
 
 /* Metrics every trial reports (besides evaluator metrics "EVALUATOR.metric"). */
-static const char *const builtin_metrics[] = {"val_acc", "test_acc", "model_bytes", "macs",
-                                              "train_loss", "train_seconds"};
+static const char *const builtin_metrics[] = {"val_acc",    "test_acc",      "model_bytes", "macs",
+                                              "train_loss", "train_seconds", "train_memory"};
 
 static void parse_objectives(pctx *c, struct fy_node *n, ploc at) {
     spec *s = c->s;
@@ -833,8 +879,8 @@ static void parse_objectives(pctx *c, struct fy_node *n, ploc at) {
             }
             if (!known) {
                 perr(c, oat, sub,
-                     "unknown metric '%s' (expected val_acc, model_bytes, macs, train_loss or "
-                     "EVALUATOR.metric of a declared evaluator)",
+                     "unknown metric '%s' (expected val_acc, model_bytes, macs, train_loss, "
+                     "train_memory or EVALUATOR.metric of a declared evaluator)",
                      ob.metric);
                 ok = 0;
             }
@@ -986,9 +1032,22 @@ int spec_parse(spec *s, const char *path, const char *text, const char *space_pa
                                                "fc_layers are both 0)");
         if (max_conv == 0 && s->knob_dim[KNOB_CONV_CHANNELS] >= 0) {
             spec_dim *d = &s->dims[s->knob_dim[KNOB_CONV_CHANNELS]];
+            c.in_space = d->in_space_file;
             perr(&c, (ploc){d->line, d->col}, "search_space.conv_channels",
                  "set, but conv_blocks is never above 0");
         }
+        /* Bop's knobs need an optimizer dimension that can be bop. */
+        int od = s->knob_dim[KNOB_OPTIMIZER];
+        if (!(od >= 0 && dim_max(&s->dims[od]) >= 1))
+            for (int k = KNOB_BOP_GAMMA; k <= KNOB_MOMENTUM_FORMAT; k++)
+                if (s->knob_dim[k] >= 0) {
+                    spec_dim *d = &s->dims[s->knob_dim[k]];
+                    char kp[64];
+                    pathf(kp, sizeof kp, "search_space.%s", knob_names[k]);
+                    c.in_space = d->in_space_file;
+                    perr(&c, (ploc){d->line, d->col}, kp, "set, but optimizer is never bop");
+                }
+        c.in_space = 0;
     }
 done:
     if (sdoc) fy_document_destroy(sdoc);

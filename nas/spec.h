@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/fpfmt.h"
 #include "evaluators/evaluator.h"
 
 #define SPEC_MAX_DIMS 16      /* dimensions of a search space */
@@ -49,6 +50,11 @@ typedef enum {
     KNOB_EPOCHS,          /* training epochs */
     KNOB_LR,              /* Adam learning rate */
     KNOB_BATCH,           /* mini-batch size */
+    KNOB_OPTIMIZER,       /* "adam" (0) or "bop" (1): the optimizer of the binary weights */
+    KNOB_BOP_GAMMA,       /* Bop momentum rate gamma in (0, 1] (Bop only) */
+    KNOB_BOP_TAU,         /* Bop flip threshold tau >= 0 (Bop only) */
+    KNOB_MOMENTUM_FORMAT, /* Bop momentum format, a name fpfmt_parse accepts (Bop only);
+                             held as spec_format_code */
     KNOB_COUNT
 } spec_knob;
 
@@ -57,9 +63,12 @@ typedef struct {
     spec_knob knob;                       /* which knob the dimension sets */
     spec_dim_type type;                   /* how its value is chosen */
     int n;                                /* number of values (DIM_CHOICE), 1 for DIM_FIXED */
-    double num[SPEC_MAX_CHOICES];         /* numeric value of each choice (loss: 0 ce, 1 mhl) */
+    double num[SPEC_MAX_CHOICES];         /* numeric value of each choice (loss: 0 ce, 1 mhl;
+                                             optimizer: 0 adam, 1 bop; momentum_format:
+                                             spec_format_code of the format) */
     double low, high;                     /* bounds, inclusive (DIM_INT, DIM_FLOAT, DIM_LOG) */
     int line, col;                        /* where it was declared (1-based) */
+    int in_space_file;                    /* 1: declared in the named search space file */
 } spec_dim;
 
 /* An objective: an evaluator metric and a direction. */
@@ -154,6 +163,13 @@ void spec_eval_params(const spec_evaluator *ev, eval_params *out);
 
 /* Name of a knob as written in spec files ("conv_blocks", ...). */
 const char *spec_knob_name(spec_knob k);
+
+/* A momentum format as one exact number for spec_dim.num:
+   ((e * 32 + f) * 4096 + bias + 2048) * 2 + subnormals. */
+double spec_format_code(const fpfmt *F);
+
+/* The format of a code made by spec_format_code. */
+fpfmt spec_format_of_code(double code);
 
 /* FNV-1a 64-bit hash of n bytes, continuing from h (start with SPEC_FNV_INIT). */
 #define SPEC_FNV_INIT 0xcbf29ce484222325ULL

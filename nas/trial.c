@@ -1,7 +1,9 @@
 /*
 ** The real trial function: decode -> net_create -> train_run on the study's
-** split -> metrics (val_acc, test_acc, model_bytes, macs, train_loss, plus every
-** metric of the spec's evaluators) -> packed model blob (engine/model.h).
+** split -> metrics (val_acc, test_acc, model_bytes, macs, train_loss,
+** train_memory: the edge training-memory model of engine/bop.h for the trial's
+** optimizer, momentum format and batch; plus every metric of the spec's
+** evaluators) -> packed model blob (engine/model.h).
 **
 ** The data sets are loaded and split once per process (trial_env_create) and
 ** shared read-only by all trials. Each trial runs on its calling thread only
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #include "engine/arch.h"
+#include "engine/bop.h"
 #include "engine/data.h"
 #include "engine/err.h"
 #include "engine/model.h"
@@ -73,6 +76,13 @@ static int trial_real(void *user, const spec *s, const space_config *cfg, int nu
         r.flip = FLIP_STE;
         r.p01 = r.p10 = (float)cfg->flip_rate;
     }
+    if (cfg->optimizer == 1) {
+        r.optimizer = OPT_BOP;
+        r.bop_gamma = (float)cfg->bop_gamma;
+        r.bop_tau = (float)cfg->bop_tau;
+        r.mom_e = cfg->momentum.e, r.mom_f = cfg->momentum.f;
+        r.mom_bias = cfg->momentum.bias, r.mom_subnormals = cfg->momentum.subnormals;
+    }
     r.seed = seed;
     epoch_watch w = {NAN, d->stop};
     if ((rc = train_run(&n, &d->train, NULL, &r, on_epoch, &w))) goto done;
@@ -81,6 +91,9 @@ static int trial_real(void *user, const spec *s, const space_config *cfg, int nu
     trial_result_set(out, "model_bytes", (double)net_packed_bytes(&n));
     trial_result_set(out, "macs", net_macs(&n));
     trial_result_set(out, "train_loss", w.loss);
+    bop_memory tm = r.optimizer == OPT_BOP ? bop_memory_model(&n, &cfg->momentum, r.batch)
+                                           : bop_memory_model_adam(&n, r.batch);
+    trial_result_set(out, "train_memory", tm.total);
     for (int e = 0; e < s->n_eval; e++) {
         eval_params ep;
         spec_eval_params(&s->eval[e], &ep);

@@ -47,7 +47,8 @@ void trial_result_free(trial_result *r);
 
 /* A cheap deterministic stand-in for training, for tests and dry runs of a
    spec (data name "synthetic"): metrics are smooth functions of the
-   configuration plus seed noise, model_bytes is the real packed size, and the
+   configuration plus seed noise, model_bytes is the real packed size and
+   train_memory the real training-memory model (as the real trainer's), and the
    blob is a few bytes derived from the configuration. Environment knobs for
    tests: BNAS_SYNTHETIC_MS (sleep per trial, milliseconds, default 0) and
    BNAS_SYNTHETIC_FAIL=N (trials whose number % N == N-1 fail). user is unused. */

@@ -6,7 +6,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/arch.h"
+#include "engine/bop.h"
 #include "engine/err.h"
+#include "engine/net.h"
 #include "engine/rng.h"
 #include "nas/trial.h"
 
@@ -55,6 +58,9 @@ int trial_synthetic(void *user, const spec *s, const space_config *cfg, int numb
        training trade a little accuracy for tolerance. */
     double cap = log2(1.0 + cfg->macs) / 30.0;
     double acc = 0.95 - 0.5 * exp(-3.0 * cap) - 0.05 / cfg->epochs - 0.1 * cfg->flip_rate;
+    /* Bop loses momentum updates in a narrow format, about half as many per
+       extra mantissa bit (papers.md section 7). */
+    if (cfg->optimizer == 1) acc -= 0.3 * ldexp(1.0, -cfg->momentum.f);
     acc += 0.01 * (pcg32_double(&r) - 0.5);
     double tol = 0.3 + 0.4 * (cfg->loss == 1) * (1.0 - exp(-cfg->mhl_b / 64.0)) + 2.0 * cfg->flip_rate;
     tol += 0.02 * (pcg32_double(&r) - 0.5);
@@ -64,6 +70,19 @@ int trial_synthetic(void *user, const spec *s, const space_config *cfg, int numb
     trial_result_set(out, "model_bytes", (double)cfg->model_bytes);
     trial_result_set(out, "macs", cfg->macs);
     trial_result_set(out, "train_loss", 1.0 - acc);
+    /* The training-memory model needs the layer shapes: build the net (no training). */
+    arch a;
+    net nt;
+    int rc = arch_parse(&a, cfg->topology);
+    if (!rc) rc = net_create(&nt, &a, s->in_c, s->in_h, s->in_w, s->classes);
+    if (rc) {
+        snprintf(out->fail_reason, sizeof out->fail_reason, "%s", bn_errmsg());
+        return rc;
+    }
+    bop_memory tm = cfg->optimizer == 1 ? bop_memory_model(&nt, &cfg->momentum, cfg->batch)
+                                        : bop_memory_model_adam(&nt, cfg->batch);
+    trial_result_set(out, "train_memory", tm.total);
+    net_free(&nt);
     for (int e = 0; e < s->n_eval; e++) {
         char name[48];
         snprintf(name, sizeof name, "%.20s.acc", s->eval[e].name);

@@ -10,12 +10,16 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "engine/err.h"
+#include "engine/model.h"
+#include "engine/net.h"
+#include "engine/train.h"
 #include "nas/search.h"
 #include "nas/spec.h"
 #include "nas/store.h"
@@ -191,6 +195,107 @@ static void test_evolution_beats_random(void **state) {
     assert_true(hv[2] > hv[0]);
 }
 
+
+/* What the Bop test reads back from the store. */
+typedef struct {
+    store *st;
+    int complete, bop, adam, narrow; /* trials COMPLETE; with Bop, Adam; with e4m7b28 momentum */
+    double mem[3];                   /* train_memory of Adam, Bop fp32, Bop e4m7b28 */
+} bop_seen;
+
+static int check_bop_trial(void *user, const store_trial *t) {
+    bop_seen *b = user;
+    assert_int_equal(t->state, TRIAL_COMPLETE);
+    b->complete++;
+    void *blob = NULL;
+    size_t size = 0;
+    char fmt[32];
+    assert_int_equal(store_get_model(b->st, t->number, &blob, &size, fmt, sizeof fmt), BN_OK);
+    net n;
+    train_recipe r;
+    assert_int_equal(model_load_mem(&n, &r, blob, size, "trial"), BN_OK);
+    /* The stored configuration and the recipe the trial trained with agree. */
+    if (strstr(t->config, "|opt=bop|")) {
+        b->bop++;
+        assert_int_equal(r.optimizer, OPT_BOP);
+        assert_float_equal(r.bop_gamma, 0.01f, 0);
+        assert_non_null(strstr(t->config, "|gamma=0.01|tau=1e-06|"));
+        if (strstr(t->config, "|mom=e4m7b28")) {
+            b->narrow++;
+            assert_int_equal(r.mom_e, 4);
+            assert_int_equal(r.mom_f, 7);
+            assert_int_equal(r.mom_bias, 28);
+        } else {
+            assert_non_null(strstr(t->config, "|mom=e8m23b127"));
+            assert_int_equal(r.mom_e, 8);
+            assert_int_equal(r.mom_f, 23);
+        }
+    } else {
+        b->adam++;
+        assert_int_equal(r.optimizer, OPT_ADAM);
+        assert_null(strstr(t->config, "opt="));
+    }
+    double mem = -1;
+    for (int i = 0; i < t->n_metrics; i++)
+        if (!strcmp(t->mname[i], "train_memory")) mem = t->mvalue[i];
+    assert_true(mem > 0);
+    b->mem[!strstr(t->config, "|opt=bop|") ? 0 : strstr(t->config, "|mom=e4m7b28") ? 2 : 1] = mem;
+    net_free(&n);
+    free(blob);
+    return 0;
+}
+
+/* A tiny real search (FashionMNIST, the real trainer) with the optimizer as a
+   dimension: the three configurations (Adam; Bop with fp32 and e4m7b28
+   momentum) all train, and each stored trial records its optimizer in its
+   configuration and in the recipe of its model. */
+static void test_bop_search(void **state) {
+    (void)state;
+    const char *text =
+        "data: {name: fashion_mnist, train: 400, val: 200, test: 200}\n"
+        "search_space:\n"
+        "  fc_width: 16\n"
+        "  optimizer: [adam, bop]\n"
+        "  bop_gamma: 0.01\n"
+        "  momentum_format: [fp32, e4m7b28]\n"
+        "  batch: 100\n"
+        "strategy: {name: random, batch: 3}\n"
+        "budget: {trials: 3}\n"
+        "objectives: [{metric: val_acc, direction: max}]\n";
+    spec s;
+    int rc = spec_parse(&s, "bop.yaml", text, NULL, NULL);
+    if (rc) fprintf(stderr, "%s\n", bn_errmsg());
+    assert_int_equal(rc, BN_OK);
+    void *env = NULL;
+    trial_fn fn = NULL;
+    assert_int_equal(trial_env_create(&env, &fn, &s), BN_OK);
+    char path[300];
+    db_path(path, sizeof path, "bop");
+    store *st = NULL;
+    assert_int_equal(store_create(&st, path, &s), BN_OK);
+    search_opts o;
+    memset(&o, 0, sizeof o);
+    o.fn = fn;
+    o.fn_user = env;
+    o.threads = 2;
+    rc = search_run(st, &s, &o);
+    if (rc) fprintf(stderr, "%s\n", bn_errmsg());
+    assert_int_equal(rc, BN_OK);
+    bop_seen b = {st, 0, 0, 0, 0, {0, 0, 0}};
+    assert_int_equal(store_each_trial(st, 0, check_bop_trial, &b), BN_OK);
+    assert_int_equal(b.complete, 3);
+    assert_int_equal(b.adam, 1);
+    assert_int_equal(b.bop, 2);
+    assert_int_equal(b.narrow, 1);
+    /* Training memory: Adam (latent weights and two moments) > Bop fp32 > Bop 12 bits. The
+       momentum of FC16's 784*16 + 16*10 binary weights shrinks by 20 bits each. */
+    assert_true(b.mem[0] > b.mem[1] && b.mem[1] > b.mem[2]);
+    assert_float_equal(b.mem[1] - b.mem[2], ceil((784 * 16 + 16 * 10) * 32 / 8.0) - ceil((784 * 16 + 16 * 10) * 12 / 8.0), 0);
+    store_close(st);
+    trial_env_free(env);
+    spec_free(&s);
+}
+
 static int setup(void **state) {
     (void)state;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/bnas_test_search_%d", (int)getpid());
@@ -213,6 +318,7 @@ int main(void) {
         cmocka_unit_test(test_failures_recorded),
         cmocka_unit_test(test_exhaustion_and_no_duplicates),
         cmocka_unit_test(test_evolution_beats_random),
+        cmocka_unit_test(test_bop_search),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -161,8 +161,8 @@ static void test_named_space(void **state) {
     spec s;
     int rc;
     /* Every shipped experiment parses. */
-    const char *shipped[] = {"quick", "fc", "vgg"};
-    for (int i = 0; i < 3; i++) {
+    const char *shipped[] = {"quick", "fc", "vgg", "bop/search"};
+    for (int i = 0; i < 4; i++) {
         snprintf(path, sizeof path, "%s/experiments/%s.yaml", src ? src : "..", shipped[i]);
         rc = spec_load(&s, path);
         if (rc) fprintf(stderr, "%s\n", bn_errmsg());
@@ -273,6 +273,154 @@ static void test_decode_matches_engine(void **state) {
     spec_free(&s);
 }
 
+
+/* Bop as a search dimension: optimizer, bop_gamma, bop_tau, momentum_format. */
+static const char *bop_text =
+    "data: {name: synthetic}\n"
+    "search_space:\n"
+    "  fc_width: [32, 64]\n"
+    "  optimizer: {type: choice, values: [adam, bop]}\n"
+    "  bop_gamma: {type: log, low: 0.001, high: 0.01}\n"
+    "  bop_tau: [1e-6, 1e-7]\n"
+    "  momentum_format: {type: choice, values: [fp32, e4m7b28, e8m23, fp16, e5m6b30n]}\n"
+    "strategy: random\n"
+    "budget: {trials: 4}\n"
+    "objectives: [{metric: val_acc, direction: max}]\n";
+
+/* Replaces the first occurrence of from by to in bop_text; returns the parse's message. */
+static const char *parse_bop_edit(const char *from, const char *to) {
+    static char buf[4096];
+    const char *p = strstr(bop_text, from);
+    assert_non_null(p);
+    snprintf(buf, sizeof buf, "%.*s%s%s", (int)(p - bop_text), bop_text, to, p + strlen(from));
+    spec s;
+    int rc = spec_parse(&s, "bop.yaml", buf, NULL, NULL);
+    assert_int_equal(rc, BN_ESPEC);
+    return bn_errmsg();
+}
+
+static void expect_bop_msg(const char *from, const char *to, const char *want) {
+    const char *msg = parse_bop_edit(from, to);
+    if (!strstr(msg, want)) fail_msg("expected '%s' in:\n%s", want, msg);
+}
+
+static void test_bop_dims(void **state) {
+    (void)state;
+    spec s;
+    int rc = spec_parse(&s, "bop.yaml", bop_text, NULL, NULL);
+    if (rc) fprintf(stderr, "%s\n", bn_errmsg());
+    assert_int_equal(rc, BN_OK);
+    assert_int_equal(s.n_dims, 5);
+    const spec_dim *od = &s.dims[s.knob_dim[KNOB_OPTIMIZER]];
+    assert_int_equal(od->type, DIM_CHOICE);
+    assert_float_equal(od->num[0], 0, 0);
+    assert_float_equal(od->num[1], 1, 0);
+    assert_int_equal(s.dims[s.knob_dim[KNOB_BOP_GAMMA]].type, DIM_LOG);
+    /* Format names are parsed by fpfmt_parse and held as exact codes. */
+    const spec_dim *fd = &s.dims[s.knob_dim[KNOB_MOMENTUM_FORMAT]];
+    assert_int_equal(fd->n, 5);
+    const char *want[] = {"e8m23b127", "e4m7b28", "e8m23b127", "e5m10b15", "e5m6b30n"};
+    for (int i = 0; i < 5; i++) {
+        char name[32];
+        fpfmt F = spec_format_of_code(fd->num[i]);
+        fpfmt_name(&F, name, sizeof name);
+        assert_string_equal(name, want[i]);
+    }
+    /* Genes: fc_width (1 layer), optimizer, gamma, tau, format. */
+    space sp;
+    space_init(&sp, &s);
+    assert_int_equal(sp.n_genes, 5);
+    genome g;
+    memset(&g, 0, sizeof g);
+    g.n = 5;
+    double adam[] = {1, 0, 0.005, 1, 1};
+    memcpy(g.g, adam, sizeof adam);
+    space_config a, b;
+    space_decode(&sp, &s, &g, &a);
+    assert_true(a.valid);
+    assert_int_equal(a.optimizer, 0);
+    /* Under Adam the text is the one without the knob, and the Bop genes are inactive. */
+    assert_string_equal(a.canon, "FC64|ce|b=0|flip=0|epochs=1|lr=0.001|batch=256");
+    assert_false(a.active[2] || a.active[3] || a.active[4]);
+    genome g2 = g;
+    g2.g[2] = 0.002, g2.g[3] = 0, g2.g[4] = 3;
+    space_decode(&sp, &s, &g2, &b);
+    assert_true(a.hash == b.hash);
+    /* Under Bop they count, with the format's canonical name. */
+    g.g[1] = 1;
+    space_decode(&sp, &s, &g, &a);
+    assert_int_equal(a.optimizer, 1);
+    assert_true(a.active[2] && a.active[3] && a.active[4]);
+    assert_string_equal(a.canon, "FC64|ce|b=0|flip=0|epochs=1|lr=0.001|batch=256|opt=bop|gamma=0.005|tau=1e-07|mom=e4m7b28");
+    assert_int_equal(a.momentum.e, 4);
+    assert_int_equal(a.momentum.f, 7);
+    assert_int_equal(a.momentum.bias, 28);
+    assert_float_equal(a.bop_gamma, 0.005, 0);
+    assert_float_equal(a.bop_tau, 1e-7, 0);
+    g2 = g;
+    g2.g[4] = 3; /* fp16: another configuration */
+    space_decode(&sp, &s, &g2, &b);
+    assert_true(a.hash != b.hash);
+    assert_non_null(strstr(b.canon, "|mom=e5m10b15"));
+    /* fp32 and e8m23 are the same format: one configuration. */
+    g.g[4] = 0;
+    space_decode(&sp, &s, &g, &a);
+    g2 = g;
+    g2.g[4] = 2;
+    space_decode(&sp, &s, &g2, &b);
+    assert_true(a.hash == b.hash);
+    assert_non_null(strstr(a.canon, "|mom=e8m23b127"));
+    spec_free(&s);
+    /* A fixed Bop optimizer without the other knobs takes the recipe defaults. */
+    const char *fixed = "data: {name: synthetic}\nsearch_space: {fc_width: 32, optimizer: bop}\n"
+                        "strategy: random\nbudget: {trials: 1}\n"
+                        "objectives: [{metric: val_acc, direction: max}]\n";
+    assert_int_equal(spec_parse(&s, "f.yaml", fixed, NULL, NULL), BN_OK);
+    space_init(&sp, &s);
+    memset(&g, 0, sizeof g);
+    g.n = sp.n_genes;
+    space_decode(&sp, &s, &g, &a);
+    assert_string_equal(a.canon, "FC32|ce|b=0|flip=0|epochs=1|lr=0.001|batch=256|opt=bop|gamma=0.001|tau=1e-06|mom=e8m23b127");
+    spec_free(&s);
+}
+
+static void test_bop_errors_located(void **state) {
+    (void)state;
+    /* A bad format name, located at the value, with fpfmt_parse's reason. */
+    expect_bop_msg("e4m7b28", "e9m3",
+                   "bop.yaml:7:50: search_space.momentum_format.values[1]: float format 'e9m3': expected fp32");
+    expect_bop_msg("e5m6b30n", "e5m6x",
+                   "bop.yaml:7:72: search_space.momentum_format.values[4]: float format 'e5m6x'");
+    /* A format whose range binary32 cannot hold. */
+    expect_bop_msg("e4m7b28", "e8m7b200", "search_space.momentum_format.values[1]: float format e8m7b200");
+    /* A plain value is a fixed format and is checked the same way. */
+    expect_bop_msg("{type: choice, values: [fp32, e4m7b28, e8m23, fp16, e5m6b30n]}", "fp8",
+                   "bop.yaml:7:20: search_space.momentum_format: float format 'fp8'");
+    /* Unknown optimizer. */
+    expect_bop_msg("[adam, bop]", "[adam, sgd]",
+                   "bop.yaml:4:44: search_space.optimizer.values[1]: unknown optimizer 'sgd' (expected adam or bop)");
+    /* Words are choices, not ranges. */
+    expect_bop_msg("{type: choice, values: [fp32, e4m7b28, e8m23, fp16, e5m6b30n]}", "{type: int, low: 1, high: 2}",
+                   "bop.yaml:7:27: search_space.momentum_format: momentum_format is a choice of format names, not int");
+    /* Range of gamma and tau. */
+    expect_bop_msg("low: 0.001", "low: 0", "bop.yaml:5:31: search_space.bop_gamma.low: 0 is out of range");
+    expect_bop_msg("[1e-6, 1e-7]", "[1e-6, -1]", "bop.yaml:6:19: search_space.bop_tau[1]: -1 is out of range");
+    /* Bop knobs without an optimizer that can be bop. */
+    const char *msg = parse_bop_edit("[adam, bop]", "[adam]");
+    assert_non_null(strstr(msg, "bop.yaml:5:3: search_space.bop_gamma: set, but optimizer is never bop"));
+    assert_non_null(strstr(msg, "bop.yaml:7:3: search_space.momentum_format: set, but optimizer is never bop"));
+    expect_bop_msg("  optimizer: {type: choice, values: [adam, bop]}\n", "", /* lines move up by one */
+                   "bop.yaml:4:3: search_space.bop_gamma: set, but optimizer is never bop");
+    /* ... located in the named search space file when declared there. */
+    spec t;
+    const char *txt = "data: {name: synthetic}\nsearch_space: mine\nstrategy: random\n"
+                      "budget: {trials: 2}\nobjectives: [{metric: val_acc, direction: max}]\n";
+    assert_int_equal(spec_parse(&t, "s.yaml", txt, "spaces/mine.yaml", "fc_width: 16\nbop_tau: 1e-6\n"), BN_ESPEC);
+    msg = bn_errmsg();
+    if (!strstr(msg, "spaces/mine.yaml:2:1: search_space.bop_tau: set, but optimizer is never bop"))
+        fail_msg("got:\n%s", msg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_spec),
@@ -280,6 +428,8 @@ int main(void) {
         cmocka_unit_test(test_named_space),
         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_decode_matches_engine),
+        cmocka_unit_test(test_bop_dims),
+        cmocka_unit_test(test_bop_errors_located),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
