@@ -201,7 +201,7 @@ static void test_reg_margin_equals_metric(void **state) {
         print_message("net %d: %ld positions (%ld first layer, %ld conv), %ld neurons; %ld near float ties\n", k,
                       r.checked, r.first_checked, r.conv_checked, r.neurons, r.near_ties);
         assert_true(r.first_checked > 100);
-        assert_true(r.checked > 1000);
+        assert_true(r.checked > (sanitized() ? 300 : 1000));
         assert_true(r.near_ties * 100 < r.checked); /* ties are rare: the check is real */
         if (k == 1) assert_true(r.conv_checked > 1000);
         margin_scratch_free(&s);
