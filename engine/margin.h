@@ -50,8 +50,24 @@
 #include "engine/net.h"
 #include "engine/packed.h"
 
-/* Step of one weight flip in accumulator units: 2*255 for the first layer, 2 otherwise. */
-static inline int32_t margin_step(const packed_layer *L) { return L->first ? 2 * 255 : 2; }
+/* The flip unit, the one definition shared by the metric (margin_local) and
+   the training regularizer (train_neuron_margin in engine/train.h): the
+   largest change of a neuron's accumulator by one weight flip, in raw
+   accumulator units (raw pixels p for the first layer): 2 for layers with +-1
+   inputs, 2*255 for the first layer (seed 002, eq. 6 and the proof of
+   Theorem 1: its inputs p/255 lie in [0, 1], so a flip moves the
+   pre-activation by up to 2 in units of p/255). */
+static inline int32_t margin_flip_step(int first) { return first ? 2 * 255 : 2; }
+
+/* Step of one weight flip of layer L: margin_flip_step(L->first). */
+static inline int32_t margin_step(const packed_layer *L) { return margin_flip_step(L->first); }
+
+/* Continuous margin in weight flips of an accumulator at distance d >= 0
+   (raw accumulator units) from the neuron's threshold: d / margin_flip_step.
+   The integer eta of margin_local is ceil(m) - 1 when the neuron outputs +1
+   (pre-sign value > 0) and floor(m) otherwise, for the real threshold tau of
+   the float path (tests/test_margin.c checks this). */
+static inline double margin_flips(int first, double d) { return d / margin_flip_step(first); }
 
 /* Local tolerance eta of an accumulator a against threshold T of a neuron of
    L (see the file comment); in [0, fan_in]. */

@@ -35,6 +35,7 @@
 #include "engine/layers.h"
 #include "engine/packed.h"
 #include "engine/lta.h"
+#include "engine/margin.h"
 #include "engine/parallel.h"
 
 train_recipe train_recipe_default(void) {
@@ -308,9 +309,15 @@ static int train_forward(train_state *s, int B, const train_recipe *r, uint64_t 
     return BN_OK;
 }
 
+double train_neuron_margin(const net_layer *L, int c, float y, float invstd) {
+    double g = fabs((double)L->gamma[c]) * invstd;
+    double d = fabs((double)y) / (g > 1e-12 ? g : 1e-12); /* distance in the float path's units */
+    return margin_flips(L->first, L->first ? d * 255.0 : d); /* raw accumulator units: undo in_scale */
+}
+
 /* The margin regularizer of hidden layer l: returns lambda * mean max(0, h - m)
-   and, if g_y is not NULL, adds its gradient with respect to y into g_y. The
-   margin in flips is m = |y| * k / 2 with k = in_scale_inv / (|gamma| * invstd). */
+   with m = train_neuron_margin, and, if g_y is not NULL, adds its gradient with
+   respect to y into g_y (dm/dy = sign(y) * train_neuron_margin(L, c, 1, invstd)). */
 static double train_margin_reg(const train_state *s, int l, int B, const train_recipe *r, float *g_y) {
     const net_layer *L = &s->n->layers[l];
     const train_layer *T = &s->tl[l];
@@ -319,14 +326,13 @@ static double train_margin_reg(const train_state *s, int l, int B, const train_r
         n_all += (int64_t)B * s->n->layers[q].out_h * s->n->layers[q].out_w * s->n->layers[q].out_c;
     double total = 0, w = r->reg_lambda / (double)n_all;
     for (int c = 0; c < L->out_c; c++) {
-        double g = fabs((double)L->gamma[c]) * T->invstd[c];
-        double k = (L->first ? 255.0 : 1.0) / (g > 1e-12 ? g : 1e-12);
+        double k = train_neuron_margin(L, c, 1.0f, T->invstd[c]); /* flips per unit of |y| */
         for (int64_t i = 0; i < rows_out; i++) {
             float y = T->y[i * L->out_c + c];
-            double m = fabs((double)y) * k * 0.5;
+            double m = train_neuron_margin(L, c, y, T->invstd[c]);
             if (m < r->reg_h) {
                 total += r->reg_h - m;
-                if (g_y) g_y[i * L->out_c + c] -= (float)(w * 0.5 * k * (y > 0 ? 1.0 : y < 0 ? -1.0 : 0.0));
+                if (g_y) g_y[i * L->out_c + c] -= (float)(w * k * (y > 0 ? 1.0 : y < 0 ? -1.0 : 0.0));
             }
         }
     }

@@ -94,13 +94,24 @@ int train_run_traced(net *n, const dataset *train, const dataset *val, const tra
                      train_callback cb, void *user, train_trace *trace);
 
 /* The direct margin regularizer (seed 002, section IV-A; a reconstruction,
-   see papers.md section 2): for every hidden neuron j and batch input x,
-   m_j(x) = |a_j(x) - tau_j| / 2 is the neuron's margin in weight flips, with a
-   the accumulator and tau the batch-norm threshold from the batch statistics;
+   see papers.md section 2): for every hidden neuron j and batch input x (and
+   every position of a feature map), m_j(x) = train_neuron_margin(...) is the
+   neuron's margin in weight flips: the distance of the accumulator a_j(x)
+   from the batch-norm threshold tau_j (batch statistics) over the flip step
+   of engine/margin.h (2 for hidden layers, 2*255 raw pixel units = 2 units
+   of p/255 for the first layer, the metric's convention);
    R = lambda * mean_{j,x} max(0, h - m_j(x)) is added to the loss. Its
    gradient flows through a (and so into the weights and the batch-norm
    shift); the factor 1/(|gamma| * invstd) that converts the pre-sign value y
    into accumulator units is held constant. */
+
+/* The regularizer's margin in weight flips of hidden neuron c of layer L
+   whose pre-sign value (after batch norm, before sign) is y, with batch-norm
+   inverse standard deviation invstd (batch statistics while training, the
+   running ones, net_bn_invstd, for a trained net):
+   margin_flips(L->first, |y| / (|gamma_c| * invstd) / in_scale), in_scale =
+   1/255 for the first layer and 1 otherwise. Linear in |y|. */
+double train_neuron_margin(const net_layer *L, int c, float y, float invstd);
 
 /* Accuracy of the float evaluation path on d (fraction in [0, 1]). */
 double train_accuracy(const net *n, const dataset *d);

@@ -2,7 +2,8 @@
 ** The bit-error tolerance metric on briefly trained FashionMNIST networks:
 ** the traced forward pass equals packed inference, the local tolerance equals
 ** a brute-force count on the float batch norm, Theorem 1 holds for many
-** random neurons, inputs and flip sets, the bound is tight, and the metric
+** random neurons, inputs and flip sets, the bound is tight, the training
+** regularizer's margin equals the metric (same flip step), and the metric
 ** does not depend on the thread count.
 */
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +143,80 @@ static void test_local_equals_bruteforce(void **state) {
         margin_scratch_free(&s);
         packed_free(&p);
     }
+}
+
+/* ---- The regularizer's margin is the metric's (one flip step, first layer included) ---- */
+
+typedef struct {
+    const net *n;
+    long checked, near_ties, first_checked, conv_checked, neurons;
+} reg_ctx;
+
+/* eta of the continuous margin m of a neuron with pre-sign value y (see margin_flips). */
+static int32_t eta_of_margin(double m, float y, int fan_in) {
+    double e = y > 0.0f ? ceil(m) - 1.0 : floor(m);
+    return e > fan_in ? fan_in : (int32_t)e;
+}
+
+static void reg_hook(void *user, int l, const packed_layer *L, int32_t *acc, int P) {
+    reg_ctx *r = user;
+    const net_layer *N = &r->n->layers[l];
+    for (int c = 0; c < L->out_c; c++) {
+        if (L->thr[c] == INT32_MIN || L->thr[c] == INT32_MAX) continue; /* constant neuron: eta = fan_in by definition */
+        float invstd = net_bn_invstd(N, c);
+        int32_t best_metric = INT32_MAX, best_reg = INT32_MAX;
+        int tie = 0;
+        for (int q = 0; q < P; q++) {
+            int32_t a = acc[(size_t)q * L->np + c];
+            float y = net_bn_value(N, c, (float)a);
+            double m = train_neuron_margin(N, c, y, invstd);
+            int32_t eta = margin_local(L, a, L->thr[c]), er = eta_of_margin(m, y, L->fan_in);
+            if (fabs(m - nearbyint(m)) < 1e-4 * (1.0 + m)) { /* float rounding of y may land on either side */
+                tie = 1, r->near_ties++;
+                assert_true(er == eta || er == eta + 1 || er == eta - 1);
+            } else {
+                assert_int_equal(er, eta);
+            }
+            if (eta < best_metric) best_metric = eta;
+            if (er < best_reg) best_reg = er;
+            r->checked++, r->first_checked += L->first, r->conv_checked += L->kind == NET_CONV;
+        }
+        if (!tie) assert_int_equal(best_reg, best_metric); /* eq. 3: the neuron tolerance */
+        r->neurons++;
+    }
+}
+
+static void test_reg_margin_equals_metric(void **state) {
+    (void)state;
+    const net *nets[2] = {&g_fc, &g_cnn};
+    for (int k = 0; k < 2; k++) {
+        packed_net p;
+        assert_int_equal(packed_from_net(&p, nets[k]), BN_OK);
+        margin_scratch s;
+        margin_scratch_init(&s, &p);
+        reg_ctx r = {nets[k], 0, 0, 0, 0, 0};
+        int32_t z[10];
+        for (int i = 0; i < (sanitized() ? 3 : 30); i++)
+            margin_trace(&p, &s, g_test.pixels + (size_t)i * 784, reg_hook, NULL, &r, z);
+        print_message("net %d: %ld positions (%ld first layer, %ld conv), %ld neurons; %ld near float ties\n", k,
+                      r.checked, r.first_checked, r.conv_checked, r.neurons, r.near_ties);
+        assert_true(r.first_checked > 100);
+        assert_true(r.checked > (sanitized() ? 300 : 1000));
+        assert_true(r.near_ties * 100 < r.checked); /* ties are rare: the check is real */
+        if (k == 1) assert_true(r.conv_checked > 1000);
+        margin_scratch_free(&s);
+        packed_free(&p);
+    }
+    /* hand-checked: gamma 1, running var 1 - eps, mean 0, beta 0: y = acc * in_scale,
+       so the margin of acc = 1020 raw pixel units in the first layer is 1020 / 510 = 2 flips */
+    float g = 1.0f, b = 0.0f, mu = 0.0f, var = 1.0f - NET_BN_EPS;
+    net_layer L = {0};
+    L.gamma = &g, L.beta = &b, L.mean = &mu, L.var = &var, L.first = 1, L.fan_in = 784;
+    double m = train_neuron_margin(&L, 0, net_bn_value(&L, 0, 1020.0f), net_bn_invstd(&L, 0));
+    assert_true(fabs(m - 2.0) < 1e-5);
+    L.first = 0;
+    m = train_neuron_margin(&L, 0, net_bn_value(&L, 0, 6.0f), net_bn_invstd(&L, 0));
+    assert_true(fabs(m - 3.0) < 1e-5);
 }
 
 /* ---- Theorem 1 and its tightness ---- */
@@ -311,6 +387,7 @@ int main(void) {
         cmocka_unit_test(test_local_tolerance_values),
         cmocka_unit_test(test_trace_equals_packed),
         cmocka_unit_test(test_local_equals_bruteforce),
+        cmocka_unit_test(test_reg_margin_equals_metric),
         cmocka_unit_test(test_theorem1_fc),
         cmocka_unit_test(test_theorem1_cnn),
         cmocka_unit_test(test_measure_thread_independent),
