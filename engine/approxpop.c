@@ -178,7 +178,7 @@ int approxpop_accuracy(const packed_net *p, int k_exact, const dataset *d, int t
     for (int l = 0; l < p->n_layers; l++) {
         flip[l] = 0;
         if (p->layers[l].first || p->layers[l].last) continue;
-        u[l] = (approxpop_user){k_exact, bn_calloc((size_t)nt * APPROXPOP_STATS, sizeof(int64_t)), bits, v, wd, maxn};
+        u[l] = (approxpop_user){k_exact, bn_aligned_alloc(sizeof(int64_t) * (size_t)nt * APPROXPOP_STATS), bits, v, wd, maxn};
         cfg.n[l] = 1, cfg.fn[l] = approxpop_fn, cfg.user[l] = &u[l];
     }
     chunk_plan cp;

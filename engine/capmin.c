@@ -16,14 +16,15 @@ int capmin_eligible(const packed_net *p, int l) { return l > 0 && l < p->n_layer
 
 typedef struct {
     int A;
-    int64_t *h; /* (threads, A + 1) */
+    int stride; /* A + 1 rounded up to a cache line of int64 (no false sharing between threads) */
+    int64_t *h; /* (threads, stride), the first A + 1 of each row used */
 } capmin_hist_user;
 
 static int32_t capmin_hist_fn(void *user, int l, const packed_layer *L, int j, const int32_t *s, const int32_t *len,
                               int K, int thread, uint64_t site) {
     (void)l, (void)L, (void)j, (void)len, (void)site;
     capmin_hist_user *u = user;
-    int64_t *h = u->h + (size_t)thread * (u->A + 1);
+    int64_t *h = u->h + (size_t)thread * u->stride;
     int32_t sum = 0;
     for (int k = 0; k < K; k++) {
         sum += s[k];
@@ -42,7 +43,8 @@ int capmin_histogram(const packed_net *p, int A, const dataset *d, int threads, 
     for (int l = 0; l < p->n_layers; l++) {
         if (!capmin_eligible(p, l)) continue;
         u[l].A = A;
-        u[l].h = bn_calloc((size_t)nt * (A + 1), sizeof(int64_t));
+        u[l].stride = (A + 1 + 7) / 8 * 8;
+        u[l].h = bn_aligned_alloc(sizeof(int64_t) * (size_t)nt * u[l].stride);
         cfg.n[l] = A, cfg.fn[l] = capmin_hist_fn, cfg.user[l] = &u[l];
     }
     chunk_plan cp;
@@ -56,7 +58,7 @@ int capmin_histogram(const packed_net *p, int A, const dataset *d, int threads, 
     for (int l = 0; l < p->n_layers; l++) {
         if (!cfg.n[l]) continue;
         for (int t = 0; t < nt; t++)
-            for (int a = 0; a <= A; a++) hist[(size_t)l * (A + 1) + a] += u[l].h[(size_t)t * (A + 1) + a];
+            for (int a = 0; a <= A; a++) hist[(size_t)l * (A + 1) + a] += u[l].h[(size_t)t * u[l].stride + a];
         free(u[l].h);
     }
     return rc;

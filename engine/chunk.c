@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine/err.h"
+#include "engine/margin.h"
 
 int64_t chunk_round_div(int64_t a, int64_t b) {
     BN_ASSERT(b > 0);
@@ -46,6 +47,7 @@ int chunk_layer_init(chunk_layer *C, int n, int fan_in, int out_c, const uint64_
     memset(C, 0, sizeof *C);
     if (n < 1 || fan_in < 1) return bn_error(BN_EARG, "chunk: chunk size %d (fan_in %d) must be >= 1", n, fan_in);
     C->n = n;
+    C->out_c = out_c;
     C->K = (fan_in + n - 1) / n;
     C->fw = (fan_in + 63) / 64;
     C->wf = bn_malloc(sizeof(uint64_t) * (size_t)out_c * C->fw + 8);
@@ -69,11 +71,17 @@ int chunk_layer_init(chunk_layer *C, int n, int fan_in, int out_c, const uint64_
             i += take;
         }
     }
+    if (n >= CHUNK_SEG_MIN) {
+        C->ws = bn_malloc(sizeof(uint64_t) * ((size_t)out_c * C->nseg + 1));
+        for (int j = 0; j < out_c; j++)
+            for (int g = 0; g < C->nseg; g++)
+                C->ws[(size_t)j * C->nseg + g] = C->wf[(size_t)j * C->fw + C->seg_word[g]] & C->seg_mask[g];
+    }
     return BN_OK;
 }
 
 void chunk_layer_free(chunk_layer *C) {
-    free(C->wf), free(C->seg_word), free(C->seg_mask), free(C->seg_chunk), free(C->len);
+    free(C->wf), free(C->seg_word), free(C->seg_mask), free(C->seg_chunk), free(C->len), free(C->ws);
     memset(C, 0, sizeof *C);
 }
 
@@ -111,6 +119,66 @@ void chunk_sums(const chunk_layer *C, int j, const uint64_t *x, const uint64_t *
     chunk_vcount(C, v, vk);
     chunk_sums_v(C, j, x, v, vk, d, s);
     free(vk), free(d);
+}
+
+static void *chunk_grow(void *p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return p;
+    free(p);
+    *cap = need;
+    return bn_calloc(need, elem);
+}
+
+void chunk_work_reserve(chunk_work *w, const chunk_layer *C) {
+    size_t fw = (size_t)C->fw + 1, g = (size_t)C->nseg + 1, k = (size_t)C->K + 1;
+    size_t m = C->ws && C->nseg != C->K ? (size_t)C->out_c * C->nseg + 1 : 1;
+    if (fw > w->cap_w) {
+        size_t c = w->cap_w;
+        w->x = chunk_grow(w->x, &c, fw, sizeof(uint64_t));
+        c = w->cap_w;
+        w->v = chunk_grow(w->v, &c, fw, sizeof(uint64_t));
+        w->d = chunk_grow(w->d, &w->cap_w, fw, sizeof(uint64_t));
+    }
+    if (g > w->cap_g) {
+        size_t c = w->cap_g;
+        w->xs = chunk_grow(w->xs, &c, g, sizeof(uint64_t));
+        c = w->cap_g;
+        w->vs = chunk_grow(w->vs, &c, g, sizeof(uint64_t));
+        w->zero = chunk_grow(w->zero, &w->cap_g, g, sizeof(int32_t));
+    }
+    w->vk = chunk_grow(w->vk, &w->cap_k, k, sizeof(int32_t));
+    w->m = chunk_grow(w->m, &w->cap_m, m, sizeof(int32_t));
+    if (!w->kern) w->kern = chunk_count_active();
+}
+
+void chunk_work_free(chunk_work *w) {
+    free(w->x), free(w->v), free(w->d), free(w->xs), free(w->vs), free(w->vk), free(w->zero), free(w->m);
+    memset(w, 0, sizeof *w);
+}
+
+void chunk_sums_all(const chunk_layer *C, chunk_work *w, int32_t *s) {
+    int K = C->K, G = C->nseg;
+    if (!C->ws) { /* small chunks: per neuron, per word */
+        chunk_vcount(C, w->v, w->vk);
+        for (int j = 0; j < C->out_c; j++) chunk_sums_v(C, j, w->x, w->v, w->vk, w->d, s + (size_t)j * K);
+        return;
+    }
+    memset(w->vk, 0, sizeof(int32_t) * (size_t)K);
+    for (int g = 0; g < G; g++) {
+        w->xs[g] = w->x[C->seg_word[g]];
+        w->vs[g] = w->v[C->seg_word[g]] & C->seg_mask[g];
+        w->vk[C->seg_chunk[g]] += __builtin_popcountll(w->vs[g]);
+    }
+    if (G == K) { /* one segment per chunk: the kernel writes the sums */
+        w->kern(s, C->ws, w->xs, w->vs, w->vk, G, C->out_c);
+        return;
+    }
+    w->kern(w->m, C->ws, w->xs, w->vs, w->zero, G, C->out_c);
+    for (int j = 0; j < C->out_c; j++) {
+        int32_t *sj = s + (size_t)j * K;
+        const int32_t *mj = w->m + (size_t)j * G;
+        memcpy(sj, w->vk, sizeof(int32_t) * (size_t)K);
+        for (int g = 0; g < G; g++) sj[C->seg_chunk[g]] += mj[g];
+    }
 }
 
 void chunk_sums_ref(const chunk_layer *C, int fan_in, int j, const uint64_t *x, const uint64_t *v, int32_t *s) {
@@ -162,172 +230,99 @@ void chunk_plan_free(chunk_plan *cp) {
 
 int chunk_threads(int threads) { return threads > 0 ? threads : omp_get_max_threads(); }
 
-/* ---- Driver ---- */
+/* ---- Driver (on margin_trace_hooks, engine/margin.h) ---- */
 
-/* Per-thread buffers. */
+/* Per-thread state of the driver: the layer hook's user. */
 typedef struct {
-    uint64_t *act[2]; /* ping-pong activations */
-    int32_t *acc;     /* (max positions before pooling, np) */
-    int32_t *pooled;  /* (max positions after pooling, np) */
-    uint8_t *xb;      /* first-layer byte rows */
-    uint64_t *x, *v, *d; /* (max fw) flat input, its validity, mismatch scratch */
-    int32_t *s, *vk;  /* (max K) chunk sums, valid products per chunk */
-} chunk_scratch;
-
-static void chunk_scratch_init(chunk_scratch *s, const chunk_plan *cp) {
-    const packed_net *p = cp->p;
-    size_t aw = 1, acc = 1, pooled = 1, xb = 4, fw = 1, K = 1;
-    for (int l = 0; l < p->n_layers; l++) {
-        const packed_layer *L = &p->layers[l];
-        size_t ow = (size_t)L->out_h * L->out_w * L->out_cw, iw = (size_t)L->in_h * L->in_w * L->in_cw;
-        if (ow > aw) aw = ow;
-        if (!L->first && iw > aw) aw = iw;
-        size_t a = L->kind == NET_CONV ? (size_t)L->in_h * L->in_w * L->np : (size_t)L->np;
-        size_t po = (size_t)L->out_h * L->out_w * L->np;
-        if (a > acc) acc = a;
-        if (po > pooled) pooled = po;
-        if (L->first) {
-            size_t rows = L->kind == NET_CONV ? (size_t)L->in_w : 1;
-            if (rows * L->k4 > xb) xb = rows * L->k4;
-        }
-        const chunk_layer *C = &cp->layers[l];
-        if (C->n) {
-            if ((size_t)C->fw > fw) fw = (size_t)C->fw;
-            if ((size_t)C->K > K) K = (size_t)C->K;
-        }
-    }
-    s->act[0] = bn_aligned_alloc(sizeof(uint64_t) * aw);
-    s->act[1] = bn_aligned_alloc(sizeof(uint64_t) * aw);
-    s->acc = bn_aligned_alloc(sizeof(int32_t) * acc);
-    s->pooled = bn_aligned_alloc(sizeof(int32_t) * pooled);
-    s->xb = bn_aligned_alloc(xb);
-    s->x = bn_malloc(sizeof(uint64_t) * (fw + 1));
-    s->v = bn_malloc(sizeof(uint64_t) * (fw + 1));
-    s->d = bn_malloc(sizeof(uint64_t) * (fw + 1));
-    s->s = bn_malloc(sizeof(int32_t) * K);
-    s->vk = bn_malloc(sizeof(int32_t) * K);
-}
-
-static void chunk_scratch_free(chunk_scratch *s) {
-    free(s->act[0]), free(s->act[1]), free(s->acc), free(s->pooled), free(s->xb);
-    free(s->x), free(s->v), free(s->d), free(s->s), free(s->vk);
-}
-
-/* First-layer conv byte rows xb (in_w, k4) of output row y, (ky, kx, c) order. */
-static void chunk_im2col_u8(uint8_t *xb, const uint8_t *img, const packed_layer *L, int y) {
-    int H = L->in_h, W = L->in_w, C = L->in_c;
-    memset(xb, 0, (size_t)W * L->k4);
-    for (int x = 0; x < W; x++)
-        for (int t = 0; t < 9; t++) {
-            int iy = y + t / 3 - 1, ix = x + t % 3 - 1;
-            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-            memcpy(xb + (size_t)x * L->k4 + t * C, img + ((size_t)iy * W + ix) * C, (size_t)C);
-        }
-}
+    const chunk_plan *cp;
+    chunk_work w;     /* chunk_sums_all buffers */
+    int32_t *s;       /* (max out_c * K) chunk sums of one position */
+    int thread;       /* OpenMP thread index */
+    uint64_t image;   /* current image number */
+} chunk_thread;
 
 /* Chunked accumulators of all neurons at one position from the flat input in
-   s->x / s->v: acc (np). */
-static void chunk_position(const chunk_plan *cp, int l, chunk_scratch *s, int32_t *acc, int thread, uint64_t site) {
-    const packed_layer *L = &cp->p->layers[l];
-    const chunk_layer *C = &cp->layers[l];
-    chunk_fn fn = cp->cfg.fn[l];
-    void *user = cp->cfg.user[l];
-    chunk_vcount(C, s->v, s->vk);
-    for (int j = 0; j < L->out_c; j++) {
-        chunk_sums_v(C, j, s->x, s->v, s->vk, s->d, s->s);
+   t->w.x / t->w.v: acc (np). */
+static void chunk_position(chunk_thread *t, int l, const packed_layer *L, int32_t *acc, uint64_t site) {
+    const chunk_layer *C = &t->cp->layers[l];
+    chunk_fn fn = t->cp->cfg.fn[l];
+    chunk_pos_fn pos = t->cp->cfg.pos[l];
+    void *user = t->cp->cfg.user[l];
+    int K = C->K;
+    chunk_sums_all(C, &t->w, t->s);
+    if (pos) pos(user, l, L, t->s, C->len, K, acc, t->thread, site);
+    for (int j = 0; j < L->out_c && !pos; j++) {
+        const int32_t *sj = t->s + (size_t)j * K;
         if (fn) {
-            acc[j] = fn(user, l, L, j, s->s, C->len, C->K, thread, site);
+            acc[j] = fn(user, l, L, j, sj, C->len, K, t->thread, site);
         } else {
             int32_t a = 0;
-            for (int k = 0; k < C->K; k++) a += s->s[k];
+            for (int k = 0; k < K; k++) a += sj[k];
             acc[j] = a;
         }
     }
     for (int j = L->out_c; j < L->np; j++) acc[j] = 0;
 }
 
-/* One image; writes the classifier accumulators acc_out (classes). */
-static void chunk_image(const chunk_plan *cp, const packed_kernels *k, chunk_scratch *s, const uint8_t *img,
-                        int32_t *acc_out, int thread, uint64_t image) {
-    const packed_net *p = cp->p;
-    size_t img_bytes = (size_t)p->in_h * p->in_w * p->in_c;
-    int cur = 0;
-    for (int l = 0; l < p->n_layers; l++) {
-        const packed_layer *L = &p->layers[l];
-        const chunk_layer *C = &cp->layers[l];
-        uint64_t *in = s->act[cur], *out = s->act[cur ^ 1];
-        int32_t *acc = s->acc;
-        int P = 1;
-        if (L->kind == NET_CONV) {
-            int H = L->in_h, W = L->in_w;
-            size_t row = (size_t)W * L->np;
-            if (C->n) {
-                for (int y = 0; y < H; y++)
-                    for (int x = 0; x < W; x++) {
-                        memset(s->x, 0, sizeof(uint64_t) * (size_t)C->fw);
-                        memset(s->v, 0, sizeof(uint64_t) * (size_t)C->fw);
-                        for (int t = 0; t < 9; t++) {
-                            int iy = y + t / 3 - 1, ix = x + t % 3 - 1;
-                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                            chunk_copy_bits(s->x, t * L->in_c, in + ((size_t)iy * W + ix) * L->in_cw, L->in_c);
-                            chunk_set_bits(s->v, t * L->in_c, L->in_c);
-                        }
-                        chunk_position(cp, l, s, s->acc + (size_t)y * row + (size_t)x * L->np, thread, image << 24 | (uint64_t)(y * W + x));
-                    }
-            } else if (L->first) {
-                for (int y = 0; y < H; y++) {
-                    chunk_im2col_u8(s->xb, img, L, y);
-                    k->u8dense(s->acc + (size_t)y * row, s->xb, L->k4, L, W);
-                }
-            } else {
-                k->bconv(s->acc, in, L, 0, H);
-            }
-            if (L->pool) {
-                for (int oy = 0; oy < L->out_h; oy++)
-                    k->pool2(s->pooled + (size_t)oy * L->out_w * L->np, s->acc + (size_t)2 * oy * row,
-                             s->acc + (size_t)(2 * oy + 1) * row, W, L->np);
-                acc = s->pooled;
-            }
-            P = L->out_h * L->out_w;
-        } else if (C->n) {
-            chunk_flatten(s->x, in, L->in_h * L->in_w, L->in_c, L->in_cw, C->fw);
-            memset(s->v, 0, sizeof(uint64_t) * (size_t)C->fw);
-            chunk_set_bits(s->v, 0, L->fan_in);
-            chunk_position(cp, l, s, s->acc, thread, image << 24);
-        } else if (L->first) {
-            memcpy(s->xb, img, img_bytes);
-            memset(s->xb + img_bytes, 0, (size_t)L->k4 - img_bytes);
-            k->u8dense(s->acc, s->xb, L->k4, L, 1);
-        } else {
-            k->bdense(s->acc, in, L, 1);
-        }
-        if (L->last) {
-            memcpy(acc_out, acc, sizeof(int32_t) * (size_t)p->classes);
-            return;
-        }
-        k->thresh(out, L->out_cw, acc, L, P);
-        cur ^= 1;
+void chunk_gather(const chunk_layer *C, const packed_layer *L, const uint64_t *in, int q, chunk_work *w) {
+    uint64_t *x = w->x, *v = w->v;
+    memset(v, 0, sizeof(uint64_t) * (size_t)C->fw);
+    if (L->kind != NET_CONV) {
+        chunk_flatten(x, in, L->in_h * L->in_w, L->in_c, L->in_cw, C->fw);
+        chunk_set_bits(v, 0, L->fan_in);
+        return;
     }
+    int H = L->in_h, W = L->in_w, y = q / W, xx = q % W;
+    memset(x, 0, sizeof(uint64_t) * (size_t)C->fw);
+    for (int tap = 0; tap < 9; tap++) {
+        int iy = y + tap / 3 - 1, ix = xx + tap % 3 - 1;
+        if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+        chunk_copy_bits(x, tap * L->in_c, in + ((size_t)iy * W + ix) * L->in_cw, L->in_c);
+        chunk_set_bits(v, tap * L->in_c, L->in_c);
+    }
+}
+
+/* margin_layer_hook: the chunked accumulators of layer l (before pooling). */
+static int chunk_layer_hook(void *user, int l, const packed_layer *L, const uint64_t *in, int32_t *acc) {
+    chunk_thread *t = user;
+    const chunk_layer *C = &t->cp->layers[l];
+    if (!C->n) return 0;
+    int Q = L->kind == NET_CONV ? L->in_h * L->in_w : 1;
+    for (int q = 0; q < Q; q++) {
+        chunk_gather(C, L, in, q, &t->w);
+        chunk_position(t, l, L, acc + (size_t)q * L->np, t->image << 24 | (uint64_t)q);
+    }
+    return 1;
 }
 
 void chunk_logits(const chunk_plan *cp, float *logits, const uint8_t *x, int B, int threads) {
     const packed_net *p = cp->p;
-    const packed_kernels *k = packed_kernels_active();
-    size_t img_bytes = (size_t)p->in_h * p->in_w * p->in_c;
+    size_t img_bytes = (size_t)p->in_h * p->in_w * p->in_c, smax = 1;
+    for (int l = 0; l < p->n_layers; l++)
+        if (cp->layers[l].n && (size_t)cp->layers[l].out_c * cp->layers[l].K > smax)
+            smax = (size_t)cp->layers[l].out_c * cp->layers[l].K;
     int nt = chunk_threads(threads);
 #pragma omp parallel num_threads(nt)
     {
-        chunk_scratch s;
-        chunk_scratch_init(&s, cp);
+        chunk_thread t;
+        memset(&t, 0, sizeof t);
+        t.cp = cp, t.thread = omp_get_thread_num();
+        for (int l = 0; l < p->n_layers; l++)
+            if (cp->layers[l].n) chunk_work_reserve(&t.w, &cp->layers[l]);
+        t.s = bn_malloc(sizeof(int32_t) * smax);
+        margin_scratch s;
+        margin_scratch_init(&s, p);
+        margin_hooks h = {chunk_layer_hook, NULL, NULL, &t};
         int32_t *z = bn_malloc(sizeof(int32_t) * (size_t)p->classes);
-        int t = omp_get_thread_num();
 #pragma omp for schedule(dynamic, 16)
         for (int i = 0; i < B; i++) {
-            chunk_image(cp, k, &s, x + (size_t)i * img_bytes, z, t, (uint64_t)i);
+            t.image = (uint64_t)i;
+            margin_trace_hooks(p, &s, x + (size_t)i * img_bytes, &h, z);
             for (int c = 0; c < p->classes; c++) logits[(size_t)i * p->classes + c] = p->scale * (float)z[c];
         }
-        free(z);
-        chunk_scratch_free(&s);
+        free(z), free(t.s);
+        margin_scratch_free(&s);
+        chunk_work_free(&t.w);
     }
 }
 

@@ -30,6 +30,13 @@
 ** the ordinary packed kernels, so a config without chunked layers costs
 ** nothing beyond the per-image driver (and packed_logits stays untouched).
 **
+** The driver is margin_trace_hooks (engine/margin.h, the one traced packed
+** forward pass) with a layer hook that computes the chunked layers; the chunk
+** sums of all neurons at one position come from one count kernel call
+** (chunk_sums_all; engine/chunk_simd.c: AVX-512 VPOPCNTDQ, POPCNT, portable,
+** chosen with the packed kernels). engine/errmodel.c's chunked sums use the
+** same building blocks (chunk_gather, chunk_sums_all).
+**
 ** Per-image work runs in parallel over images (OpenMP); fn gets the thread
 ** index so it can keep per-thread statistics. Results do not depend on the
 ** thread count as long as fn is a pure function of its arguments (and its
@@ -52,12 +59,52 @@
 typedef int32_t (*chunk_fn)(void *user, int l, const packed_layer *L, int neuron, const int32_t *s,
                             const int32_t *len, int K, int thread, uint64_t site);
 
+/* Combines all neurons of layer l at one output position at once: s
+   (L->out_c, K) chunk sums -> acc (L->out_c) accumulators; the other
+   arguments as for chunk_fn. When set it replaces fn (one call per position
+   instead of one per neuron: for combiners with a vector kernel). */
+typedef void (*chunk_pos_fn)(void *user, int l, const packed_layer *L, const int32_t *s, const int32_t *len, int K,
+                             int32_t *acc, int thread, uint64_t site);
+
 /* Which layers are chunked and how. Zero-initialise, then set entries. */
 typedef struct {
     int n[NET_MAX_LAYERS];       /* chunk size of layer l in products; 0: not chunked */
     chunk_fn fn[NET_MAX_LAYERS]; /* combining function of layer l; NULL: sum (exact) */
-    void *user[NET_MAX_LAYERS];  /* its user pointer */
+    chunk_pos_fn pos[NET_MAX_LAYERS]; /* all-neuron combining function (replaces fn); NULL: use fn */
+    void *user[NET_MAX_LAYERS];  /* its user pointer (of fn or pos) */
 } chunk_config;
+
+/* Count kernel (engine/chunk_simd.c): out (rows, nseg) with out[j][g] =
+   base[g] - 2 * popcount((xs[g] ^ ws[j][g]) & vs[g]), ws (rows, nseg). */
+typedef void (*chunk_count_kernel)(int32_t *out, const uint64_t *ws, const uint64_t *xs, const uint64_t *vs,
+                                   const int32_t *base, int nseg, int rows);
+
+/* Plain reference: one bit at a time. */
+void chunk_count_ref(int32_t *out, const uint64_t *ws, const uint64_t *xs, const uint64_t *vs, const int32_t *base,
+                     int nseg, int rows);
+
+/* The variant named "ref", "portable", "avx2" or "avx512" ("amx": avx512), or
+   NULL if unknown or the CPU lacks it. */
+chunk_count_kernel chunk_count_named(const char *name);
+
+/* Vote kernel (engine/chunk_simd.c): for each of rows neurons j, votes[j] =
+   #{k < K : s[j][k] >= tau[j][k]} and sums[j] = sum over k of s[j][k]; s and
+   tau are (rows, K). The local-threshold majority of LTA. */
+typedef void (*chunk_vote_kernel)(int32_t *votes, int32_t *sums, const int32_t *s, const int32_t *tau, int K,
+                                  int rows);
+
+/* Plain reference of the vote kernel. */
+void chunk_vote_ref(int32_t *votes, int32_t *sums, const int32_t *s, const int32_t *tau, int K, int rows);
+
+/* The vote variant named "ref", "portable", "avx2" (portable) or "avx512" ("amx": avx512), or NULL. */
+chunk_vote_kernel chunk_vote_named(const char *name);
+
+/* The vote variant matching chunk_count_active's choice. */
+chunk_vote_kernel chunk_vote_active(void);
+
+/* The variant matching the active packed kernel set (packed_simd_name(), so
+   BNAS_SIMD selects both), portable if that has no count kernel. */
+chunk_count_kernel chunk_count_active(void);
 
 /* One chunked layer prepared for the driver. */
 typedef struct {
@@ -70,7 +117,26 @@ typedef struct {
     uint64_t *seg_mask; /* (nseg) bits of that word in the segment */
     int32_t *seg_chunk; /* (nseg) chunk the segment belongs to (nondecreasing) */
     int32_t *len;   /* (K) nominal chunk lengths */
+    int out_c;      /* neurons */
+    uint64_t *ws;   /* (out_c, nseg) weight word of each segment (bits outside the segment arbitrary);
+                       NULL for n < CHUNK_SEG_MIN, where the per-word path is used */
 } chunk_layer;
+
+/* Chunk sizes from which chunk_layer keeps per-segment weight words and the
+   count kernels run (smaller chunks have about one segment per product). */
+#define CHUNK_SEG_MIN 16
+
+/* Per-thread work buffers of chunk_sums_all, grown by chunk_work_reserve. */
+typedef struct {
+    uint64_t *x, *v;    /* (fw) flat input row and its validity: the caller's input */
+    uint64_t *xs, *vs;  /* (nseg) input word of each segment, validity masked to the segment */
+    uint64_t *d;        /* (fw) mismatch scratch of the per-word path */
+    int32_t *vk;        /* (K) valid products per chunk */
+    int32_t *zero;      /* (nseg) zeros */
+    int32_t *m;         /* (out_c, nseg) segment sums when a chunk has several segments */
+    size_t cap_w, cap_g, cap_k, cap_m; /* capacities (elements) of x/v/d, xs/vs/zero, vk, m */
+    chunk_count_kernel kern; /* count kernel in use (chunk_count_active() after the first reserve) */
+} chunk_work;
 
 /* A packed network with its chunked layers prepared. */
 typedef struct {
@@ -101,6 +167,22 @@ int chunk_threads(int threads);
    1 where the product exists (inside the image), for neuron j of C:
    s (C->K). */
 void chunk_sums(const chunk_layer *C, int j, const uint64_t *x, const uint64_t *v, int32_t *s);
+
+/* Makes w's buffers large enough for C (w zero-initialised before the first
+   call); sets w->kern to chunk_count_active() if it is NULL. */
+void chunk_work_reserve(chunk_work *w, const chunk_layer *C);
+
+void chunk_work_free(chunk_work *w);
+
+/* Chunk sums s (C->out_c, C->K) of every neuron for the input row in w->x with
+   validity w->v (C->fw words each, bits past fan_in 0); also leaves the valid
+   products per chunk in w->vk (K). Bit-equal to chunk_sums_ref per neuron. */
+void chunk_sums_all(const chunk_layer *C, chunk_work *w, int32_t *s);
+
+/* Fills w->x and w->v (C->fw words) with the flat input row of output
+   position q (row-major, conv) of layer L from its packed input bits in, or
+   with the whole input (dense; q ignored). w must be reserved for C. */
+void chunk_gather(const chunk_layer *C, const packed_layer *L, const uint64_t *in, int q, chunk_work *w);
 
 /* Plain reference of chunk_sums: one product at a time. */
 void chunk_sums_ref(const chunk_layer *C, int fan_in, int j, const uint64_t *x, const uint64_t *v, int32_t *s);

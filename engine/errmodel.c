@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/chunk.h"
 #include "engine/err.h"
+#include "engine/margin.h"
 
 /* ---- Settings ---- */
 
@@ -159,20 +161,18 @@ int64_t errmodel_redraw_weights(packed_net *work, const packed_net *clean, const
     return flips;
 }
 
-/* ---- The hooked driver ---- */
+/* ---- The hooked driver (margin_trace_hooks with chunk.c's chunked sums) ---- */
 
 /* Read-only per-layer tables of one call, shared by the threads. */
 typedef struct {
-    double *pw01, *pw10;  /* (nmax+1) (1 - x_p01)^k, (1 - x_p10)^k; NULL if that rate is 0 */
-    int n_chunks;         /* chunks per neuron (0: not chunked) */
-    uint64_t *cmask;      /* (n_chunks, kw) valid weight bits of each chunk */
-    int *cj0, *cj1;       /* (n_chunks) first and one-past-last word holding chunk bits */
+    double *pw01, *pw10;  /* (fan_in+1) (1 - x_p01)^k, (1 - x_p10)^k; NULL if that rate is 0 */
 } errmodel_tables;
 
 typedef struct {
     const packed_net *p;
     const errmodel *m;
     errmodel_tables t[NET_MAX_LAYERS];
+    chunk_plan plan;      /* chunked layers (n = chunk) of p */
     uint64_t seed;
     int repeat;
 } errmodel_run;
@@ -184,8 +184,10 @@ static double *errmodel_pow_table(double prob, int n) {
     return pw;
 }
 
-static void errmodel_tables_init(errmodel_run *run) {
+static void errmodel_run_init(errmodel_run *run) {
     const packed_net *p = run->p;
+    chunk_config cfg;
+    memset(&cfg, 0, sizeof cfg);
     for (int l = 0; l < p->n_layers; l++) {
         const packed_layer *L = &p->layers[l];
         const errmodel_layer *E = &run->m->layer[l];
@@ -194,75 +196,49 @@ static void errmodel_tables_init(errmodel_run *run) {
         if (L->first) continue;
         T->pw01 = errmodel_pow_table(E->x_p01, L->fan_in);
         T->pw10 = errmodel_pow_table(E->x_p10, L->fan_in);
-        if (E->chunk > 0) {
-            int n = E->chunk, nc = (L->fan_in + n - 1) / n;
-            T->n_chunks = nc;
-            T->cmask = bn_calloc((size_t)nc * L->kw, sizeof(uint64_t));
-            T->cj0 = bn_malloc(sizeof(int) * (size_t)nc);
-            T->cj1 = bn_malloc(sizeof(int) * (size_t)nc);
-            for (int k = 0; k < nc; k++) T->cj0[k] = L->kw, T->cj1[k] = 0;
-            for (int i = 0; i < L->fan_in; i++) {
-                int pix = i / L->in_c, c = i % L->in_c, word = pix * L->in_cw + c / 64, k = i / n;
-                T->cmask[(size_t)k * L->kw + word] |= (uint64_t)1 << (c % 64);
-                if (word < T->cj0[k]) T->cj0[k] = word;
-                if (word + 1 > T->cj1[k]) T->cj1[k] = word + 1;
-            }
-        }
+        cfg.n[l] = E->chunk;
     }
+    int rc = chunk_plan_create(&run->plan, p, &cfg);
+    BN_ASSERT(rc == BN_OK); /* errmodel_check ran: no chunked first layer, chunk >= 0 */
 }
 
-static void errmodel_tables_free(errmodel_run *run) {
-    for (int l = 0; l < NET_MAX_LAYERS; l++) {
-        errmodel_tables *T = &run->t[l];
-        free(T->pw01), free(T->pw10), free(T->cmask), free(T->cj0), free(T->cj1);
-    }
+static void errmodel_run_free(errmodel_run *run) {
+    for (int l = 0; l < NET_MAX_LAYERS; l++) free(run->t[l].pw01), free(run->t[l].pw10);
+    chunk_plan_free(&run->plan);
 }
 
-/* Per-thread buffers. */
+/* Per-thread state: the hooks' user. */
 typedef struct {
-    uint64_t *act[2];  /* ping-pong activations of one image */
-    int32_t *acc;      /* (in_h * in_w or 1, np) accumulators before pooling */
-    int32_t *pooled;   /* (out_h * out_w, np) after pooling */
-    uint8_t *xb;       /* first-layer byte rows */
-    uint64_t *row;     /* (kw) gathered input of one position (chunked path) */
-    uint64_t *tv;      /* (kw) valid product bits of that position */
-    int32_t *vals;     /* (max chunks) chunk values of one neuron */
+    const errmodel_run *run;
+    int64_t image;     /* current image */
+    chunk_work w;      /* chunk_sums_all buffers */
+    int32_t *s;        /* (max out_c * K) chunk sums of one position */
+    int32_t *vals;     /* (max K) chunk values of one neuron */
     uint64_t *pre;     /* (in_h * in_w, out_cw) decided bits before pooling */
-} errmodel_scratch;
+} errmodel_thread;
 
-static void errmodel_scratch_init(errmodel_scratch *s, const errmodel_run *run) {
-    const packed_net *p = run->p;
-    size_t aw = 1, acc = 1, pooled = 1, xb = 64, kw = 1, nc = 1, pre = 1;
-    for (int l = 0; l < p->n_layers; l++) {
-        const packed_layer *L = &p->layers[l];
-        size_t ow = (size_t)L->out_h * L->out_w * L->out_cw, iw = (size_t)L->in_h * L->in_w * L->in_cw;
-        if (ow > aw) aw = ow;
-        if (!L->first && iw > aw) aw = iw;
+static void errmodel_thread_init(errmodel_thread *t, const errmodel_run *run) {
+    memset(t, 0, sizeof *t);
+    t->run = run;
+    size_t smax = 1, kmax = 1, pre = 1;
+    for (int l = 0; l < run->p->n_layers; l++) {
+        const packed_layer *L = &run->p->layers[l];
+        const chunk_layer *C = &run->plan.layers[l];
         size_t Q = L->kind == NET_CONV ? (size_t)L->in_h * L->in_w : 1;
-        if (Q * L->np > acc) acc = Q * L->np;
-        if ((size_t)L->out_h * L->out_w * L->np > pooled) pooled = (size_t)L->out_h * L->out_w * L->np;
         if (Q * L->out_cw > pre) pre = Q * L->out_cw;
-        if (L->first) {
-            size_t rows = L->kind == NET_CONV ? (size_t)L->in_w : 1;
-            if (rows * L->k4 > xb) xb = rows * L->k4;
-        }
-        if ((size_t)L->kw > kw) kw = (size_t)L->kw;
-        if ((size_t)run->t[l].n_chunks > nc) nc = (size_t)run->t[l].n_chunks;
+        if (!C->n) continue;
+        chunk_work_reserve(&t->w, C);
+        if ((size_t)C->out_c * C->K > smax) smax = (size_t)C->out_c * C->K;
+        if ((size_t)C->K > kmax) kmax = (size_t)C->K;
     }
-    s->act[0] = bn_aligned_alloc(sizeof(uint64_t) * aw);
-    s->act[1] = bn_aligned_alloc(sizeof(uint64_t) * aw);
-    s->acc = bn_aligned_alloc(sizeof(int32_t) * acc);
-    s->pooled = bn_aligned_alloc(sizeof(int32_t) * pooled);
-    s->xb = bn_aligned_alloc(xb);
-    s->row = bn_malloc(sizeof(uint64_t) * kw);
-    s->tv = bn_malloc(sizeof(uint64_t) * kw);
-    s->vals = bn_malloc(sizeof(int32_t) * nc);
-    s->pre = bn_malloc(sizeof(uint64_t) * pre);
+    t->s = bn_malloc(sizeof(int32_t) * smax);
+    t->vals = bn_malloc(sizeof(int32_t) * kmax);
+    t->pre = bn_malloc(sizeof(uint64_t) * pre);
 }
 
-static void errmodel_scratch_free(errmodel_scratch *s) {
-    free(s->act[0]), free(s->act[1]), free(s->acc), free(s->pooled), free(s->xb);
-    free(s->row), free(s->tv), free(s->vals), free(s->pre);
+static void errmodel_thread_free(errmodel_thread *t) {
+    chunk_work_free(&t->w);
+    free(t->s), free(t->vals), free(t->pre);
 }
 
 /* Valid taps of conv output position (y, x) of an (H, W) map. */
@@ -273,76 +249,44 @@ static int errmodel_valid_taps(int y, int x, int H, int W) {
     return ny * nx;
 }
 
-/* First-layer conv byte rows of output row y: xb (in_w, k4), (ky, kx, c) order. */
-static void errmodel_im2col_u8(uint8_t *xb, const uint8_t *img, const packed_layer *L, int y) {
-    int H = L->in_h, W = L->in_w, C = L->in_c;
-    memset(xb, 0, (size_t)W * L->k4);
-    for (int x = 0; x < W; x++)
-        for (int t = 0; t < 9; t++) {
-            int iy = y + t / 3 - 1, ix = x + t % 3 - 1;
-            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-            memcpy(xb + (size_t)x * L->k4 + t * C, img + ((size_t)iy * W + ix) * C, (size_t)C);
-        }
-}
-
-/* Gathers the input words of position q of L into row and its valid product
-   bits into tv (kw words each). */
-static void errmodel_gather(const packed_layer *L, const uint64_t *in, int q, uint64_t *row, uint64_t *tv) {
-    if (L->kind != NET_CONV) {
-        memcpy(row, in, sizeof(uint64_t) * L->kw);
-        memcpy(tv, L->wvalid, sizeof(uint64_t) * L->kw);
-        return;
-    }
-    int H = L->in_h, W = L->in_w, cw = L->in_cw, y = q / W, x = q % W;
-    for (int t = 0; t < 9; t++) {
-        int iy = y + t / 3 - 1, ix = x + t % 3 - 1, ok = iy >= 0 && iy < H && ix >= 0 && ix < W;
-        for (int j = 0; j < cw; j++) {
-            row[t * cw + j] = ok ? in[((size_t)iy * W + ix) * cw + j] : 0;
-            tv[t * cw + j] = ok ? L->wvalid[t * cw + j] : 0;
-        }
-    }
-}
-
-/* Chunked accumulation of layer l (binary input in): acc (Q, np), or with
-   decide_fn the decided bits pre (Q, out_cw). */
-static void errmodel_chunked(const errmodel_run *run, errmodel_scratch *s, int l, const uint64_t *in, int Q,
+/* Chunked accumulation of layer l (binary input in): acc (Q, np), and with
+   decide_fn the decided bits pre (Q, out_cw). Chunk sums from chunk.c; the
+   draws per position, neuron and chunk in that order. */
+static void errmodel_chunked(errmodel_thread *t, int l, const packed_layer *L, const uint64_t *in, int32_t *acc,
                              pcg32 *gp, pcg32 *gc) {
-    const packed_layer *L = &run->p->layers[l];
+    const errmodel_run *run = t->run;
     const errmodel_layer *E = &run->m->layer[l];
     const errmodel_tables *T = &run->t[l];
-    int nc = T->n_chunks, has_x = E->x_p01 > 0.0 || E->x_p10 > 0.0;
-    if (E->decide_fn) memset(s->pre, 0, sizeof(uint64_t) * (size_t)Q * L->out_cw);
+    const chunk_layer *C = &run->plan.layers[l];
+    int nc = C->K, Q = L->kind == NET_CONV ? L->in_h * L->in_w : 1, has_x = E->x_p01 > 0.0 || E->x_p10 > 0.0;
+    if (E->decide_fn) memset(t->pre, 0, sizeof(uint64_t) * (size_t)Q * L->out_cw);
     for (int q = 0; q < Q; q++) {
-        errmodel_gather(L, in, q, s->row, s->tv);
+        chunk_gather(C, L, in, q, &t->w);
+        chunk_sums_all(C, &t->w, t->s);
+        const int32_t *vk = t->w.vk;
         for (int n = 0; n < L->np; n++) {
             if (n >= L->out_c) {
-                s->acc[(size_t)q * L->np + n] = 0;
+                acc[(size_t)q * L->np + n] = 0;
                 continue;
             }
-            const uint64_t *w = L->w + (size_t)n * L->kw;
+            const int32_t *sn = t->s + (size_t)n * nc;
             int32_t sum = 0;
             for (int k = 0; k < nc; k++) {
-                const uint64_t *cm = T->cmask + (size_t)k * L->kw;
-                int nv = 0, np = 0;
-                for (int j = T->cj0[k]; j < T->cj1[k]; j++) {
-                    uint64_t v = cm[j] & s->tv[j];
-                    nv += __builtin_popcountll(v);
-                    np += __builtin_popcountll(~(s->row[j] ^ w[j]) & v);
-                }
+                int nv = vk[k], np = (sn[k] + nv) / 2;
                 if (has_x) {
                     int b1 = (int)errmodel_binomial(gp, (uint32_t)np, E->x_p10, T->pw10);
                     int b2 = (int)errmodel_binomial(gp, (uint32_t)(nv - np), E->x_p01, T->pw01);
                     np += b2 - b1;
                 }
                 int32_t v = E->chunk_fn ? E->chunk_fn(E->user, l, n, k, nv, np, gc) : 2 * np - nv;
-                s->vals[k] = v;
+                t->vals[k] = v;
                 sum += v;
             }
-            s->acc[(size_t)q * L->np + n] = sum;
+            acc[(size_t)q * L->np + n] = sum;
             if (E->decide_fn) {
                 int inv = (int)((L->inv[n / 64] >> (n % 64)) & 1u);
-                if (E->decide_fn(E->user, l, n, s->vals, nc, L->thr[n], inv, gc))
-                    s->pre[(size_t)q * L->out_cw + n / 64] |= (uint64_t)1 << (n % 64);
+                if (E->decide_fn(E->user, l, n, t->vals, nc, L->thr[n], inv, gc))
+                    t->pre[(size_t)q * L->out_cw + n / 64] |= (uint64_t)1 << (n % 64);
             }
         }
     }
@@ -389,78 +333,55 @@ static void errmodel_flip_bits(const packed_layer *L, const errmodel_layer *E, u
     }
 }
 
-/* One image through the hooked driver: classifier accumulators acc_out (classes). */
-static void errmodel_image(const errmodel_run *run, errmodel_scratch *s, const uint8_t *img, int64_t image,
-                           int32_t *acc_out) {
-    const packed_net *p = run->p;
+/* margin_layer_hook: chunked sums and product errors of a binary layer. */
+static int errmodel_layer_hook(void *user, int l, const packed_layer *L, const uint64_t *in, int32_t *acc) {
+    errmodel_thread *t = user;
+    const errmodel_run *run = t->run;
+    const errmodel_layer *E = &run->m->layer[l];
+    int chunked = E->chunk > 0, products = E->x_p01 > 0.0 || E->x_p10 > 0.0;
+    if (!chunked && !products) return 0;
+    uint64_t key = errmodel_key(run->repeat, t->image, l);
+    pcg32 gp, gc;
+    rng_keyed(&gp, run->seed, key, ERRMODEL_RNG_PRODUCTS);
+    if (chunked) {
+        rng_keyed(&gc, run->seed, key, ERRMODEL_RNG_CHUNKS);
+        errmodel_chunked(t, l, L, in, acc, &gp, &gc);
+        return 1;
+    }
     const packed_kernels *k = packed_kernels_active();
-    size_t img_bytes = (size_t)p->in_h * p->in_w * p->in_c;
-    int cur = 0;
-    for (int l = 0; l < p->n_layers; l++) {
-        const packed_layer *L = &p->layers[l];
-        const errmodel_layer *E = &run->m->layer[l];
-        uint64_t *in = s->act[cur], *out = s->act[cur ^ 1];
-        int Q = L->kind == NET_CONV ? L->in_h * L->in_w : 1;
-        uint64_t key = errmodel_key(run->repeat, image, l);
-        pcg32 gp, gc, ga;
-        rng_keyed(&gp, run->seed, key, ERRMODEL_RNG_PRODUCTS);
-        int decided = 0;
-        if (!L->first && E->chunk > 0) {
-            rng_keyed(&gc, run->seed, key, ERRMODEL_RNG_CHUNKS);
-            errmodel_chunked(run, s, l, in, Q, &gp, &gc);
-            decided = E->decide_fn != NULL;
-        } else {
-            if (L->kind == NET_CONV) {
-                if (L->first)
-                    for (int y = 0; y < L->in_h; y++) {
-                        errmodel_im2col_u8(s->xb, img, L, y);
-                        k->u8dense(s->acc + (size_t)y * L->in_w * L->np, s->xb, L->k4, L, L->in_w);
+    if (L->kind == NET_CONV) k->bconv(acc, in, L, 0, L->in_h);
+    else k->bdense(acc, in, L, 1);
+    errmodel_products(run, l, acc, L->kind == NET_CONV ? L->in_h * L->in_w : 1, &gp);
+    return 1;
+}
+
+/* margin_bits_hook: decided bits (pooled as the max of the decisions before
+   the invert bit, then the invert bit), then activation flips. */
+static void errmodel_bits_hook(void *user, int l, const packed_layer *L, uint64_t *out, int P) {
+    errmodel_thread *t = user;
+    const errmodel_run *run = t->run;
+    const errmodel_layer *E = &run->m->layer[l];
+    if (E->decide_fn && E->chunk > 0) {
+        int cw = L->out_cw;
+        if (L->pool) {
+            int W = L->in_w;
+            for (int oy = 0; oy < L->out_h; oy++)
+                for (int ox = 0; ox < L->out_w; ox++)
+                    for (int j = 0; j < cw; j++) {
+                        const uint64_t *r0 = t->pre + ((size_t)(2 * oy) * W + 2 * ox) * cw + j;
+                        const uint64_t *r1 = r0 + (size_t)W * cw;
+                        uint64_t inv = L->inv[j]; /* un-invert, OR (the max of +-1), invert again */
+                        out[((size_t)oy * L->out_w + ox) * cw + j] =
+                            ((r0[0] ^ inv) | (r0[cw] ^ inv) | (r1[0] ^ inv) | (r1[cw] ^ inv)) ^ inv;
                     }
-                else
-                    k->bconv(s->acc, in, L, 0, L->in_h);
-            } else if (L->first) {
-                memcpy(s->xb, img, img_bytes);
-                memset(s->xb + img_bytes, 0, (size_t)L->k4 - img_bytes);
-                k->u8dense(s->acc, s->xb, L->k4, L, 1);
-            } else {
-                k->bdense(s->acc, in, L, 1);
-            }
-            if (!L->first && (E->x_p01 > 0.0 || E->x_p10 > 0.0)) errmodel_products(run, l, s->acc, Q, &gp);
-        }
-        if (L->last) {
-            memcpy(acc_out, s->acc, sizeof(int32_t) * (size_t)p->classes);
-            return;
-        }
-        int P = L->out_h * L->out_w;
-        if (decided) {
-            if (L->pool) { /* OR of the 2x2 window's decided bits */
-                int W = L->in_w, cw = L->out_cw;
-                for (int oy = 0; oy < L->out_h; oy++)
-                    for (int ox = 0; ox < L->out_w; ox++)
-                        for (int j = 0; j < cw; j++) {
-                            const uint64_t *r0 = s->pre + ((size_t)(2 * oy) * W + 2 * ox) * cw + j;
-                            const uint64_t *r1 = r0 + (size_t)W * cw;
-                            out[((size_t)oy * L->out_w + ox) * cw + j] = r0[0] | r0[cw] | r1[0] | r1[cw];
-                        }
-            } else {
-                memcpy(out, s->pre, sizeof(uint64_t) * (size_t)P * L->out_cw);
-            }
         } else {
-            int32_t *acc = s->acc;
-            if (L->pool) {
-                size_t row = (size_t)L->in_w * L->np;
-                for (int oy = 0; oy < L->out_h; oy++)
-                    k->pool2(s->pooled + (size_t)oy * L->out_w * L->np, s->acc + 2 * oy * row,
-                             s->acc + (2 * oy + 1) * row, L->in_w, L->np);
-                acc = s->pooled;
-            }
-            k->thresh(out, L->out_cw, acc, L, P);
+            memcpy(out, t->pre, sizeof(uint64_t) * (size_t)P * cw);
         }
-        if (E->a_p01 > 0.0 || E->a_p10 > 0.0) {
-            rng_keyed(&ga, run->seed, key, ERRMODEL_RNG_ACTIVATIONS);
-            errmodel_flip_bits(L, E, out, P, &ga);
-        }
-        cur ^= 1;
+    }
+    if (E->a_p01 > 0.0 || E->a_p10 > 0.0) {
+        pcg32 ga;
+        rng_keyed(&ga, run->seed, errmodel_key(run->repeat, t->image, l), ERRMODEL_RNG_ACTIVATIONS);
+        errmodel_flip_bits(L, E, out, P, &ga);
     }
 }
 
@@ -469,23 +390,28 @@ static void errmodel_drive(const packed_net *p, const errmodel *m, uint64_t seed
     errmodel_run run;
     memset(&run, 0, sizeof run);
     run.p = p, run.m = m, run.seed = seed, run.repeat = repeat;
-    errmodel_tables_init(&run);
+    errmodel_run_init(&run);
     size_t img_bytes = (size_t)p->in_h * p->in_w * p->in_c;
     int nt = threads > 0 ? threads : omp_get_max_threads();
 #pragma omp parallel num_threads(nt)
     {
-        errmodel_scratch s;
-        errmodel_scratch_init(&s, &run);
+        errmodel_thread t;
+        errmodel_thread_init(&t, &run);
+        margin_scratch s;
+        margin_scratch_init(&s, p);
+        margin_hooks h = {errmodel_layer_hook, NULL, errmodel_bits_hook, &t};
         int32_t *z = bn_malloc(sizeof(int32_t) * (size_t)p->classes);
 #pragma omp for schedule(dynamic, 16)
         for (int i = 0; i < B; i++) {
-            errmodel_image(&run, &s, x + (size_t)i * img_bytes, (int64_t)first_image + i, z);
+            t.image = (int64_t)first_image + i;
+            margin_trace_hooks(p, &s, x + (size_t)i * img_bytes, &h, z);
             for (int c = 0; c < p->classes; c++) logits[(size_t)i * p->classes + c] = p->scale * (float)z[c];
         }
         free(z);
-        errmodel_scratch_free(&s);
+        margin_scratch_free(&s);
+        errmodel_thread_free(&t);
     }
-    errmodel_tables_free(&run);
+    errmodel_run_free(&run);
 }
 
 /* ---- Public entry points ---- */

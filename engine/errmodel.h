@@ -40,9 +40,14 @@
 ** the exact sum). The accumulator is the sum of the chunk values; pooling and
 ** the threshold follow as usual. If decide_fn is set (hidden layers only), the
 ** output bit at a position is decide_fn(chunk values, T, inv) instead of
-** (sum >= T) ^ inv, and a 2x2 max-pool of decided bits is their OR (the max of
-** +-1 values). Callbacks run on several threads at once: user must be read-only
-** or otherwise thread-safe; the rng they get is the image's keyed stream.
+** (sum >= T) ^ inv, and a 2x2 max-pool of decided bits pools the decisions
+** before the invert bit: out = OR(bit ^ inv) ^ inv (the max of the +-1
+** pre-activations, then the sign of gamma; an AND of the bits where gamma < 0),
+** as packed inference and engine/chunk.h do. Callbacks run on several threads
+** at once: user must be read-only or otherwise thread-safe; the rng they get
+** is the image's keyed stream. The chunk sums come from engine/chunk.h
+** (chunk_gather, chunk_sums_all, the same kernels as the chunked-sum driver)
+** and the forward pass is margin_trace_hooks (engine/margin.h).
 **
 ** Activations. Every output bit of a hidden layer that reads 0 becomes 1 with
 ** a_p01 and one that reads 1 becomes 0 with a_p10 (after the threshold and
@@ -55,8 +60,8 @@
 **
 ** Speed. When a model has only weight errors, errmodel_logits flips a copy of
 ** the network and runs the fast path packed_logits on it. Otherwise it runs
-** the hooked driver, one image at a time (reference-grade kernels for the
-** hooked parts; the accumulators still come from the active SIMD kernels).
+** the hooked driver, one image at a time (the accumulators and chunk counts
+** come from the active SIMD kernels; the per-chunk draws are scalar).
 */
 #ifndef BNAS_ERRMODEL_H
 #define BNAS_ERRMODEL_H

@@ -46,7 +46,7 @@ int lta_create(lta_net *a, const packed_net *src, const lta_options *opt, int th
         any = 1;
         if (opt->ignore_gamma) memset(L->inv, 0, sizeof(uint64_t) * (size_t)((L->np + 63) / 64));
         cfg.n[l] = opt->n;
-        cfg.fn[l] = lta_combine;
+        cfg.pos[l] = lta_combine_all;
         cfg.user[l] = &a->layers[l];
     }
     if (!any) {
@@ -66,13 +66,16 @@ int lta_create(lta_net *a, const packed_net *src, const lta_options *opt, int th
         for (int j = 0; j < L->out_c; j++)
             lta_thresholds(opt, L->fan_in, A->K, a->plan.layers[l].len, L->thr[j], A->tau + (size_t)j * A->K, &A->M);
         A->threads = nt;
-        A->stats = bn_calloc((size_t)nt * LTA_STATS, sizeof(int64_t));
+        A->stats = bn_aligned_alloc(sizeof(int64_t) * (size_t)nt * LTA_STATS); /* a cache line per thread */
+        A->out_c = L->out_c;
+        A->buf = bn_aligned_alloc(sizeof(int32_t) * (size_t)nt * 2 * ((L->out_c + 15) / 16 * 16));
+        A->vote = chunk_vote_active();
     }
     return BN_OK;
 }
 
 void lta_free(lta_net *a) {
-    for (int l = 0; l < NET_MAX_LAYERS; l++) free(a->layers[l].tau), free(a->layers[l].stats);
+    for (int l = 0; l < NET_MAX_LAYERS; l++) free(a->layers[l].tau), free(a->layers[l].stats), free(a->layers[l].buf);
     chunk_plan_free(&a->plan);
     packed_free(&a->p);
     memset(a, 0, sizeof *a);
@@ -92,6 +95,29 @@ int32_t lta_combine(void *user, int l, const packed_layer *L, int j, const int32
     st[0]++;
     st[1] += d == (sum >= T);
     return d ? T : T - 1;
+}
+
+void lta_combine_all(void *user, int l, const packed_layer *L, const int32_t *s, const int32_t *len, int K,
+                     int32_t *acc, int thread, uint64_t site) {
+    (void)l, (void)len, (void)site;
+    const lta_layer *A = user;
+    int stride = (A->out_c + 15) / 16 * 16;
+    int32_t *votes = A->buf + (size_t)thread * 2 * stride, *sums = votes + stride;
+    A->vote(votes, sums, s, A->tau, K, L->out_c);
+    int64_t dec = 0, agree = 0;
+    for (int j = 0; j < L->out_c; j++) {
+        int32_t T = L->thr[j];
+        if (T == INT32_MIN || T == INT32_MAX) { /* constant neuron */
+            acc[j] = sums[j];
+            continue;
+        }
+        int d = votes[j] > A->M / 2;
+        dec++;
+        agree += d == (sums[j] >= T);
+        acc[j] = d ? T : T - 1;
+    }
+    int64_t *st = A->stats + (size_t)thread * LTA_STATS;
+    st[0] += dec, st[1] += agree;
 }
 
 double lta_accuracy(lta_net *a, const dataset *d, int threads, double *agree) {
@@ -125,7 +151,6 @@ int lta_train_layer(const net_layer *L, const lta_options *opt, const float *in,
         inv[j] = (uint8_t)(opt->ignore_gamma ? 0 : iv);
     }
     uint64_t *wf = bn_calloc((size_t)OC * fw + 1, sizeof(uint64_t));
-    uint64_t *xb = bn_calloc((size_t)rows * fw + 1, sizeof(uint64_t)), *vb = bn_calloc((size_t)rows * fw + 1, sizeof(uint64_t));
     chunk_layer C;
     memset(&C, 0, sizeof C);
     if (rc) goto done;
@@ -138,29 +163,35 @@ int lta_train_layer(const net_layer *L, const lta_options *opt, const float *in,
     for (int j = 0; j < OC; j++) lta_thresholds(opt, N, C.K, C.len, T[j], tau + (size_t)j * C.K, &M);
 #pragma omp parallel
     {
-        int32_t *s = bn_malloc(sizeof(int32_t) * (size_t)C.K);
+        chunk_work cw;
+        memset(&cw, 0, sizeof cw);
+        chunk_work_reserve(&cw, &C);
+        int32_t *s = bn_malloc(sizeof(int32_t) * (size_t)OC * C.K);
 #pragma omp for schedule(static)
         for (int r = 0; r < rows; r++) {
             const float *xr = in + (size_t)r * N;
-            uint64_t *xw = xb + (size_t)r * fw, *vw = vb + (size_t)r * fw;
+            memset(cw.x, 0, sizeof(uint64_t) * (size_t)fw);
+            memset(cw.v, 0, sizeof(uint64_t) * (size_t)fw);
             for (int i = 0; i < N; i++) {
-                if (xr[i] > 0.0f) xw[i / 64] |= (uint64_t)1 << (i % 64);
-                if (xr[i] != 0.0f) vw[i / 64] |= (uint64_t)1 << (i % 64);
+                cw.x[i / 64] |= (uint64_t)(xr[i] > 0.0f) << (i % 64);
+                cw.v[i / 64] |= (uint64_t)(xr[i] != 0.0f) << (i % 64);
             }
+            chunk_sums_all(&C, &cw, s);
             for (int j = 0; j < OC; j++) {
                 uint8_t dj;
                 if (T[j] == INT32_MIN) dj = 1;
                 else if (T[j] == INT32_MAX) dj = 0;
                 else {
-                    chunk_sums(&C, j, xw, vw, s);
+                    const int32_t *sj = s + (size_t)j * C.K, *tj = tau + (size_t)j * C.K;
                     int votes = 0;
-                    for (int k = 0; k < C.K; k++) votes += s[k] >= tau[(size_t)j * C.K + k];
+                    for (int k = 0; k < C.K; k++) votes += sj[k] >= tj[k];
                     dj = (uint8_t)(votes > M / 2);
                 }
                 d[(size_t)r * OC + j] = dj;
             }
         }
         free(s);
+        chunk_work_free(&cw);
     }
     free(tau);
     if (L->pool) {
@@ -178,7 +209,7 @@ int lta_train_layer(const net_layer *L, const lta_options *opt, const float *in,
     }
 done:
     chunk_layer_free(&C);
-    free(T), free(inv), free(d), free(wf), free(xb), free(vb);
+    free(T), free(inv), free(d), free(wf);
     return rc;
 }
 

@@ -57,6 +57,9 @@ typedef struct {
     int32_t *tau;     /* (out_c, K) local thresholds */
     int64_t *stats;   /* (threads, 8) per thread: [0] decisions, [1] agreeing with the global threshold */
     int threads;      /* rows of stats */
+    int out_c;        /* neurons */
+    int32_t *buf;     /* (threads, 2, out_c) votes and sums of one position, lta_combine_all's scratch */
+    chunk_vote_kernel vote; /* vote kernel (chunk_vote_active()) */
 } lta_layer;
 
 /* The LTA form of a packed network: a copy of the network (invert bits
@@ -82,6 +85,11 @@ double lta_accuracy(lta_net *a, const dataset *d, int threads, double *agree);
 /* The chunk_fn of LTA (user = lta_layer). */
 int32_t lta_combine(void *user, int l, const packed_layer *L, int j, const int32_t *s, const int32_t *len, int K,
                     int thread, uint64_t site);
+
+/* The chunk_pos_fn of LTA (user = lta_layer): lta_combine for all neurons of
+   a position with the vote kernel; the same results. lta_create uses it. */
+void lta_combine_all(void *user, int l, const packed_layer *L, const int32_t *s, const int32_t *len, int K,
+                     int32_t *acc, int thread, uint64_t site);
 
 /* LTA-aware training (straight-through): overwrites the sign outputs a
    (rows_out, out_c) of hidden layer L with the LTA outputs computed from the

@@ -56,6 +56,14 @@ static void margin_im2col_u8(uint8_t *xb, const uint8_t *img, const packed_layer
 
 void margin_trace(const packed_net *p, margin_scratch *s, const uint8_t *img, margin_acc_hook ah,
                   margin_bits_hook bh, void *user, int32_t *acc_out) {
+    margin_hooks h = {NULL, ah, bh, user};
+    margin_trace_hooks(p, s, img, &h, acc_out);
+}
+
+void margin_trace_hooks(const packed_net *p, margin_scratch *s, const uint8_t *img, const margin_hooks *h,
+                        int32_t *acc_out) {
+    static const margin_hooks none = {NULL, NULL, NULL, NULL};
+    if (!h) h = &none;
     const packed_kernels *k = packed_kernels_active();
     size_t img_bytes = (size_t)p->in_h * p->in_w * p->in_c;
     int cur = 0;
@@ -63,16 +71,16 @@ void margin_trace(const packed_net *p, margin_scratch *s, const uint8_t *img, ma
         const packed_layer *L = &p->layers[l];
         uint64_t *in = s->act[cur], *out = s->act[cur ^ 1];
         int32_t *acc = s->acc; /* (P, np) after pooling */
-        int P = 1;
+        int P = 1, done = !L->first && h->layer && h->layer(h->user, l, L, in, s->acc);
         if (L->kind == NET_CONV) {
             int W = L->in_w;
             size_t row = (size_t)W * L->np;
-            if (L->first) {
+            if (!done && L->first) {
                 for (int y = 0; y < L->in_h; y++) {
                     margin_im2col_u8(s->xb, img, L, y);
                     k->u8dense(s->acc + (size_t)y * row, s->xb, L->k4, L, W);
                 }
-            } else {
+            } else if (!done) {
                 k->bconv(s->acc, in, L, 0, L->in_h);
             }
             if (L->pool) {
@@ -86,16 +94,16 @@ void margin_trace(const packed_net *p, margin_scratch *s, const uint8_t *img, ma
             memcpy(s->xb, img, img_bytes);
             memset(s->xb + img_bytes, 0, (size_t)L->k4 - img_bytes);
             k->u8dense(s->acc, s->xb, L->k4, L, 1);
-        } else {
+        } else if (!done) {
             k->bdense(s->acc, in, L, 1);
         }
         if (L->last) {
             memcpy(acc_out, acc, sizeof(int32_t) * (size_t)p->classes);
             return;
         }
-        if (ah) ah(user, l, L, acc, P);
+        if (h->acc) h->acc(h->user, l, L, acc, P);
         k->thresh(out, L->out_cw, acc, L, P);
-        if (bh) bh(user, l, L, out, P);
+        if (h->bits) h->bits(h->user, l, L, out, P);
         cur ^= 1;
     }
 }

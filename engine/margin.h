@@ -108,6 +108,22 @@ typedef void (*margin_acc_hook)(void *user, int l, const packed_layer *L, int32_
    padding bits 0). */
 typedef void (*margin_bits_hook)(void *user, int l, const packed_layer *L, uint64_t *bits, int P);
 
+/* Called for binary layer l (not the first) of one image with its input bits
+   in (in_h * in_w * in_cw words, or in_h * in_w * in_cw for a dense layer
+   after a conv): may compute the accumulators acc (Q, L->np) before pooling
+   itself (Q = in_h * in_w output positions of a conv, 1 for dense; padded
+   neurons 0) and return 1, or return 0 to let the packed kernels compute
+   them. The chunked-sum driver (engine/chunk.c) is written on it. */
+typedef int (*margin_layer_hook)(void *user, int l, const packed_layer *L, const uint64_t *in, int32_t *acc);
+
+/* The hooks of margin_trace_hooks; NULL entries are skipped. */
+typedef struct {
+    margin_layer_hook layer; /* replaces a binary layer's accumulators */
+    margin_acc_hook acc;     /* sees / changes hidden accumulators after pooling */
+    margin_bits_hook bits;   /* sees / changes hidden output bits */
+    void *user;              /* passed to all three */
+} margin_hooks;
+
 /* Per-thread buffers of margin_trace. */
 typedef struct {
     uint64_t *act[2]; /* ping-pong activations, act_words each */
@@ -127,5 +143,9 @@ void margin_scratch_free(margin_scratch *s);
    change nothing. */
 void margin_trace(const packed_net *p, margin_scratch *s, const uint8_t *img, margin_acc_hook ah,
                   margin_bits_hook bh, void *user, int32_t *acc_out);
+
+/* margin_trace with the layer hook too (h may be NULL: plain forward). */
+void margin_trace_hooks(const packed_net *p, margin_scratch *s, const uint8_t *img, const margin_hooks *h,
+                        int32_t *acc_out);
 
 #endif /* BNAS_MARGIN_H */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/chunk.h"
 #include "engine/err.h"
 #include "engine/errmodel.h"
 #include "engine/fault.h"
@@ -85,6 +86,55 @@ static void test_clean_equals_fast(void **state) {
         assert_memory_equal(a, b, sizeof(float) * B * 10);
     }
     free(a), free(b);
+}
+
+/* The plain decision rule as a decide_fn: ((sum of the chunks) >= T) ^ inv. */
+static int plain_decide(void *user, int l, int neuron, const int32_t *v, int n_chunks, int32_t T, int inv,
+                        pcg32 *rng) {
+    (void)user, (void)l, (void)neuron, (void)rng;
+    int64_t sum = 0;
+    for (int k = 0; k < n_chunks; k++) sum += v[k];
+    return (sum >= T) ^ inv;
+}
+
+/* Decided bits of a pooled conv layer with negative batch-norm gammas: the
+   pool is the max of the un-inverted decisions, then the invert bit (an AND of
+   the output bits where gamma < 0), exactly as packed inference and the
+   chunked driver (engine/chunk.h) do. */
+static void test_decide_pool_negative_gamma(void **state) {
+    (void)state;
+    net n;
+    assert_int_equal(net_copy(&n, &g_cnn), BN_OK);
+    int l = 1; /* C16 after C8-MP2: binary input, 2x2 max-pool */
+    assert_int_equal(n.layers[l].kind, NET_CONV);
+    assert_true(n.layers[l].pool);
+    for (int c = 0; c < n.layers[l].out_c; c += 2) n.layers[l].gamma[c] = -n.layers[l].gamma[c];
+    packed_net p;
+    assert_int_equal(packed_from_net(&p, &n), BN_OK);
+    int inverted = 0;
+    for (int c = 0; c < p.layers[l].out_c; c++) inverted += (int)((p.layers[l].inv[c / 64] >> (c % 64)) & 1u);
+    assert_true(inverted > 0);
+    int B = n_images();
+    float *want = malloc(sizeof(float) * B * 10), *got = malloc(sizeof(float) * B * 10);
+    packed_logits(&p, want, g_test.pixels, B);
+    errmodel m;
+    errmodel_zero(&m);
+    m.layer[l].chunk = 16;
+    m.layer[l].decide_fn = plain_decide;
+    assert_int_equal(errmodel_logits(&p, &m, 3, 0, got, g_test.pixels, B), BN_OK);
+    assert_memory_equal(want, got, sizeof(float) * B * 10);
+    /* the chunked-sum driver with the identity agrees */
+    chunk_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.n[l] = 16;
+    chunk_plan cp;
+    assert_int_equal(chunk_plan_create(&cp, &p, &cfg), BN_OK);
+    chunk_logits(&cp, got, g_test.pixels, B, 2);
+    assert_memory_equal(want, got, sizeof(float) * B * 10);
+    chunk_plan_free(&cp);
+    free(want), free(got);
+    packed_free(&p);
+    net_free(&n);
 }
 
 /* A weight-only model flips the bits fault_evaluate flips (same seed, same repeat). */
@@ -327,7 +377,7 @@ static void test_train_xnor(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_clean_equals_fast),      cmocka_unit_test(test_weights_match_fault),
+        cmocka_unit_test(test_clean_equals_fast),      cmocka_unit_test(test_decide_pool_negative_gamma),      cmocka_unit_test(test_weights_match_fault),
         cmocka_unit_test(test_thread_independent),     cmocka_unit_test(test_activation_rate_one),
         cmocka_unit_test(test_products_match_explicit), cmocka_unit_test(test_binomial_table),
         cmocka_unit_test(test_check_rejects),          cmocka_unit_test(test_train_xnor),

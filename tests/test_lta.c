@@ -66,9 +66,9 @@ static void test_chunk_sums_ref(void **state) {
     (void)state;
     pcg32 g;
     rng_keyed(&g, 11, 0, RNG_INIT);
-    int fans[] = {1, 63, 64, 65, 200, 576};
+    int fans[] = {1, 63, 64, 65, 200, 576, 1100, 3136};
     for (size_t f = 0; f < sizeof fans / sizeof *fans; f++) {
-        int N = fans[f], fw = (N + 63) / 64, out_c = 5;
+        int N = fans[f], fw = (N + 63) / 64, out_c = 13;
         uint64_t *w = calloc((size_t)out_c * fw, 8), *x = calloc(fw, 8), *v = calloc(fw, 8);
         for (int i = 0; i < out_c * N; i++)
             if (pcg32_next(&g) & 1) w[(size_t)(i / N) * fw + (i % N) / 64] |= (uint64_t)1 << (i % N % 64);
@@ -76,20 +76,59 @@ static void test_chunk_sums_ref(void **state) {
             if (pcg32_next(&g) & 1) x[i / 64] |= (uint64_t)1 << (i % 64);
             if (pcg32_next(&g) % 8) v[i / 64] |= (uint64_t)1 << (i % 64);
         }
-        int ns[] = {1, 3, 4, 7, 32, 64, 100, 128, 1000};
+        int ns[] = {1, 3, 4, 7, 16, 17, 32, 64, 100, 128, 1000};
         for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
             chunk_layer C;
             assert_int_equal(chunk_layer_init(&C, ns[k], N, out_c, w), BN_OK);
-            int32_t *s = calloc(C.K, 4), *r = calloc(C.K, 4);
+            int32_t *s = calloc(C.K, 4), *r = calloc((size_t)C.K * out_c, 4), *all = calloc((size_t)C.K * out_c, 4);
             for (int j = 0; j < out_c; j++) {
                 chunk_sums(&C, j, x, v, s);
-                chunk_sums_ref(&C, N, j, x, v, r);
-                assert_memory_equal(s, r, sizeof(int32_t) * C.K);
+                chunk_sums_ref(&C, N, j, x, v, r + (size_t)j * C.K);
+                assert_memory_equal(s, r + (size_t)j * C.K, sizeof(int32_t) * C.K);
             }
-            free(s), free(r);
+            /* all neurons at once, with every count kernel the CPU has */
+            static const char *const kern[] = {"ref", "portable", "avx2", "avx512"};
+            for (int q = 0; q < 4; q++) {
+                chunk_work cw;
+                memset(&cw, 0, sizeof cw);
+                cw.kern = chunk_count_named(kern[q]);
+                if (!cw.kern) continue;
+                chunk_work_reserve(&cw, &C);
+                memcpy(cw.x, x, sizeof(uint64_t) * fw);
+                memcpy(cw.v, v, sizeof(uint64_t) * fw);
+                memset(all, 0x55, sizeof(int32_t) * C.K * out_c);
+                chunk_sums_all(&C, &cw, all);
+                assert_memory_equal(all, r, sizeof(int32_t) * C.K * out_c);
+                chunk_work_free(&cw);
+            }
+            free(s), free(r), free(all);
             chunk_layer_free(&C);
         }
         free(w), free(x), free(v);
+    }
+}
+
+/* Every vote kernel the CPU has equals the reference. */
+static void test_chunk_vote_ref(void **state) {
+    (void)state;
+    pcg32 g;
+    rng_keyed(&g, 12, 0, RNG_INIT);
+    int Ks[] = {1, 9, 15, 16, 17, 49, 98};
+    for (size_t q = 0; q < sizeof Ks / sizeof *Ks; q++) {
+        int K = Ks[q], rows = 13;
+        int32_t *s = malloc(sizeof(int32_t) * K * rows), *tau = malloc(sizeof(int32_t) * K * rows);
+        for (int i = 0; i < K * rows; i++) s[i] = (int32_t)(pcg32_next(&g) % 129) - 64, tau[i] = (int32_t)(pcg32_next(&g) % 41) - 20;
+        int32_t rv[13], rs[13], v[13], sm[13];
+        chunk_vote_ref(rv, rs, s, tau, K, rows);
+        static const char *const kern[] = {"portable", "avx2", "avx512"};
+        for (int k = 0; k < 3; k++) {
+            chunk_vote_kernel f = chunk_vote_named(kern[k]);
+            if (!f) continue;
+            f(v, sm, s, tau, K, rows);
+            assert_memory_equal(v, rv, sizeof rv);
+            assert_memory_equal(sm, rs, sizeof rs);
+        }
+        free(s), free(tau);
     }
 }
 
@@ -284,6 +323,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_div),
         cmocka_unit_test(test_chunk_sums_ref),
+        cmocka_unit_test(test_chunk_vote_ref),
         cmocka_unit_test(test_cost_model_script),
         cmocka_unit_test(test_chunk_identity),
         cmocka_unit_test(test_lta_one_chunk),

@@ -14,10 +14,12 @@ RUNS=(
   "fc-plain|val|5000|10000"
   "fc-plain|test|10000|10000"
   "vgg3-plain|val|2000|5000"
+  "vgg3-plain|test|10000|0"
 )
 for r in "${RUNS[@]}"; do
   IFS='|' read -r m split images hist <<< "$r"
+  [ "$hist" = 0 ] && hist=  # 0: all training images (the evaluator's default)
   echo "== $BNAS measure $OUT/$m.bnm capmin A=32 budget=0.01 hist_images=$hist eps=0.02 guards=[0,1,2] split=$split images=$images --threads $THREADS"
-  "$BNAS" measure "$OUT/$m.bnm" capmin A=32 budget=0.01 hist_images="$hist" eps=0.02 "guards=[0,1,2]" \
+  "$BNAS" measure "$OUT/$m.bnm" capmin A=32 budget=0.01 ${hist:+hist_images="$hist"} eps=0.02 "guards=[0,1,2]" \
     split="$split" images="$images" --threads "$THREADS" | tee "$OUT/$m.capmin.$split.txt"
 done
