@@ -1,5 +1,5 @@
 /* Model files: bit-exact round trips (memory and file), the documented byte
-   layout (version 4), version 1, 2 and 3 files still loading, and refusal of every truncation, flipped byte, wrong magic, newer
+   layout (version 5), version 1, 2, 3 and 4 files still loading, and refusal of every truncation, flipped byte, wrong magic, newer
    version and checksum-valid but inconsistent content. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -77,6 +77,10 @@ static train_recipe make_recipe(void) {
     r.mom_e = 5, r.mom_f = 7, r.mom_bias = 20, r.mom_subnormals = 0;
     r.xnor_p01 = 0.0625f, r.xnor_p10 = 0.125f;
     r.lta_n = 64, r.act_p01 = 0.03125f, r.act_p10 = 0.25f;
+    r.flip_rows = 3;
+    r.flip_t[0] = -40.0f, r.flip_t[1] = 20.0f, r.flip_t[2] = 100.0f;
+    r.flip_p01[0] = 1e-4f, r.flip_p01[1] = 3e-4f, r.flip_p01[2] = 1.8e-3f;
+    r.flip_p10[0] = 5e-4f, r.flip_p10[1] = 4e-3f, r.flip_p10[2] = 0.04f;
     return r;
 }
 
@@ -87,7 +91,16 @@ static void assert_recipe_equal(const train_recipe *a, const train_recipe *b) {
     SAME(optimizer); SAME(bop_gamma); SAME(bop_tau); SAME(bop_gamma_decay); SAME(mom_e); SAME(mom_f);
     SAME(mom_bias); SAME(mom_subnormals); SAME(xnor_p01); SAME(xnor_p10);
     SAME(lta_n); SAME(act_p01); SAME(act_p10);
+    SAME(flip_rows); SAME(flip_t); SAME(flip_p01); SAME(flip_p10);
 #undef SAME
+}
+
+/* r without a flip-rate table, as a file older than version 5 loads. */
+static void clear_flip_table(train_recipe *r) {
+    r->flip_rows = 0;
+    memset(r->flip_t, 0, sizeof r->flip_t);
+    memset(r->flip_p01, 0, sizeof r->flip_p01);
+    memset(r->flip_p10, 0, sizeof r->flip_p10);
 }
 
 static void assert_net_equal(const net *a, const net *b) {
@@ -156,7 +169,7 @@ static void test_roundtrip_mem_and_file(void **state) {
     size_t len = 0;
     assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
     assert_int_equal(len, model_size(&a));
-    assert_int_equal(len, 176 + strlen(VGG) + 4 * (a.n_params + a.n_stats));
+    assert_int_equal(len, 372 + strlen(VGG) + 4 * (a.n_params + a.n_stats));
     memset(&rb, 0, sizeof rb);
     assert_int_equal(model_load_mem(&b, &rb, buf, len, "mem"), BN_OK);
     assert_net_equal(&a, &b);
@@ -232,7 +245,7 @@ static void test_documented_layout(void **state) {
     assert_int_equal(model_save_mem(&a, &ra, &b, &len), BN_OK);
     const size_t T = strlen(VGG), P = a.n_params, S = a.n_stats;
     assert_memory_equal(b, "BNASMDL1", 8);
-    assert_int_equal(le32(b + 8), 4);
+    assert_int_equal(le32(b + 8), 5);
     static const uint8_t marker[4] = {4, 3, 2, 1};
     assert_memory_equal(b + 12, marker, 4);
     assert_true(le64(b + 16) == len);
@@ -286,20 +299,31 @@ static void test_documented_layout(void **state) {
     u = le32(b + 152 + T);
     memcpy(&f, &u, 4);
     assert_true(f == 0.25f);
-    assert_true(le64(b + 156 + T) == P);
-    assert_true(le64(b + 164 + T) == S);
+    assert_int_equal(le32(b + 156 + T), 3);
+    u = le32(b + 160 + T + 4 * 2);
+    memcpy(&f, &u, 4);
+    assert_true(f == 100.0f);
+    u = le32(b + 224 + T + 4 * 1);
+    memcpy(&f, &u, 4);
+    assert_true(f == 3e-4f);
+    u = le32(b + 288 + T + 4 * 2);
+    memcpy(&f, &u, 4);
+    assert_true(f == 0.04f);
+    assert_int_equal(le32(b + 288 + T + 4 * 3), 0); /* unused rows are 0 */
+    assert_true(le64(b + 352 + T) == P);
+    assert_true(le64(b + 360 + T) == S);
     for (size_t i = 0; i < P; i += 97) {
         uint32_t want;
         memcpy(&want, &a.params[i], 4);
-        assert_int_equal(le32(b + 172 + T + 4 * i), want);
+        assert_int_equal(le32(b + 368 + T + 4 * i), want);
     }
     uint32_t want;
     memcpy(&want, a.scale, 4);
-    assert_int_equal(le32(b + 172 + T + 4 * (P - 1)), want);
+    assert_int_equal(le32(b + 368 + T + 4 * (P - 1)), want);
     memcpy(&want, &a.stats[S - 1], 4);
-    assert_int_equal(le32(b + 172 + T + 4 * P + 4 * (S - 1)), want);
+    assert_int_equal(le32(b + 368 + T + 4 * P + 4 * (S - 1)), want);
     assert_int_equal(le32(b + len - 4), (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)(len - 4)));
-    assert_int_equal(len, 176 + T + 4 * P + 4 * S);
+    assert_int_equal(len, 372 + T + 4 * P + 4 * S);
     net_free(&a);
     free(b);
 }
@@ -312,7 +336,7 @@ static void test_classifier_only(void **state) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(model_save_mem(&a, NULL, &buf, &len), BN_OK);
-    assert_int_equal(len, 176 + 4 * (9 * 2 + 1));
+    assert_int_equal(len, 372 + 4 * (9 * 2 + 1));
     assert_int_equal(model_load_mem(&b, NULL, buf, len, NULL), BN_OK);
     assert_net_equal(&a, &b);
     net_free(&b);
@@ -384,9 +408,9 @@ static void test_header_refusals(void **state) {
 
     /* a future version, even with a valid checksum */
     memcpy(c, buf, len);
-    set_le32(c + 8, 5);
+    set_le32(c + 8, 6);
     fix_crc(c, len);
-    expect_refused(c, len, "version 5 is newer");
+    expect_refused(c, len, "version 6 is newer");
     set_le32(c + 8, 0);
     fix_crc(c, len);
     expect_refused(c, len, "version 0");
@@ -437,7 +461,7 @@ static void test_header_refusals(void **state) {
     fix_crc(c, len);
     expect_refused(c, len, NULL);
     memcpy(c, buf, len);
-    c[156 + T] ^= 1; /* P off by one, S unchanged */
+    c[352 + T] ^= 1; /* P off by one, S unchanged */
     fix_crc(c, len);
     expect_refused(c, len, "do not fill");
     memcpy(c, buf, len);
@@ -465,6 +489,14 @@ static void test_header_refusals(void **state) {
     fix_crc(c, len);
     expect_refused(c, len, "activation flip rates");
     memcpy(c, buf, len);
+    set_le32(c + 156 + T, 17); /* 17 table rows */
+    fix_crc(c, len);
+    expect_refused(c, len, "flip-rate table of 17 rows");
+    memcpy(c, buf, len);
+    set_le32(c + 160 + T + 4, 0xC2200000u); /* flip_t[1] = -40 = flip_t[0]: not increasing */
+    fix_crc(c, len);
+    expect_refused(c, len, "flip-rate table row 1");
+    memcpy(c, buf, len);
     set_le32(c + 24, 5000); /* absurd topology length */
     fix_crc(c, len);
     expect_refused(c, len, "bad topology length");
@@ -489,7 +521,7 @@ static void test_version1_still_loads(void **state) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
-    const size_t T = strlen(VGG), cut = 104 + T, gap = 52, len1 = len - gap;
+    const size_t T = strlen(VGG), cut = 104 + T, gap = 248, len1 = len - gap;
     uint8_t *v1 = malloc(len1);
     memcpy(v1, buf, cut);
     memcpy(v1 + cut, buf + cut + gap, len - cut - gap);
@@ -505,6 +537,7 @@ static void test_version1_still_loads(void **state) {
     want.mom_bias = d.mom_bias, want.mom_subnormals = d.mom_subnormals;
     want.xnor_p01 = want.xnor_p10 = 0.0f;
     want.lta_n = 0, want.act_p01 = want.act_p10 = 0.0f;
+    clear_flip_table(&want);
     assert_recipe_equal(&want, &rb);
     net_free(&b);
     /* its truncations are refused as well */
@@ -524,7 +557,7 @@ static void test_version2_still_loads(void **state) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
-    const size_t T = strlen(VGG), cut = 136 + T, gap = 20, len2 = len - gap;
+    const size_t T = strlen(VGG), cut = 136 + T, gap = 216, len2 = len - gap;
     uint8_t *v2 = malloc(len2);
     memcpy(v2, buf, cut);
     memcpy(v2 + cut, buf + cut + gap, len - cut - gap);
@@ -537,6 +570,7 @@ static void test_version2_still_loads(void **state) {
     train_recipe want = ra;
     want.xnor_p01 = want.xnor_p10 = 0.0f;
     want.lta_n = 0, want.act_p01 = want.act_p10 = 0.0f;
+    clear_flip_table(&want);
     assert_recipe_equal(&want, &rb);
     net_free(&b);
     for (size_t k = 0; k < len2; k += 7) expect_refused(v2, k, NULL);
@@ -555,7 +589,7 @@ static void test_version3_still_loads(void **state) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
-    const size_t T = strlen(VGG), cut = 144 + T, gap = 12, len2 = len - gap;
+    const size_t T = strlen(VGG), cut = 144 + T, gap = 208, len2 = len - gap;
     uint8_t *v2 = malloc(len2);
     memcpy(v2, buf, cut);
     memcpy(v2 + cut, buf + cut + gap, len - cut - gap);
@@ -567,10 +601,41 @@ static void test_version3_still_loads(void **state) {
     assert_net_equal(&a, &b);
     train_recipe want = ra;
     want.lta_n = 0, want.act_p01 = want.act_p10 = 0.0f;
+    clear_flip_table(&want);
     assert_recipe_equal(&want, &rb);
     net_free(&b);
     for (size_t k = 0; k < len2; k += 7) expect_refused(v2, k, NULL);
     free(v2);
+    free(buf);
+    net_free(&a);
+}
+
+/* A version 4 file (the v5 bytes without the flip-rate table) still loads,
+   with no table. */
+static void test_version4_still_loads(void **state) {
+    (void)state;
+    net a, b;
+    make_net(&a, VGG, 1, 28, 28, 10, 43);
+    train_recipe ra = make_recipe(), rb;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
+    const size_t T = strlen(VGG), cut = 156 + T, gap = 196, len4 = len - gap;
+    uint8_t *v4 = malloc(len4);
+    memcpy(v4, buf, cut);
+    memcpy(v4 + cut, buf + cut + gap, len - cut - gap);
+    set_le32(v4 + 8, 4);
+    set_le32(v4 + 16, (uint32_t)len4), set_le32(v4 + 20, 0);
+    fix_crc(v4, len4);
+    assert_int_equal(len4, 176 + T + 4 * (a.n_params + a.n_stats));
+    assert_int_equal(model_load_mem(&b, &rb, v4, len4, "v4"), BN_OK);
+    assert_net_equal(&a, &b);
+    train_recipe want = ra;
+    clear_flip_table(&want);
+    assert_recipe_equal(&want, &rb);
+    net_free(&b);
+    for (size_t k = 0; k < len4; k += 7) expect_refused(v4, k, NULL);
+    free(v4);
     free(buf);
     net_free(&a);
 }
@@ -615,7 +680,7 @@ int main(void) {
         cmocka_unit_test(test_truncation_and_flips),
         cmocka_unit_test(test_header_refusals),
         cmocka_unit_test(test_version1_still_loads), cmocka_unit_test(test_version2_still_loads),
-        cmocka_unit_test(test_version3_still_loads),
+        cmocka_unit_test(test_version3_still_loads), cmocka_unit_test(test_version4_still_loads),
         cmocka_unit_test(test_file_errors),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
