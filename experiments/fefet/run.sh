@@ -6,6 +6,7 @@
 #
 # usage: experiments/fefet/run.sh [fc|fc-extra|vgg3|time|all]   (from the repository root)
 #   fc        fc-plain, fc-tune, fc-range (the countermeasure study, 10 epochs; fc-tune: 3 more)
+#   fc-hot    fc-tune-hot: fc-plain fine-tuned with flips over the upper half (50..100 C) only
 #   fc-extra  fc-range-mhl, and fc-worst, fc-mid: fixed-rate flip training at the hottest / the
 #             50 C row (comparisons; not run for RESULTS.md this time, see there)
 #   vgg3      vgg3-plain (full training set, with BERA), vgg3-tune (vgg3-plain fine-tuned
@@ -68,6 +69,12 @@ if [ "$WHICH" = fc ] || [ "$WHICH" = all ]; then
   train fc-tune $FC "$TUNE_EPOCHS" --flip ste --flip-table "$TABLE" --init "$OUT/fc-plain.bnm"
   train fc-range $FC "$FC_EPOCHS" --flip ste --flip-table "$TABLE"
   for m in fc-plain fc-tune fc-range; do evaluate "$m" repeats="$FC_REPEATS"; done
+fi
+if [ "$WHICH" = fc-hot ] || [ "$WHICH" = all ]; then
+  # the table's rows from 50 C up: the draws then cover the hot half of the range only
+  awk -F, '/^#/ || /^[a-z]/ || $1 >= 50' "$TABLE" > "$OUT/hot_table.csv"
+  train fc-tune-hot $FC "$TUNE_EPOCHS" --flip ste --flip-table "$OUT/hot_table.csv" --init "$OUT/fc-plain.bnm"
+  evaluate fc-tune-hot repeats="$FC_REPEATS"
 fi
 if [ "$WHICH" = fc-extra ] || [ "$WHICH" = all ]; then
   train fc-range-mhl $FC "$FC_EPOCHS" --flip ste --flip-table "$TABLE" --loss mhl

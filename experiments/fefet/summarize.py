@@ -20,7 +20,7 @@ if not rows:
 ref = {name.split("-")[0]: m["fefet.clean"] for name, m in rows if name.endswith("-plain")}
 temps = sorted({float(k.split("@")[1]) for _, m in rows for k in m if k.startswith("fefet.acc@")})
 pct = lambda x: "%.2f" % (100 * x)
-print("Accuracy (%%) over temperature (deg C), test set; 'BERA' rows use the BERA assignment;\n"
+print("Accuracy (%) over temperature (deg C), test set; 'BERA' rows use the BERA assignment;\n"
       "ref = the plain network's clean test accuracy; 'min - ref' in points (target: >= -1).\n")
 print("| model | storage | clean | " + " | ".join("%g" % t for t in temps) + " | min | min - ref |")
 print("|---|---|---|" + "---|" * len(temps) + "---|---|")
