@@ -94,9 +94,9 @@ fi
 if [ "$WHICH" = time ] || [ "$WHICH" = all ]; then
   # the speed target: 10 temperatures x 10 repeats on the 10,000 test images, FC512-FC512, 2 threads
   echo "== time $BNAS measure $OUT/fc-plain.bnm fefet split=test repeats=10 bera=0 --threads 2"
+  TIMEFORMAT='whole command %R s wall'
   for k in 1 2 3; do
-    /usr/bin/time -f "whole command: %e s wall, %U s user" "$BNAS" measure "$OUT/fc-plain.bnm" fefet split=test \
-      repeats=10 bera=0 --threads 2 2>&1 | grep -E '^(seconds|cpu_seconds|whole)' | tr '\n' ' '
-    echo
+    { time "$BNAS" measure "$OUT/fc-plain.bnm" fefet split=test repeats=10 bera=0 --threads 2 |
+        awk '$1 == "seconds" || $1 == "cpu_seconds" {printf "%s %s s, ", $1, $2}'; } 2>&1
   done | tee "$OUT/timing.txt"
 fi
