@@ -369,7 +369,7 @@ static void list_header(const list_ctx *c) {
     if (c->csv) {
         printf("number,state,topology,config");
         for (int j = 0; j < s->n_obj; j++) printf(",%s", s->obj[j].metric);
-        printf(",test_acc%s,seconds,origin,fail_reason\n", is_objective(s, "model_bytes") ? "" : ",model_bytes");
+        printf(",test_acc%s,seconds,hv,origin,fail_reason\n", is_objective(s, "model_bytes") ? "" : ",model_bytes");
     } else {
         printf("%6s %-8s %-32s", "trial", "state", "topology");
         for (int j = 0; j < s->n_obj; j++) printf(" %14s", s->obj[j].metric);
@@ -396,6 +396,8 @@ static int list_row(void *user, const store_trial *t) {
         else printf(",");
         if (!is_objective(s, "model_bytes")) printf(",%.0f", t->model_bytes);
         printf(",%.3f,", t->seconds);
+        if (t->state == TRIAL_COMPLETE) printf("%.9g", t->hv);
+        putchar(',');
         csv_text(t->origin);
         putchar(',');
         csv_text(t->fail_reason);
@@ -477,7 +479,8 @@ static int list_cmd(const char *cmd, int pareto_only, int argc, char **argv, con
 int cmd_trials(int argc, char **argv) {
     return list_cmd("trials", 0, argc, argv,
                     "usage: bnas trials DB [--csv]\nLists every trial: state, topology, objectives, "
-                    "test accuracy, origin and fail reason.\n");
+                    "test accuracy, origin and fail reason; the CSV also has the\n"
+                    "hypervolume after each completed trial (the search's curve).\n");
 }
 
 int cmd_pareto(int argc, char **argv) {

@@ -229,6 +229,30 @@ static double bench_sgemm(int n) {
     return best;
 }
 
+/* Seconds for each of `threads` threads to run the same fixed integer loop at once
+   (registers only: no memory traffic, no sharing). The ratio of the 1-thread
+   time to the all-threads time, times the thread count, is the best speed-up any
+   parallel work can reach on this machine (hyperthread siblings or a busy host
+   show up here, not as a flaw of the code that runs on them). */
+static double bench_spin(int threads) {
+    double t = 0;
+    unsigned long sink = 0;
+#pragma omp parallel num_threads(threads) reduction(max : t) reduction(^ : sink)
+    {
+        double t0 = par_seconds();
+        unsigned long x = 1, y = 2, z = 3;
+        for (long i = 0; i < 400000000L; i++) {
+            x = x * 6364136223846793005UL + 1442695040888963407UL;
+            y ^= y << 13, y ^= y >> 7;
+            z += x >> 33;
+        }
+        sink ^= x + y + z;
+        t = par_seconds() - t0;
+    }
+    if (sink == 42) printf(" "); /* keeps the loop alive */
+    return t;
+}
+
 typedef struct { double images_per_s; } bench_train_result;
 
 static int bench_epoch(const train_progress *p, void *user) {
@@ -272,6 +296,7 @@ static double bench_float_eval(const net *n, const dataset *d, int images) {
 static const char *bench_usage =
     "usage: bnas bench [--quick] [--data DIR]\n"
     "Measures in one run, at 1 thread and at all threads: the sgemm roof (GFLOP/s);\n"
+    "the parallel ceiling (speed-up of a register-only loop: what the cores can give);\n"
     "for FC512-FC512 and VGG3 (C64-MP2-C64-MP2-FC2048): training images/s at batch 256\n"
     "and effective GFLOP/s (6 x MACs per image), the float evaluation path's and the\n"
     "packed inference's images/s and their ratio; then fault injection on the packed\n"
@@ -306,6 +331,11 @@ int cmd_bench(int argc, char **argv) {
         par_set_threads(thread_counts[t]);
         roof[t] = bench_sgemm(quick ? 1024 : 2048);
         printf("sgemm roof          %d thread%s  %8.1f GFLOP/s\n", thread_counts[t], thread_counts[t] > 1 ? "s" : " ", roof[t]);
+    }
+    if (n_tc > 1) {
+        double t1 = bench_spin(1), tn = bench_spin(all);
+        printf("parallel ceiling    %d threads  %8.2fx  (register-only loop: %d threads' work in %.2f s, 1 thread's in %.2f s)\n",
+               all, all * t1 / tn, all, tn, t1);
     }
     printf("\n%-12s %-7s %11s %11s %9s %11s %12s %8s\n", "network", "threads", "train img/s", "eff GFLOP/s",
            "of roof", "float img/s", "packed img/s", "ratio");

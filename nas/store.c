@@ -270,9 +270,11 @@ int store_each_trial(store *st, int pareto_only, int (*cb)(void *user, const sto
     sqlite3_stmt *q = NULL, *m = NULL;
     int rc = prepare(st, &q, pareto_only
         ? "SELECT t.number,batch,state,genome,topology,config,config_hash,origin,seed,model_bytes,"
-          "fail_reason,seconds FROM trials t JOIN pareto p ON p.trial=t.number ORDER BY t.number"
-        : "SELECT number,batch,state,genome,topology,config,config_hash,origin,seed,model_bytes,"
-          "fail_reason,seconds FROM trials ORDER BY number");
+          "fail_reason,seconds,h.hv FROM trials t JOIN pareto p ON p.trial=t.number"
+          " LEFT JOIN hypervolume h ON h.trial=t.number ORDER BY t.number"
+        : "SELECT t.number,batch,state,genome,topology,config,config_hash,origin,seed,model_bytes,"
+          "fail_reason,seconds,h.hv FROM trials t LEFT JOIN hypervolume h ON h.trial=t.number"
+          " ORDER BY t.number");
     if (rc) return rc;
     if ((rc = prepare(st, &m, "SELECT name, value FROM metrics WHERE trial=? ORDER BY name"))) {
         sqlite3_finalize(q);
@@ -295,6 +297,7 @@ int store_each_trial(store *st, int pareto_only, int (*cb)(void *user, const sto
         t->model_bytes = sqlite3_column_double(q, 9);
         col_copy(q, 10, t->fail_reason, sizeof t->fail_reason);
         t->seconds = sqlite3_column_double(q, 11);
+        t->hv = sqlite3_column_double(q, 12);
         sqlite3_reset(m);
         sqlite3_bind_int(m, 1, t->number);
         while (sqlite3_step(m) == SQLITE_ROW && t->n_metrics < TRIAL_MAX_METRICS) {

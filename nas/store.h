@@ -49,6 +49,7 @@ typedef struct {
     double model_bytes;          /* packed model size from the configuration */
     char fail_reason[256];       /* FAIL / INVALID reason, "" otherwise */
     double seconds;              /* wall time of the trial (0 if not run) */
+    double hv;                   /* hypervolume after its completion (COMPLETE only, else 0) */
     int n_metrics;               /* metrics stored */
     char mname[TRIAL_MAX_METRICS][48]; /* their names, sorted */
     double mvalue[TRIAL_MAX_METRICS];  /* their values */

@@ -1,5 +1,5 @@
 /* Model files: bit-exact round trips (memory and file), the documented byte
-   layout (version 5), version 1, 2, 3 and 4 files still loading, and refusal of every truncation, flipped byte, wrong magic, newer
+   layout (version 5), version 1 to 4 files still loading, and refusal of every truncation, flipped byte, wrong magic, newer
    version and checksum-valid but inconsistent content. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -93,14 +93,6 @@ static void assert_recipe_equal(const train_recipe *a, const train_recipe *b) {
     SAME(lta_n); SAME(act_p01); SAME(act_p10);
     SAME(flip_rows); SAME(flip_t); SAME(flip_p01); SAME(flip_p10);
 #undef SAME
-}
-
-/* r without a flip-rate table, as a file older than version 5 loads. */
-static void clear_flip_table(train_recipe *r) {
-    r->flip_rows = 0;
-    memset(r->flip_t, 0, sizeof r->flip_t);
-    memset(r->flip_p01, 0, sizeof r->flip_p01);
-    memset(r->flip_p10, 0, sizeof r->flip_p10);
 }
 
 static void assert_net_equal(const net *a, const net *b) {
@@ -511,133 +503,87 @@ static void test_header_refusals(void **state) {
     net_free(&a);
 }
 
-/* A version 1 file (the v2 bytes without the eight optimizer fields) still
-   loads: same net, same recipe fields, Adam with the default Bop fields. */
+/* Makes an older version's file from the current bytes of a VGG net (seed
+   `seed`) by cutting the `gap` bytes the newer versions added at byte `cut + T`
+   (T the topology length), checks that it loads into the same net and a recipe
+   equal to `fix(current recipe)`, and that its truncations are refused. */
+static void check_old_version(uint32_t version, size_t cut, size_t gap, size_t header, uint64_t seed,
+                              void (*fix)(train_recipe *want)) {
+    net a, b;
+    make_net(&a, VGG, 1, 28, 28, 10, seed);
+    train_recipe ra = make_recipe(), rb;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
+    const size_t T = strlen(VGG), at = cut + T, len_old = len - gap;
+    uint8_t *old = malloc(len_old);
+    memcpy(old, buf, at);
+    memcpy(old + at, buf + at + gap, len - at - gap);
+    set_le32(old + 8, version);
+    set_le32(old + 16, (uint32_t)len_old), set_le32(old + 20, 0);
+    fix_crc(old, len_old);
+    assert_int_equal(len_old, header + T + 4 * (a.n_params + a.n_stats));
+    assert_int_equal(model_load_mem(&b, &rb, old, len_old, "old"), BN_OK);
+    assert_net_equal(&a, &b);
+    train_recipe want = ra;
+    fix(&want);
+    assert_recipe_equal(&want, &rb);
+    net_free(&b);
+    for (size_t k = 0; k < len_old; k += 7) expect_refused(old, k, NULL);
+    free(old);
+    free(buf);
+    net_free(&a);
+}
+
+/* The fields each version added, as an older file loads them. */
+static void fields_of_v5(train_recipe *w) {
+    w->flip_rows = 0;
+    memset(w->flip_t, 0, sizeof w->flip_t);
+    memset(w->flip_p01, 0, sizeof w->flip_p01);
+    memset(w->flip_p10, 0, sizeof w->flip_p10);
+}
+static void fields_of_v4(train_recipe *w) {
+    w->lta_n = 0, w->act_p01 = w->act_p10 = 0.0f;
+    fields_of_v5(w);
+}
+static void fields_of_v3(train_recipe *w) {
+    w->xnor_p01 = w->xnor_p10 = 0.0f;
+    fields_of_v4(w);
+}
+static void fields_of_v2(train_recipe *w) {
+    train_recipe d = train_recipe_default();
+    w->optimizer = OPT_ADAM, w->bop_gamma = d.bop_gamma, w->bop_tau = d.bop_tau;
+    w->bop_gamma_decay = d.bop_gamma_decay, w->mom_e = d.mom_e, w->mom_f = d.mom_f;
+    w->mom_bias = d.mom_bias, w->mom_subnormals = d.mom_subnormals;
+    fields_of_v3(w);
+}
+
+/* A version 1 file (without the eight optimizer fields of version 2 and the
+   fields of versions 3 to 5) loads as Adam with the default Bop fields. */
 static void test_version1_still_loads(void **state) {
     (void)state;
-    net a, b;
-    make_net(&a, VGG, 1, 28, 28, 10, 40);
-    train_recipe ra = make_recipe(), rb;
-    uint8_t *buf;
-    size_t len;
-    assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
-    const size_t T = strlen(VGG), cut = 104 + T, gap = 248, len1 = len - gap;
-    uint8_t *v1 = malloc(len1);
-    memcpy(v1, buf, cut);
-    memcpy(v1 + cut, buf + cut + gap, len - cut - gap);
-    set_le32(v1 + 8, 1);
-    set_le32(v1 + 16, (uint32_t)len1), set_le32(v1 + 20, 0);
-    fix_crc(v1, len1);
-    assert_int_equal(len1, 124 + T + 4 * (a.n_params + a.n_stats));
-    assert_int_equal(model_load_mem(&b, &rb, v1, len1, "v1"), BN_OK);
-    assert_net_equal(&a, &b);
-    train_recipe want = ra, d = train_recipe_default();
-    want.optimizer = OPT_ADAM, want.bop_gamma = d.bop_gamma, want.bop_tau = d.bop_tau;
-    want.bop_gamma_decay = d.bop_gamma_decay, want.mom_e = d.mom_e, want.mom_f = d.mom_f;
-    want.mom_bias = d.mom_bias, want.mom_subnormals = d.mom_subnormals;
-    want.xnor_p01 = want.xnor_p10 = 0.0f;
-    want.lta_n = 0, want.act_p01 = want.act_p10 = 0.0f;
-    clear_flip_table(&want);
-    assert_recipe_equal(&want, &rb);
-    net_free(&b);
-    /* its truncations are refused as well */
-    for (size_t k = 0; k < len1; k += 7) expect_refused(v1, k, NULL);
-    free(v1);
-    free(buf);
-    net_free(&a);
+    check_old_version(1, 104, 52 + 196, 124, 40, fields_of_v2);
 }
 
-/* A version 2 file (the v4 bytes without the two XNOR product rates and the
-   three version-4 fields) still loads, with them 0. */
+/* A version 2 file (without the two XNOR product rates of version 3 and the
+   fields of versions 4 and 5) loads with them 0. */
 static void test_version2_still_loads(void **state) {
     (void)state;
-    net a, b;
-    make_net(&a, VGG, 1, 28, 28, 10, 41);
-    train_recipe ra = make_recipe(), rb;
-    uint8_t *buf;
-    size_t len;
-    assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
-    const size_t T = strlen(VGG), cut = 136 + T, gap = 216, len2 = len - gap;
-    uint8_t *v2 = malloc(len2);
-    memcpy(v2, buf, cut);
-    memcpy(v2 + cut, buf + cut + gap, len - cut - gap);
-    set_le32(v2 + 8, 2);
-    set_le32(v2 + 16, (uint32_t)len2), set_le32(v2 + 20, 0);
-    fix_crc(v2, len2);
-    assert_int_equal(len2, 156 + T + 4 * (a.n_params + a.n_stats));
-    assert_int_equal(model_load_mem(&b, &rb, v2, len2, "v2"), BN_OK);
-    assert_net_equal(&a, &b);
-    train_recipe want = ra;
-    want.xnor_p01 = want.xnor_p10 = 0.0f;
-    want.lta_n = 0, want.act_p01 = want.act_p10 = 0.0f;
-    clear_flip_table(&want);
-    assert_recipe_equal(&want, &rb);
-    net_free(&b);
-    for (size_t k = 0; k < len2; k += 7) expect_refused(v2, k, NULL);
-    free(v2);
-    free(buf);
-    net_free(&a);
+    check_old_version(2, 136, 20 + 196, 156, 41, fields_of_v3);
 }
 
-/* A version 3 file (the v4 bytes without the LTA and activation-flip fields)
-   still loads, with them 0. */
+/* A version 3 file (without the LTA and activation-flip fields of version 4
+   and the flip-rate table of version 5) loads with them 0. */
 static void test_version3_still_loads(void **state) {
     (void)state;
-    net a, b;
-    make_net(&a, VGG, 1, 28, 28, 10, 42);
-    train_recipe ra = make_recipe(), rb;
-    uint8_t *buf;
-    size_t len;
-    assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
-    const size_t T = strlen(VGG), cut = 144 + T, gap = 208, len2 = len - gap;
-    uint8_t *v2 = malloc(len2);
-    memcpy(v2, buf, cut);
-    memcpy(v2 + cut, buf + cut + gap, len - cut - gap);
-    set_le32(v2 + 8, 3);
-    set_le32(v2 + 16, (uint32_t)len2), set_le32(v2 + 20, 0);
-    fix_crc(v2, len2);
-    assert_int_equal(len2, 164 + T + 4 * (a.n_params + a.n_stats));
-    assert_int_equal(model_load_mem(&b, &rb, v2, len2, "v3"), BN_OK);
-    assert_net_equal(&a, &b);
-    train_recipe want = ra;
-    want.lta_n = 0, want.act_p01 = want.act_p10 = 0.0f;
-    clear_flip_table(&want);
-    assert_recipe_equal(&want, &rb);
-    net_free(&b);
-    for (size_t k = 0; k < len2; k += 7) expect_refused(v2, k, NULL);
-    free(v2);
-    free(buf);
-    net_free(&a);
+    check_old_version(3, 144, 12 + 196, 164, 42, fields_of_v4);
 }
 
-/* A version 4 file (the v5 bytes without the flip-rate table) still loads,
-   with no table. */
+/* A version 4 file (without the flip-rate table of version 5: 4 + 3 * 16 * 4
+   bytes) loads with no table. */
 static void test_version4_still_loads(void **state) {
     (void)state;
-    net a, b;
-    make_net(&a, VGG, 1, 28, 28, 10, 43);
-    train_recipe ra = make_recipe(), rb;
-    uint8_t *buf;
-    size_t len;
-    assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
-    const size_t T = strlen(VGG), cut = 156 + T, gap = 196, len4 = len - gap;
-    uint8_t *v4 = malloc(len4);
-    memcpy(v4, buf, cut);
-    memcpy(v4 + cut, buf + cut + gap, len - cut - gap);
-    set_le32(v4 + 8, 4);
-    set_le32(v4 + 16, (uint32_t)len4), set_le32(v4 + 20, 0);
-    fix_crc(v4, len4);
-    assert_int_equal(len4, 176 + T + 4 * (a.n_params + a.n_stats));
-    assert_int_equal(model_load_mem(&b, &rb, v4, len4, "v4"), BN_OK);
-    assert_net_equal(&a, &b);
-    train_recipe want = ra;
-    clear_flip_table(&want);
-    assert_recipe_equal(&want, &rb);
-    net_free(&b);
-    for (size_t k = 0; k < len4; k += 7) expect_refused(v4, k, NULL);
-    free(v4);
-    free(buf);
-    net_free(&a);
+    check_old_version(4, 156, 196, 176, 43, fields_of_v5);
 }
 
 static void test_file_errors(void **state) {
