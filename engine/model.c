@@ -7,6 +7,7 @@
 #include "engine/model.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +19,16 @@
 #include "engine/fpfmt.h"
 
 #define MODEL_HEAD 28    /* bytes before the topology string */
-#define MODEL_FIXED 176  /* bytes of everything but topology, params and stats (version 4) */
+#define MODEL_FIXED 372  /* bytes of everything but topology, params and stats (version 5) */
+#define MODEL_FIXED_V4 176 /* the same in version 4 (no flip-rate table) */
 #define MODEL_FIXED_V3 164 /* the same in version 3 (no LTA / activation-flip fields) */
 #define MODEL_FIXED_V2 156 /* the same in version 2 (no XNOR product rates) */
 #define MODEL_FIXED_V1 124 /* the same in version 1 (no optimizer fields) */
 #define MODEL_RECIPE_V1 60 /* recipe block bytes in version 1 */
 #define MODEL_RECIPE_V2 92 /* recipe block bytes in version 2 */
 #define MODEL_RECIPE_V3 100 /* recipe block bytes in version 3 */
-#define MODEL_RECIPE 112   /* recipe block bytes in version 4 */
+#define MODEL_RECIPE_V4 112 /* recipe block bytes in version 4 */
+#define MODEL_RECIPE 308   /* recipe block bytes in version 5 */
 #define MODEL_MAX_DIM 65536
 #define MODEL_MAX_FILE ((uint64_t)1 << 33) /* larger files are refused, not allocated */
 
@@ -176,6 +179,10 @@ int model_save_mem(const net *n, const train_recipe *r, uint8_t **buf, size_t *l
     put_i32(&w, r->lta_n);
     put_f32(&w, r->act_p01);
     put_f32(&w, r->act_p10);
+    put_i32(&w, r->flip_rows);
+    for (int i = 0; i < TRAIN_FLIP_ROWS; i++) put_f32(&w, r->flip_t[i]);
+    for (int i = 0; i < TRAIN_FLIP_ROWS; i++) put_f32(&w, r->flip_p01[i]);
+    for (int i = 0; i < TRAIN_FLIP_ROWS; i++) put_f32(&w, r->flip_p10[i]);
     put_u64(&w, (uint64_t)n->n_params);
     put_u64(&w, (uint64_t)n->n_stats);
     for (size_t i = 0; i < n->n_params; i++) put_f32(&w, n->params[i]);
@@ -215,7 +222,8 @@ int model_load_mem(net *n, train_recipe *r, const uint8_t *buf, size_t len, cons
     if ((uint64_t)len > total)
         return bn_error(BN_EFORMAT, "%s: %llu unexpected bytes after the model's %llu bytes", name,
                         (unsigned long long)(len - total), (unsigned long long)total);
-    const uint64_t fixed = version == 1 ? MODEL_FIXED_V1 : version == 2 ? MODEL_FIXED_V2 : version == 3 ? MODEL_FIXED_V3 : MODEL_FIXED;
+    const uint64_t fixed = version == 1 ? MODEL_FIXED_V1 : version == 2 ? MODEL_FIXED_V2 : version == 3 ? MODEL_FIXED_V3
+                         : version == 4 ? MODEL_FIXED_V4 : MODEL_FIXED;
     if (total < fixed)
         return bn_error(BN_EFORMAT, "%s: model length %llu is below the minimum %llu", name,
                         (unsigned long long)total, (unsigned long long)fixed);
@@ -287,12 +295,29 @@ int model_load_mem(net *n, train_recipe *r, const uint8_t *buf, size_t len, cons
         rec.lta_n = get_i32(p);
         rec.act_p01 = get_f32(p + 4);
         rec.act_p10 = get_f32(p + 8);
-        p += MODEL_RECIPE - MODEL_RECIPE_V3;
+        p += MODEL_RECIPE_V4 - MODEL_RECIPE_V3;
         if (rec.lta_n < 0)
             return bn_error(BN_EFORMAT, "%s: LTA column size %d in the recipe is negative", name, rec.lta_n);
         if (!(rec.act_p01 >= 0.0f && rec.act_p01 <= 1.0f && rec.act_p10 >= 0.0f && rec.act_p10 <= 1.0f))
             return bn_error(BN_EFORMAT, "%s: activation flip rates (%g, %g) in the recipe are not in [0, 1]", name,
                             (double)rec.act_p01, (double)rec.act_p10);
+    }
+    if (version >= 5) { /* flip-rate table of flip training over a range; versions 1-4: none (0 rows) */
+        rec.flip_rows = get_i32(p);
+        for (int i = 0; i < TRAIN_FLIP_ROWS; i++) {
+            rec.flip_t[i] = get_f32(p + 4 + 4 * i);
+            rec.flip_p01[i] = get_f32(p + 4 + 4 * TRAIN_FLIP_ROWS + 4 * i);
+            rec.flip_p10[i] = get_f32(p + 4 + 8 * TRAIN_FLIP_ROWS + 4 * i);
+        }
+        p += MODEL_RECIPE - MODEL_RECIPE_V4;
+        if (rec.flip_rows < 0 || rec.flip_rows > TRAIN_FLIP_ROWS)
+            return bn_error(BN_EFORMAT, "%s: flip-rate table of %d rows in the recipe (0..%d)", name, rec.flip_rows,
+                            TRAIN_FLIP_ROWS);
+        for (int i = 0; i < rec.flip_rows; i++)
+            if (!(rec.flip_p01[i] >= 0.0f && rec.flip_p01[i] <= 1.0f && rec.flip_p10[i] >= 0.0f &&
+                  rec.flip_p10[i] <= 1.0f) || !isfinite(rec.flip_t[i]) || (i > 0 && !(rec.flip_t[i] > rec.flip_t[i - 1])))
+                return bn_error(BN_EFORMAT, "%s: flip-rate table row %d (%g, %g, %g) in the recipe is invalid", name, i,
+                                (double)rec.flip_t[i], (double)rec.flip_p01[i], (double)rec.flip_p10[i]);
     }
     if (loss != LOSS_CE && loss != LOSS_MHL)
         return bn_error(BN_EFORMAT, "%s: unknown loss code %d in the recipe", name, loss);

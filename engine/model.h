@@ -3,13 +3,13 @@
 ** (engine/train.h), in one versioned, checksummed binary format. The same bytes
 ** are written to files (bnas export) and stored as SQLite blobs by the search.
 **
-** Format version 4. Every integer is little-endian, every float an IEEE-754
+** Format version 5. Every integer is little-endian, every float an IEEE-754
 ** binary32 stored little-endian, with no padding anywhere. T is the length of
 ** the topology string, P = n_params, S = n_stats.
 **
 **   offset        size  type      field
 **   0             8     char[8]   magic "BNASMDL1" (no NUL)
-**   8             4     u32       format version, 4
+**   8             4     u32       format version, 5
 **   12            4     u32       endianness marker 0x01020304 (on disk: 04 03 02 01)
 **   16            8     u64       total length of the file in bytes, checksum included
 **   24            4     u32       T, topology length in bytes (0..MODEL_MAX_TOPO, no NUL)
@@ -19,7 +19,7 @@
 **   32+T          4     i32       in_h   input height    } in 1..65536
 **   36+T          4     i32       in_w   input width     }
 **   40+T          4     i32       classes                (1..65536)
-**   44+T          112             training recipe (train_recipe):
+**   44+T          308             training recipe (train_recipe):
 **     44+T        4     i32         epochs
 **     48+T        4     i32         batch
 **     52+T        4     f32         lr
@@ -47,16 +47,20 @@
 **     144+T       4     i32         lta_n     LTA-aware training column size (0: off) } new in
 **     148+T       4     f32         act_p01   } activation flips while training     } version 4
 **     152+T       4     f32         act_p10   } (each in [0, 1])                    }
-**   156+T         8     u64       P, number of parameter floats
-**   164+T         8     u64       S, number of statistics floats
-**   172+T         4*P   f32[P]    net.params, in net.h's order (layer 0 w, gamma, beta,
+**     156+T       4     i32         flip_rows (0..16)  } flip-rate table of flip    } new in
+**     160+T       64    f32[16]     flip_t             } training over a range     } version 5
+**     224+T       64    f32[16]     flip_p01           } (train_flip_rates); rows  }
+**     288+T       64    f32[16]     flip_p10           } >= flip_rows are 0        }
+**   352+T         8     u64       P, number of parameter floats
+**   360+T         8     u64       S, number of statistics floats
+**   368+T         4*P   f32[P]    net.params, in net.h's order (layer 0 w, gamma, beta,
 **                                 layer 1 ..., classifier w, scale)
-**   172+T+4P      4*S   f32[S]    net.stats, in net.h's order (layer 0 running mean,
+**   368+T+4P      4*S   f32[S]    net.stats, in net.h's order (layer 0 running mean,
 **                                 running var, layer 1 ..., hidden layers only)
-**   172+T+4P+4S   4     u32       CRC-32 (zlib crc32, the gzip/PNG polynomial) of
+**   368+T+4P+4S   4     u32       CRC-32 (zlib crc32, the gzip/PNG polynomial) of
 **                                 every byte before it
 **
-** Total length = 176 + T + 4P + 4S. A reader checks magic, version, marker,
+** Total length = 372 + T + 4P + 4S. A reader checks magic, version, marker,
 ** total length against the actual length, the checksum, then the fields; it
 ** rebuilds the net with net_create(arch_parse(topology), in_c, in_h, in_w,
 ** classes) and requires that net's n_params and n_stats to equal P and S.
@@ -71,7 +75,10 @@
 ** they load with xnor_p01 = xnor_p10 = 0 (versions 1 and 2 alike). Version 3
 ** files (still read) lack the three fields at 144+T..155+T: the recipe block is
 ** 100 bytes, P is at 144+T, the total is 164 + T + 4P + 4S; they load with
-** lta_n = 0 and act_p01 = act_p10 = 0 (versions 1 to 3 alike).
+** lta_n = 0 and act_p01 = act_p10 = 0 (versions 1 to 3 alike). Version 4 files
+** (still read) lack the 196 bytes at 156+T..351+T: the recipe block is 112
+** bytes, P is at 156+T, the total is 176 + T + 4P + 4S; they load with
+** flip_rows = 0 and a zero table (versions 1 to 4 alike).
 ** Any change to this layout bumps the format version.
 */
 #ifndef BNAS_MODEL_H
@@ -84,7 +91,7 @@
 #include "engine/train.h"
 
 #define MODEL_MAGIC "BNASMDL1"  /* first 8 bytes of every model file */
-#define MODEL_VERSION 4u        /* format version written by this build (1 to 3 are still read) */
+#define MODEL_VERSION 5u        /* format version written by this build (1 to 4 are still read) */
 #define MODEL_ENDIAN 0x01020304u /* endianness marker */
 #define MODEL_MAX_TOPO 1024      /* longest topology string accepted */
 

@@ -12,6 +12,11 @@
 **
 ** The classifier computes z = x . wb^T and logits = s * z.
 **
+** Flip training (recipe flip): wb = sign(w) with each bit flipped with p10
+** (+1) or p01 (-1), rates fixed or drawn per mini-batch from the recipe's
+** flip-rate table (train_flip_rates); STE: the gradient ignores the flips;
+** naive: it passes through them.
+**
 ** XNOR product errors (recipe xnor_p01/xnor_p10, engine/errmodel.h): in
 ** hidden binary layers and the classifier, z' = z - 2*B1 + 2*B2 per row and
 ** neuron before pooling, with B1 ~ Bin(P, xnor_p10), B2 ~ Bin(N - P, xnor_p01),
@@ -169,17 +174,55 @@ static void train_state_free(train_state *s) {
     free(s->adam_m), free(s->adam_v), free(s->d_a), free(s->d_b), free(s->d_z), free(s->d_col);
 }
 
+/* Rate between table rows a and b at fraction f: linear in log p, linear in p
+   where either end is 0 (as evaluators/fefet.c). */
+static double train_interp(double a, double b, double f) {
+    if (!(a > 0) || !(b > 0)) return a + (b - a) * f;
+    return exp(log(a) + (log(b) - log(a)) * f);
+}
+
+void train_flip_rates(const train_recipe *r, uint64_t step, float *p01, float *p10, float *t) {
+    if (r->flip_rows <= 0) {
+        *p01 = r->p01, *p10 = r->p10;
+        if (t) *t = 0.0f;
+        return;
+    }
+    int n = r->flip_rows;
+    /* key slot 0xFF: the layer slots of train_binarize's streams are < NET_MAX_LAYERS < 255 */
+    pcg32 g;
+    rng_keyed(&g, r->seed, (step << 8) | 0xFFu, RNG_FLIP);
+    double u = pcg32_double(&g), lo = r->flip_t[0], hi = r->flip_t[n - 1];
+    double T = lo + (hi - lo) * u;
+    int i = 0;
+    while (i + 2 < n && T > r->flip_t[i + 1]) i++;
+    if (n == 1) {
+        *p01 = r->flip_p01[0], *p10 = r->flip_p10[0];
+    } else {
+        double f = (T - r->flip_t[i]) / ((double)r->flip_t[i + 1] - r->flip_t[i]);
+        f = f < 0 ? 0 : f > 1 ? 1 : f;
+        *p01 = (float)train_interp(r->flip_p01[i], r->flip_p01[i + 1], f);
+        *p10 = (float)train_interp(r->flip_p10[i], r->flip_p10[i + 1], f);
+    }
+    if (t) *t = (float)T;
+}
+
 /* Binarizes layer l's weights and applies the training flips of this step. */
 static void train_binarize(train_state *s, int l, const train_recipe *r, uint64_t step) {
     net_layer *L = &s->n->layers[l];
     train_layer *T = &s->tl[l];
     int64_t nw = (int64_t)L->out_c * L->fan_in;
     for (int64_t i = 0; i < nw; i++) T->wb[i] = net_sign(L->w[i]);
-    if (r->flip == FLIP_NONE || (r->p01 <= 0.0f && r->p10 <= 0.0f)) return;
+    if (r->flip == FLIP_NONE) return;
+    float p01, p10;
+    train_flip_rates(r, step, &p01, &p10, NULL);
+    if (p01 <= 0.0f && p10 <= 0.0f) {
+        memset(T->flipped, 0, (size_t)nw);
+        return;
+    }
     pcg32 g;
     rng_keyed(&g, r->seed, (step << 8) | (uint64_t)l, RNG_FLIP);
     for (int64_t i = 0; i < nw; i++) {
-        float p = T->wb[i] > 0 ? r->p10 : r->p01;
+        float p = T->wb[i] > 0 ? p10 : p01;
         int f = pcg32_float(&g) < p;
         T->flipped[i] = (uint8_t)f;
         if (f) T->wb[i] = -T->wb[i];
@@ -469,6 +512,15 @@ int train_run_traced(net *n, const dataset *train, const dataset *val, const tra
     if (r->flip != FLIP_NONE && (r->p01 < 0 || r->p01 > 1 || r->p10 < 0 || r->p10 > 1))
         return bn_error(BN_EARG, "train: flip probabilities must be in [0, 1] (p01 %g, p10 %g)",
                         r->p01, r->p10);
+    if (r->flip_rows < 0 || r->flip_rows > TRAIN_FLIP_ROWS)
+        return bn_error(BN_EARG, "train: flip-rate table has %d rows (0..%d)", r->flip_rows, TRAIN_FLIP_ROWS);
+    for (int i = 0; i < r->flip_rows; i++) {
+        if (!(r->flip_p01[i] >= 0 && r->flip_p01[i] <= 1 && r->flip_p10[i] >= 0 && r->flip_p10[i] <= 1))
+            return bn_error(BN_EARG, "train: flip-rate table row %d: rates (%g, %g) not in [0, 1]", i,
+                            r->flip_p01[i], r->flip_p10[i]);
+        if (!isfinite(r->flip_t[i]) || (i > 0 && !(r->flip_t[i] > r->flip_t[i - 1])))
+            return bn_error(BN_EARG, "train: flip-rate table row %d: %g does not increase", i, r->flip_t[i]);
+    }
     if (!(r->xnor_p01 >= 0 && r->xnor_p01 <= 1 && r->xnor_p10 >= 0 && r->xnor_p10 <= 1))
         return bn_error(BN_EARG, "train: XNOR product rates must be in [0, 1] (p01 %g, p10 %g)", r->xnor_p01,
                         r->xnor_p10);

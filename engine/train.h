@@ -6,6 +6,11 @@
 ** A run is fully determined by (net initialisation, data, recipe): the data
 ** order comes from the keyed stream (seed, epoch, RNG_SHUFFLE) and flips from
 ** (seed, step, RNG_FLIP), so the result does not depend on the thread count.
+** Flip training uses fixed rates (p01, p10) or, with a flip-rate table
+** (flip_rows > 0), rates drawn per mini-batch over the table's range
+** (train_flip_rates): a network meant for a device whose error rates vary with
+** the operating point (FeFET over temperature) is trained over the whole
+** range instead of only at its worst case.
 */
 #ifndef BNAS_TRAIN_H
 #define BNAS_TRAIN_H
@@ -19,6 +24,8 @@ typedef enum { LOSS_CE = 0, LOSS_MHL = 1 } train_loss;
 typedef enum { FLIP_NONE = 0, FLIP_STE = 1, FLIP_NAIVE = 2 } train_flip;
 typedef enum { OPT_ADAM = 0, OPT_BOP = 1 } train_optimizer;
 
+#define TRAIN_FLIP_ROWS 16 /* rows of a flip-rate table (recipe flip_rows) */
+
 typedef struct {
     int epochs;          /* passes over the training set */
     int batch;           /* mini-batch size */
@@ -29,7 +36,12 @@ typedef struct {
     train_loss loss;     /* LOSS_CE or LOSS_MHL */
     float mhl_b;         /* MHL margin b (default 128) */
     train_flip flip;     /* flip training variant */
-    float p01, p10;      /* flip probabilities of stored 0 (-1) and stored 1 (+1) */
+    float p01, p10;      /* flip probabilities of stored 0 (-1) and stored 1 (+1) (unused if flip_rows > 0) */
+    int flip_rows;       /* > 0: flip training over a range (e.g. of temperatures): every mini-batch
+                            draws its own rates from this table, see train_flip_rates; 0: fixed p01/p10 */
+    float flip_t[TRAIN_FLIP_ROWS];   /* (flip_rows) the table's abscissa, strictly increasing (e.g. deg C) */
+    float flip_p01[TRAIN_FLIP_ROWS]; /* (flip_rows) p01 at flip_t, in [0, 1]; rows >= flip_rows are 0 */
+    float flip_p10[TRAIN_FLIP_ROWS]; /* (flip_rows) p10 at flip_t, in [0, 1] */
     float reg_lambda;    /* direct margin regularizer weight lambda (0: off) */
     float reg_h;         /* margin level h of the regularizer, in weight flips */
     uint64_t seed;       /* keys every random stream of the run */
@@ -55,6 +67,16 @@ typedef struct {
    the Bop fields default to gamma 1e-3, tau 1e-6 (Helwegen et al. section
    5.1), decay 1, binary32 momentum. */
 train_recipe train_recipe_default(void);
+
+/* The flip rates of training step `step` (1-based, the Adam step): r->p01 and
+   r->p10 if r->flip_rows == 0; else a point T uniform in [flip_t[0],
+   flip_t[flip_rows - 1]] drawn from the keyed stream (seed, step, RNG_FLIP)
+   (one draw per mini-batch, shared by all layers; independent of the thread
+   count), and the table's rates at T, interpolated linearly in log p between
+   the two neighbouring rows (linearly in p where either is 0), as the fefet
+   evaluator interpolates its temperature table. *t (may be NULL) receives T
+   (0 with fixed rates). */
+void train_flip_rates(const train_recipe *r, uint64_t step, float *p01, float *p10, float *t);
 
 /* Progress of one epoch, passed to the callback. */
 typedef struct {

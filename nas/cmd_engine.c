@@ -15,6 +15,7 @@
 #include "engine/packed.h"
 #include "engine/parallel.h"
 #include "engine/train.h"
+#include "evaluators/fefet.h"
 
 /* ---- shared by the engine commands ---- */
 
@@ -50,6 +51,9 @@ static const char *train_usage =
     "  --lr X             (default 1e-3)       --lr-step N    (default 10)   --lr-gamma X (default 0.5)\n"
     "  --loss ce|mhl      (default ce)         --mhl-b X      (default 128)\n"
     "  --flip none|ste|naive  flip training    --p X | --p01 X --p10 X  flip probabilities\n"
+    "  --flip-table FILE  flip training over a range: every mini-batch draws a point (e.g. a temperature)\n"
+    "                     uniformly over the range of FILE's rows 'x,p01,p10' (the fefet evaluator's table\n"
+    "                     format, at most 16 rows) and flips at the rates interpolated there (log p)\n"
     "  --xnor-p X | --xnor-p01 X --xnor-p10 X  XNOR product errors while training (not the first layer)\n"
     "  --lta-n N          LTA-aware training: hidden layers after the first decide by local thresholding\n"
     "                     on columns of N products (straight-through; engine/lta.h)\n"
@@ -68,6 +72,7 @@ static const char *train_usage =
 
 int cmd_train(int argc, char **argv) {
     const char *topology = "FC512-FC512", *dsname = "fashion", *dir = NULL, *out = "model.bnm", *init = NULL;
+    const char *flip_table = NULL;
     int n_val = 5000, threads = 0, train_images = 0;
     train_recipe r = train_recipe_default();
     r.epochs = 3;
@@ -98,6 +103,7 @@ int cmd_train(int argc, char **argv) {
             else if (!strcmp(v, "naive")) r.flip = FLIP_NAIVE;
             else { fprintf(stderr, "bnas train: --flip must be none, ste or naive\n"); return 2; }
         }
+        else if (!strcmp(a, "--flip-table")) { NEED_VALUE(); flip_table = v; }
         else if (!strcmp(a, "--p")) { NEED_VALUE(); r.p01 = r.p10 = strtof(v, NULL); }
         else if (!strcmp(a, "--p01")) { NEED_VALUE(); r.p01 = strtof(v, NULL); }
         else if (!strcmp(a, "--p10")) { NEED_VALUE(); r.p10 = strtof(v, NULL); }
@@ -135,8 +141,23 @@ int cmd_train(int argc, char **argv) {
         else { fprintf(stderr, "bnas train: unknown option '%s' (see bnas train --help)\n", a); return 2; }
 #undef NEED_VALUE
     }
-    if (r.flip != FLIP_NONE && r.p01 == 0 && r.p10 == 0) {
-        fprintf(stderr, "bnas train: --flip needs --p or --p01/--p10\n");
+    if (flip_table) {
+        fefet_table tb;
+        if (r.flip == FLIP_NONE || r.p01 != 0 || r.p10 != 0) {
+            fprintf(stderr, "bnas train: --flip-table needs --flip ste|naive and no --p/--p01/--p10\n");
+            return 2;
+        }
+        if (fefet_table_load(&tb, flip_table)) { fprintf(stderr, "bnas train: %s\n", bn_errmsg()); return 2; }
+        if (tb.n > TRAIN_FLIP_ROWS) {
+            fprintf(stderr, "bnas train: %s: %d rows, at most %d\n", flip_table, tb.n, TRAIN_FLIP_ROWS);
+            return 2;
+        }
+        r.flip_rows = tb.n;
+        for (int i = 0; i < tb.n; i++)
+            r.flip_t[i] = (float)tb.t[i], r.flip_p01[i] = (float)tb.p01[i], r.flip_p10[i] = (float)tb.p10[i];
+    }
+    if (r.flip != FLIP_NONE && r.p01 == 0 && r.p10 == 0 && r.flip_rows == 0) {
+        fprintf(stderr, "bnas train: --flip needs --p, --p01/--p10 or --flip-table\n");
         return 2;
     }
     par_set_threads(threads);

@@ -1,14 +1,18 @@
 /*
 ** bnas measure MODEL EVALUATOR [key=value ...]: runs one registered evaluator
-** (evaluators/registry.c) on a saved model and prints its metrics, one per
-** line. The context gets the training split (the model's own training images
-** minus --val), the validation split and the test set; evaluators default to
+** (evaluators/registry.c: fefet, lim, lta, capmin, approxpop, fault, ...) on
+** a saved model and prints its metrics, one "name value" line each, then the
+** evaluator's wall time ("seconds") and the process's CPU time during it
+** ("cpu_seconds", all threads). The context gets the training split (the
+** model's own training images minus --val, carved with the model's seed as by
+** `bnas train`), the validation split and the test set; evaluators default to
 ** the validation split, `split=test` selects the test set.
+** bnas measure --list prints the registered evaluators.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <omp.h>
+#include <sys/resource.h>
 
 #include "engine/err.h"
 #include "engine/model.h"
@@ -18,14 +22,28 @@
 
 static const char measure_usage[] =
     "usage: bnas measure MODEL EVALUATOR [key=value ...] [options]\n"
-    "Runs one evaluator on a saved model and prints its metrics (name value per line).\n"
-    "Parameters are the evaluator's (see bnas evaluators / the file comment in evaluators/NAME.c),\n"
-    "e.g. bnas measure vgg3.bnm lta n=[4,8,64] split=test\n"
+    "       bnas measure --list\n"
+    "Runs one evaluator on a saved model and prints its metrics (name value per line),\n"
+    "then its wall time (seconds) and the process's CPU time during it (cpu_seconds).\n"
+    "Parameters are the evaluator's (the file comment in evaluators/NAME.c), e.g.\n"
+    "  bnas measure vgg3.bnm lta n=[4,8,64] split=test\n"
+    "  bnas measure fc.bnm fefet table=experiments/fefet/default_table.csv split=test repeats=10\n"
+    "  --list           list the registered evaluators\n"
     "  --dataset NAME   fashion or cifar10 (default: from the model's input shape)\n"
     "  --data DIR       data folder\n"
-    "  --val N          validation images carved from the training set as by bnas train (default 5000)\n"
+    "  --val N          validation images carved from the training set as by bnas train (default 5000;\n"
+    "                   0: none, the evaluators' validation split is then the test set)\n"
     "  --seed N         the evaluation seed (default 1)\n"
-    "  --threads N      (default: all cores)\n";
+    "  --threads N      (default: all cores)\n"
+    "Exit codes: 0 success, 1 runtime error, 2 usage error.\n";
+
+/* User + system CPU seconds of the process so far (all threads). */
+static double measure_cpu_seconds(void) {
+    struct rusage u;
+    if (getrusage(RUSAGE_SELF, &u)) return 0.0;
+    return (double)u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + (double)u.ru_stime.tv_sec +
+           u.ru_stime.tv_usec * 1e-6;
+}
 
 int cmd_measure(int argc, char **argv) {
     const char *path = NULL, *ev = NULL, *dsname = NULL, *dir = NULL;
@@ -36,6 +54,10 @@ int cmd_measure(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(measure_usage, stdout); return 0; }
+        if (!strcmp(a, "--list")) {
+            for (const evaluator *const *e = eval_all(); *e; e++) printf("%-14s %s\n", (*e)->name, (*e)->summary);
+            return 0;
+        }
         if (a[0] == '-' && a[1] == '-') {
             if (!v) { fprintf(stderr, "bnas measure: %s needs a value\n", a); return 2; }
             i++;
@@ -44,7 +66,7 @@ int cmd_measure(int argc, char **argv) {
             else if (!strcmp(a, "--val")) n_val = atoi(v);
             else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
             else if (!strcmp(a, "--threads")) threads = atoi(v);
-            else { fprintf(stderr, "bnas measure: unknown option '%s'\n", a); return 2; }
+            else { fprintf(stderr, "bnas measure: unknown option '%s' (bnas measure --help)\n", a); return 2; }
         } else if (!path) path = a;
         else if (!ev) ev = a;
         else {
@@ -60,6 +82,9 @@ int cmd_measure(int argc, char **argv) {
         }
     }
     if (!path || !ev) { fputs(measure_usage, stderr); return 2; }
+    const evaluator *e = eval_find(ev);
+    if (!e) { fprintf(stderr, "bnas measure: no evaluator '%s' (bnas measure --list)\n", ev); return 2; }
+    if (eval_params_check(e, &params)) { fprintf(stderr, "bnas measure: %s\n", bn_errmsg()); return 2; }
     par_set_threads(threads);
     net n = {0};
     train_recipe r;
@@ -76,14 +101,13 @@ int cmd_measure(int argc, char **argv) {
     if (n_val < 0 || n_val >= full.n) { rc = bn_error(BN_EARG, "--val %d: must be in 0..%d", n_val, full.n - 1); goto done; }
     if ((rc = data_split(&train, &val, &full, n_val, r.seed))) goto done; /* the split the trainer used */
     eval_context ctx = {&n, &train, n_val > 0 ? &val : &test, &test, seed};
-    eval_metrics out;
-    memset(&out, 0, sizeof out);
-    double t0 = omp_get_wtime();
-    rc = eval_run(ev, &ctx, &params, &out);
-    double t = omp_get_wtime() - t0;
-    if (rc) goto done;
-    for (int i = 0; i < out.n; i++) printf("%-28s %.10g\n", out.m[i].name, out.m[i].value);
-    printf("%-28s %.3f\n", "seconds", t);
+    eval_metrics *out = bn_calloc(1, sizeof *out);
+    double t0 = par_seconds(), c0 = measure_cpu_seconds();
+    rc = e->run(&ctx, &params, out);
+    double t = par_seconds() - t0, cpu = measure_cpu_seconds() - c0;
+    for (int i = 0; !rc && i < out->n; i++) printf("%-28s %.10g\n", out->m[i].name, out->m[i].value);
+    if (!rc) printf("%-28s %.3f\n%-28s %.3f\n", "seconds", t, "cpu_seconds", cpu);
+    free(out);
 done:
     if (rc) fprintf(stderr, "bnas measure: %s\n", bn_errmsg());
     net_free(&n);

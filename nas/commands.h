@@ -20,19 +20,19 @@ int cmd_report(int argc, char **argv);  /* bnas report DB [MORE_DB...] -o FILE.h
    sources and cards of chosen trials (nas/cmd_export.c) */
 int cmd_export(int argc, char **argv);
 
-/* Engine commands (nas/cmd_engine.c, nas/cmd_eval.c). */
+/* Engine commands (nas/cmd_engine.c, nas/cmd_eval.c, nas/cmd_bop.c, nas/cmd_measure.c). */
 int cmd_train(int argc, char **argv);   /* bnas train [options]: train one network, save it */
 int cmd_bench(int argc, char **argv);   /* bnas bench [--quick]: speed of training and inference */
 int cmd_eval(int argc, char **argv);    /* bnas eval MODEL [options]: bit-error tolerance of a model */
 int cmd_encodings(int argc, char **argv); /* bnas encodings [options]: Bop momentum-format search (nas/cmd_bop.c) */
-int cmd_device(int argc, char **argv);  /* bnas device MODEL --evaluator NAME: one evaluator on a model (nas/cmd_device.c) */
+/* bnas measure MODEL EVALUATOR [key=value ...] | --list: one evaluator on a model (nas/cmd_measure.c) */
+int cmd_measure(int argc, char **argv);
 
-/* Prints the error-model lines of `bnas bench` (nas/cmd_device.c): images/s
+/* Prints the error-model lines of `bnas bench` (nas/bench_errmodel.c): images/s
    of errmodel_logits (weights on the fast path; XNOR products and
    activations through the hooked driver) against packed_logits, FC512-FC512
    and VGG3 with random weights. quick: fewer images. Returns 0, or 1 on error. */
 int bench_errmodel(const dataset *test, int quick);
-int cmd_measure(int argc, char **argv); /* bnas measure MODEL EVALUATOR [key=value ...] (nas/cmd_measure.c) */
 
 /* Prints the fault-injection lines of `bnas bench` (nas/cmd_eval.c): packed vs
    float path with the same injected flips, FC512-FC512 and VGG3, on the test

@@ -27,8 +27,8 @@ static void usage(FILE *f) {
             "  eval MODEL                 accuracy, margins and accuracy under bit errors of a model\n"
             "  bench                      speed of training, packed inference and fault injection\n"
             "  encodings                  search small momentum formats for Bop training\n"
-            "  device MODEL --evaluator E run one evaluator (fefet, lim, ...) on a model\n"
-            "  measure MODEL EVALUATOR    run one evaluator (lta, capmin, ...) on a model, key=value params\n"
+            "  measure MODEL EVALUATOR    run one evaluator (fefet, lim, lta, ...) on a model, key=value params\n"
+            "  measure --list             list the evaluators\n"
             "\n"
             "exit codes: 0 ok, 1 runtime error, 2 usage error\n");
 }
@@ -58,7 +58,6 @@ int main(int argc, char **argv) {
         {"train", cmd_train},
         {"eval", cmd_eval},
         {"measure", cmd_measure},
-        {"device", cmd_device},
         {"encodings", cmd_encodings},
         {"bench", cmd_bench},
     };

@@ -4,7 +4,8 @@
 ** CSV), BERA never worse than the identity on the data it searched (greedy
 ** and exhaustive, reproducible), a zero-rate sweep equal to the clean
 ** accuracy, and the logic-in-memory searches (speed-up weighting, the
-** run-time result within budget on its search data).
+** run-time result within budget on its search data), and the command that
+** runs them, `bnas measure` (through the real binary, $BNAS_BIN).
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,9 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "engine/err.h"
 #include "engine/errmodel.h"
+#include "engine/model.h"
 #include "engine/packed.h"
 #include "engine/train.h"
 #include "evaluators/evaluator.h"
@@ -234,11 +238,74 @@ static void test_evaluators_run(void **state) {
     free(m);
 }
 
+/* Exit status of the shell command cmd (-1 if it did not exit normally). */
+static int sh(const char *cmd) {
+    int st = system(cmd);
+    if (st == -1 || !WIFEXITED(st)) return -1;
+    return WEXITSTATUS(st);
+}
+
+/* The whole of the text file at path (NUL-terminated; empty if unreadable). */
+static char *slurp(const char *path) {
+    char *buf = calloc(1, 1 << 16);
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        size_t n = fread(buf, 1, (1 << 16) - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+    }
+    return buf;
+}
+
+/* bnas measure: runs an evaluator on a model file with key=value parameters and
+   prints its metrics and timings; --list names the evaluators; an unknown
+   evaluator, a parameter the evaluator does not accept or a malformed one is a
+   usage error (2); the old `bnas device` command is gone. */
+static void test_measure_command(void **state) {
+    (void)state;
+    const char *bin = getenv("BNAS_BIN");
+    if (!bin) bin = "./bnas";
+    char model[128], out[160], cmd[1024];
+    snprintf(model, sizeof model, "/tmp/bnas_test_device_%d.bnm", (int)getpid());
+    snprintf(out, sizeof out, "%s.out", model);
+    train_recipe r = train_recipe_default();
+    r.seed = 21;
+    assert_int_equal(model_save(&g_fc, &r, model), BN_OK);
+    snprintf(cmd, sizeof cmd,
+             "%s measure %s fefet split=test images=300 repeats=1 bera=0 'temps=[20,100]' --val 1000 --threads 2 > %s",
+             bin, model, out);
+    assert_int_equal(sh(cmd), 0);
+    char *text = slurp(out);
+    assert_non_null(strstr(text, "fefet.acc@20 "));
+    assert_non_null(strstr(text, "fefet.acc@100 "));
+    assert_non_null(strstr(text, "fefet.acc_min "));
+    assert_null(strstr(text, "fefet.bera_mask"));
+    assert_non_null(strstr(text, "\nseconds "));
+    assert_non_null(strstr(text, "\ncpu_seconds "));
+    free(text);
+    snprintf(cmd, sizeof cmd, "%s measure --list > %s", bin, out);
+    assert_int_equal(sh(cmd), 0);
+    text = slurp(out);
+    assert_non_null(strstr(text, "fefet "));
+    assert_non_null(strstr(text, "\nlim "));
+    free(text);
+    snprintf(cmd, sizeof cmd, "%s measure %s nosuch 2> /dev/null", bin, model);
+    assert_int_equal(sh(cmd), 2);
+    snprintf(cmd, sizeof cmd, "%s measure %s fefet nosuch=1 2> /dev/null", bin, model);
+    assert_int_equal(sh(cmd), 2);
+    snprintf(cmd, sizeof cmd, "%s measure %s fefet repeats 2> /dev/null", bin, model);
+    assert_int_equal(sh(cmd), 2);
+    snprintf(cmd, sizeof cmd, "%s device %s --evaluator fefet 2> /dev/null", bin, model);
+    assert_int_equal(sh(cmd), 2);
+    remove(model), remove(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_interpolation), cmocka_unit_test(test_defaults_match_files),
         cmocka_unit_test(test_zero_table_is_clean), cmocka_unit_test(test_bera_not_worse),
         cmocka_unit_test(test_lim_searches),        cmocka_unit_test(test_evaluators_run),
+        cmocka_unit_test(test_measure_command),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,5 +1,5 @@
 /* Model files: bit-exact round trips (memory and file), the documented byte
-   layout (version 4), version 1, 2 and 3 files still loading, and refusal of every truncation, flipped byte, wrong magic, newer
+   layout (version 5), version 1 to 4 files still loading, and refusal of every truncation, flipped byte, wrong magic, newer
    version and checksum-valid but inconsistent content. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -77,6 +77,10 @@ static train_recipe make_recipe(void) {
     r.mom_e = 5, r.mom_f = 7, r.mom_bias = 20, r.mom_subnormals = 0;
     r.xnor_p01 = 0.0625f, r.xnor_p10 = 0.125f;
     r.lta_n = 64, r.act_p01 = 0.03125f, r.act_p10 = 0.25f;
+    r.flip_rows = 3;
+    r.flip_t[0] = -40.0f, r.flip_t[1] = 20.0f, r.flip_t[2] = 100.0f;
+    r.flip_p01[0] = 1e-4f, r.flip_p01[1] = 3e-4f, r.flip_p01[2] = 1.8e-3f;
+    r.flip_p10[0] = 5e-4f, r.flip_p10[1] = 4e-3f, r.flip_p10[2] = 0.04f;
     return r;
 }
 
@@ -87,6 +91,7 @@ static void assert_recipe_equal(const train_recipe *a, const train_recipe *b) {
     SAME(optimizer); SAME(bop_gamma); SAME(bop_tau); SAME(bop_gamma_decay); SAME(mom_e); SAME(mom_f);
     SAME(mom_bias); SAME(mom_subnormals); SAME(xnor_p01); SAME(xnor_p10);
     SAME(lta_n); SAME(act_p01); SAME(act_p10);
+    SAME(flip_rows); SAME(flip_t); SAME(flip_p01); SAME(flip_p10);
 #undef SAME
 }
 
@@ -156,7 +161,7 @@ static void test_roundtrip_mem_and_file(void **state) {
     size_t len = 0;
     assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
     assert_int_equal(len, model_size(&a));
-    assert_int_equal(len, 176 + strlen(VGG) + 4 * (a.n_params + a.n_stats));
+    assert_int_equal(len, 372 + strlen(VGG) + 4 * (a.n_params + a.n_stats));
     memset(&rb, 0, sizeof rb);
     assert_int_equal(model_load_mem(&b, &rb, buf, len, "mem"), BN_OK);
     assert_net_equal(&a, &b);
@@ -232,7 +237,7 @@ static void test_documented_layout(void **state) {
     assert_int_equal(model_save_mem(&a, &ra, &b, &len), BN_OK);
     const size_t T = strlen(VGG), P = a.n_params, S = a.n_stats;
     assert_memory_equal(b, "BNASMDL1", 8);
-    assert_int_equal(le32(b + 8), 4);
+    assert_int_equal(le32(b + 8), 5);
     static const uint8_t marker[4] = {4, 3, 2, 1};
     assert_memory_equal(b + 12, marker, 4);
     assert_true(le64(b + 16) == len);
@@ -286,20 +291,31 @@ static void test_documented_layout(void **state) {
     u = le32(b + 152 + T);
     memcpy(&f, &u, 4);
     assert_true(f == 0.25f);
-    assert_true(le64(b + 156 + T) == P);
-    assert_true(le64(b + 164 + T) == S);
+    assert_int_equal(le32(b + 156 + T), 3);
+    u = le32(b + 160 + T + 4 * 2);
+    memcpy(&f, &u, 4);
+    assert_true(f == 100.0f);
+    u = le32(b + 224 + T + 4 * 1);
+    memcpy(&f, &u, 4);
+    assert_true(f == 3e-4f);
+    u = le32(b + 288 + T + 4 * 2);
+    memcpy(&f, &u, 4);
+    assert_true(f == 0.04f);
+    assert_int_equal(le32(b + 288 + T + 4 * 3), 0); /* unused rows are 0 */
+    assert_true(le64(b + 352 + T) == P);
+    assert_true(le64(b + 360 + T) == S);
     for (size_t i = 0; i < P; i += 97) {
         uint32_t want;
         memcpy(&want, &a.params[i], 4);
-        assert_int_equal(le32(b + 172 + T + 4 * i), want);
+        assert_int_equal(le32(b + 368 + T + 4 * i), want);
     }
     uint32_t want;
     memcpy(&want, a.scale, 4);
-    assert_int_equal(le32(b + 172 + T + 4 * (P - 1)), want);
+    assert_int_equal(le32(b + 368 + T + 4 * (P - 1)), want);
     memcpy(&want, &a.stats[S - 1], 4);
-    assert_int_equal(le32(b + 172 + T + 4 * P + 4 * (S - 1)), want);
+    assert_int_equal(le32(b + 368 + T + 4 * P + 4 * (S - 1)), want);
     assert_int_equal(le32(b + len - 4), (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)(len - 4)));
-    assert_int_equal(len, 176 + T + 4 * P + 4 * S);
+    assert_int_equal(len, 372 + T + 4 * P + 4 * S);
     net_free(&a);
     free(b);
 }
@@ -312,7 +328,7 @@ static void test_classifier_only(void **state) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(model_save_mem(&a, NULL, &buf, &len), BN_OK);
-    assert_int_equal(len, 176 + 4 * (9 * 2 + 1));
+    assert_int_equal(len, 372 + 4 * (9 * 2 + 1));
     assert_int_equal(model_load_mem(&b, NULL, buf, len, NULL), BN_OK);
     assert_net_equal(&a, &b);
     net_free(&b);
@@ -384,9 +400,9 @@ static void test_header_refusals(void **state) {
 
     /* a future version, even with a valid checksum */
     memcpy(c, buf, len);
-    set_le32(c + 8, 5);
+    set_le32(c + 8, 6);
     fix_crc(c, len);
-    expect_refused(c, len, "version 5 is newer");
+    expect_refused(c, len, "version 6 is newer");
     set_le32(c + 8, 0);
     fix_crc(c, len);
     expect_refused(c, len, "version 0");
@@ -437,7 +453,7 @@ static void test_header_refusals(void **state) {
     fix_crc(c, len);
     expect_refused(c, len, NULL);
     memcpy(c, buf, len);
-    c[156 + T] ^= 1; /* P off by one, S unchanged */
+    c[352 + T] ^= 1; /* P off by one, S unchanged */
     fix_crc(c, len);
     expect_refused(c, len, "do not fill");
     memcpy(c, buf, len);
@@ -464,6 +480,14 @@ static void test_header_refusals(void **state) {
     set_le32(c + 152 + T, 0x40000000u); /* act_p10 = 2.0 */
     fix_crc(c, len);
     expect_refused(c, len, "activation flip rates");
+    memcpy(c, buf, len);
+    set_le32(c + 156 + T, 17); /* 17 table rows */
+    fix_crc(c, len);
+    expect_refused(c, len, "flip-rate table of 17 rows");
+    memcpy(c, buf, len);
+    set_le32(c + 160 + T + 4, 0xC2200000u); /* flip_t[1] = -40 = flip_t[0]: not increasing */
+    fix_crc(c, len);
+    expect_refused(c, len, "flip-rate table row 1");
     memcpy(c, buf, len);
     set_le32(c + 24, 5000); /* absurd topology length */
     fix_crc(c, len);
@@ -512,7 +536,16 @@ static void check_old_version(uint32_t version, size_t cut, size_t gap, size_t h
 }
 
 /* The fields each version added, as an older file loads them. */
-static void fields_of_v4(train_recipe *w) { w->lta_n = 0, w->act_p01 = w->act_p10 = 0.0f; }
+static void fields_of_v5(train_recipe *w) {
+    w->flip_rows = 0;
+    memset(w->flip_t, 0, sizeof w->flip_t);
+    memset(w->flip_p01, 0, sizeof w->flip_p01);
+    memset(w->flip_p10, 0, sizeof w->flip_p10);
+}
+static void fields_of_v4(train_recipe *w) {
+    w->lta_n = 0, w->act_p01 = w->act_p10 = 0.0f;
+    fields_of_v5(w);
+}
 static void fields_of_v3(train_recipe *w) {
     w->xnor_p01 = w->xnor_p10 = 0.0f;
     fields_of_v4(w);
@@ -526,24 +559,31 @@ static void fields_of_v2(train_recipe *w) {
 }
 
 /* A version 1 file (without the eight optimizer fields of version 2 and the
-   fields of versions 3 and 4) loads as Adam with the default Bop fields. */
+   fields of versions 3 to 5) loads as Adam with the default Bop fields. */
 static void test_version1_still_loads(void **state) {
     (void)state;
-    check_old_version(1, 104, 52, 124, 40, fields_of_v2);
+    check_old_version(1, 104, 52 + 196, 124, 40, fields_of_v2);
 }
 
 /* A version 2 file (without the two XNOR product rates of version 3 and the
-   three fields of version 4) loads with them 0. */
+   fields of versions 4 and 5) loads with them 0. */
 static void test_version2_still_loads(void **state) {
     (void)state;
-    check_old_version(2, 136, 20, 156, 41, fields_of_v3);
+    check_old_version(2, 136, 20 + 196, 156, 41, fields_of_v3);
 }
 
-/* A version 3 file (without the LTA and activation-flip fields of version 4)
-   loads with them 0. */
+/* A version 3 file (without the LTA and activation-flip fields of version 4
+   and the flip-rate table of version 5) loads with them 0. */
 static void test_version3_still_loads(void **state) {
     (void)state;
-    check_old_version(3, 144, 12, 164, 42, fields_of_v4);
+    check_old_version(3, 144, 12 + 196, 164, 42, fields_of_v4);
+}
+
+/* A version 4 file (without the flip-rate table of version 5: 4 + 3 * 16 * 4
+   bytes) loads with no table. */
+static void test_version4_still_loads(void **state) {
+    (void)state;
+    check_old_version(4, 156, 196, 176, 43, fields_of_v5);
 }
 
 static void test_file_errors(void **state) {
@@ -586,7 +626,7 @@ int main(void) {
         cmocka_unit_test(test_truncation_and_flips),
         cmocka_unit_test(test_header_refusals),
         cmocka_unit_test(test_version1_still_loads), cmocka_unit_test(test_version2_still_loads),
-        cmocka_unit_test(test_version3_still_loads),
+        cmocka_unit_test(test_version3_still_loads), cmocka_unit_test(test_version4_still_loads),
         cmocka_unit_test(test_file_errors),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);

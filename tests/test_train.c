@@ -1,12 +1,15 @@
 /*
 ** Training on real FashionMNIST: a short run must learn, the result must not
-** depend on the thread count, and bad recipes are refused.
+** depend on the thread count, and bad recipes are refused. Flip training over
+** a range (a flip-rate table): the drawn rates follow the table, a one-row
+** table is fixed-rate flip training, and the run is thread-count independent.
 */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,6 +119,89 @@ static void test_flip_variants_and_mhl_learn(void **state) {
     }
 }
 
+/* A three-row table in the shape of the FeFET one (x = temperature). */
+static void set_flip_table(train_recipe *r) {
+    r->flip = FLIP_STE, r->p01 = r->p10 = 0.0f;
+    r->flip_rows = 3;
+    r->flip_t[0] = -40.0f, r->flip_t[1] = 20.0f, r->flip_t[2] = 100.0f;
+    r->flip_p01[0] = 1e-4f, r->flip_p01[1] = 3e-4f, r->flip_p01[2] = 1.8e-3f;
+    r->flip_p10[0] = 5e-4f, r->flip_p10[1] = 4e-3f, r->flip_p10[2] = 4e-2f;
+}
+
+/* train_flip_rates: fixed rates without a table; with one, a point uniform
+   over the table's range per step (reproducible, mean and spread of a uniform
+   distribution) and the rates interpolated in log p at it. */
+static void test_flip_rates_follow_the_table(void **state) {
+    (void)state;
+    train_recipe r = train_recipe_default();
+    r.flip = FLIP_STE, r.p01 = 0.01f, r.p10 = 0.02f;
+    float a, b, t;
+    train_flip_rates(&r, 5, &a, &b, &t);
+    assert_true(a == 0.01f && b == 0.02f && t == 0.0f);
+    set_flip_table(&r);
+    double sum = 0, lo = 1e9, hi = -1e9;
+    const int steps = 20000;
+    for (int s = 1; s <= steps; s++) {
+        train_flip_rates(&r, (uint64_t)s, &a, &b, &t);
+        assert_true(t >= -40.0f && t <= 100.0f);
+        int i = t > 20.0f;
+        double f = (t - r.flip_t[i]) / (r.flip_t[i + 1] - r.flip_t[i]);
+        double want01 = exp(log(r.flip_p01[i]) + f * (log(r.flip_p01[i + 1]) - log(r.flip_p01[i])));
+        double want10 = exp(log(r.flip_p10[i]) + f * (log(r.flip_p10[i + 1]) - log(r.flip_p10[i])));
+        assert_true(fabs(a - want01) <= 1e-5 * want01 && fabs(b - want10) <= 1e-5 * want10);
+        sum += t, lo = t < lo ? t : lo, hi = t > hi ? t : hi;
+        float a2, b2, t2;
+        train_flip_rates(&r, (uint64_t)s, &a2, &b2, &t2);
+        assert_true(a2 == a && b2 == b && t2 == t);
+    }
+    /* uniform on [-40, 100]: mean 30, sd 40.4, so the mean of 20,000 draws is 30 +- 0.3 */
+    assert_true(fabs(sum / steps - 30.0) < 1.5);
+    assert_true(lo < -39.0 && hi > 99.0);
+    r.seed = 2;
+    train_flip_rates(&r, 1, &a, &b, &t);
+    float t1;
+    r.seed = 1;
+    train_flip_rates(&r, 1, &a, &b, &t1);
+    assert_true(t != t1);
+}
+
+/* A one-row table is fixed-rate flip training at that row (bit-identical);
+   a table run is thread-count independent and differs from the fixed run. */
+static void test_flip_table_training(void **state) {
+    (void)state;
+    dataset tr = data_slice(&g_train, 0, 1000);
+    train_recipe fixed = train_recipe_default(), one = fixed, range = fixed;
+    fixed.epochs = one.epochs = range.epochs = 1;
+    fixed.batch = one.batch = range.batch = 100;
+    fixed.flip = FLIP_STE, fixed.p01 = 0.003f, fixed.p10 = 0.04f;
+    one.flip = FLIP_STE, one.flip_rows = 1, one.flip_t[0] = 20.0f, one.flip_p01[0] = 0.003f, one.flip_p10[0] = 0.04f;
+    set_flip_table(&range);
+    net a, b, c, d;
+    make_net(&a, "FC64-FC32", 4), make_net(&b, "FC64-FC32", 4), make_net(&c, "FC64-FC32", 4);
+    make_net(&d, "FC64-FC32", 4);
+    assert_int_equal(train_run(&a, &tr, NULL, &fixed, NULL, NULL), BN_OK);
+    assert_int_equal(train_run(&b, &tr, NULL, &one, NULL, NULL), BN_OK);
+    assert_memory_equal(a.params, b.params, sizeof(float) * a.n_params);
+    assert_memory_equal(a.stats, b.stats, sizeof(float) * a.n_stats);
+    par_set_threads(1);
+    assert_int_equal(train_run(&c, &tr, NULL, &range, NULL, NULL), BN_OK);
+    par_set_threads(2);
+    assert_int_equal(train_run(&d, &tr, NULL, &range, NULL, NULL), BN_OK);
+    assert_memory_equal(c.params, d.params, sizeof(float) * c.n_params);
+    assert_memory_equal(c.stats, d.stats, sizeof(float) * c.n_stats);
+    assert_memory_not_equal(a.params, c.params, sizeof(float) * a.n_params);
+    /* a table whose rows do not increase, or with a rate above 1, is refused */
+    range.flip_t[1] = -50.0f;
+    assert_int_equal(train_run(&c, &tr, NULL, &range, NULL, NULL), BN_EARG);
+    assert_non_null(strstr(bn_errmsg(), "does not increase"));
+    set_flip_table(&range);
+    range.flip_p10[2] = 1.5f;
+    assert_int_equal(train_run(&c, &tr, NULL, &range, NULL, NULL), BN_EARG);
+    range.flip_p10[2] = 0.04f, range.flip_rows = TRAIN_FLIP_ROWS + 1;
+    assert_int_equal(train_run(&c, &tr, NULL, &range, NULL, NULL), BN_EARG);
+    net_free(&a), net_free(&b), net_free(&c), net_free(&d);
+}
+
 static void test_bad_recipes_are_refused(void **state) {
     (void)state;
     net n;
@@ -140,6 +226,8 @@ int main(void) {
         cmocka_unit_test(test_training_is_thread_count_independent),
         cmocka_unit_test(test_flip_variants_and_mhl_learn),
         cmocka_unit_test(test_bad_recipes_are_refused),
+        cmocka_unit_test(test_flip_rates_follow_the_table),
+        cmocka_unit_test(test_flip_table_training),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

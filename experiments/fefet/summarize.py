@@ -1,41 +1,45 @@
 #!/usr/bin/env python3
-"""Markdown tables from the fefet evaluator outputs (OUT/*.fefet.txt) of experiments/fefet/run.sh.
+"""Markdown tables from the fefet evaluator outputs (OUT/*.fefet.txt, `bnas measure MODEL fefet ...`)
+of experiments/fefet/run.sh. The reference of the target is the PLAIN network's clean test accuracy
+(fc-plain for fc-*, vgg3-plain for vgg3-*): column 'min - ref'.
 usage: python3 experiments/fefet/summarize.py [OUT]"""
 import glob, os, sys
 
 out = sys.argv[1] if len(sys.argv) > 1 else "experiments/fefet/out"
 rows = []
 for path in sorted(glob.glob(os.path.join(out, "*.fefet.txt"))):
-    m, secs = {}, ""
+    m = {}
     for line in open(path):
-        if line.startswith("#"):
-            secs = line.strip("# \n")
+        if line.startswith("#") or not line.strip():
             continue
         k, v = line.split()
         m[k] = float(v)
-    rows.append((os.path.basename(path)[: -len(".fefet.txt")], m, secs))
+    rows.append((os.path.basename(path)[: -len(".fefet.txt")], m))
 if not rows:
     sys.exit("no *.fefet.txt in " + out)
-temps = sorted({float(k.split("@")[1]) for _, m, _ in rows for k in m if k.startswith("fefet.acc@")})
+ref = {name.split("-")[0]: m["fefet.clean"] for name, m in rows if name.endswith("-plain")}
+temps = sorted({float(k.split("@")[1]) for _, m in rows for k in m if k.startswith("fefet.acc@")})
 pct = lambda x: "%.2f" % (100 * x)
-print("Accuracy (%%) over temperature (deg C), test set; columns 'BERA' use the BERA assignment.\n")
-print("| model | storage | clean | " + " | ".join("%g" % t for t in temps) + " | min | drop (pt) |")
+print("Accuracy (%) over temperature (deg C), test set; 'BERA' rows use the BERA assignment;\n"
+      "ref = the plain network's clean test accuracy; 'min - ref' in points (target: >= -1).\n")
+print("| model | storage | clean | " + " | ".join("%g" % t for t in temps) + " | min | min - ref |")
 print("|---|---|---|" + "---|" * len(temps) + "---|---|")
-for name, m, _ in rows:
-    for label, key, mn, dr in (("direct", "fefet.acc@", "fefet.acc_min", "fefet.drop"),
-                                ("BERA", "fefet.bera_acc@", "fefet.bera_acc_min", "fefet.bera_drop")):
+for name, m in rows:
+    r = ref.get(name.split("-")[0], float("nan"))
+    for label, key, mn in (("direct", "fefet.acc@", "fefet.acc_min"), ("BERA", "fefet.bera_acc@", "fefet.bera_acc_min")):
         if mn not in m:
             continue
         cells = [pct(m.get("%s%g" % (key, t), float("nan"))) for t in temps]
-        print("| %s | %s | %s | %s | %s | %s |" % (name, label, pct(m["fefet.clean"]), " | ".join(cells), pct(m[mn]),
-                                                 "%.2f" % (100 * m[dr])))
-print("\nBERA details (search on validation data at the plain network's worst temperature there):\n")
+        print("| %s | %s | %s | %s | %s | %+.2f |" % (name, label, pct(m["fefet.clean"]), " | ".join(cells), pct(m[mn]),
+                                                   100 * (m[mn] - r)))
+print("\nBERA search (validation data, at the plain assignment's worst temperature there):\n")
 print("| model | search T | assignment (bit l = layer l inverted) | val acc identity | val acc BERA | evaluated |")
 print("|---|---|---|---|---|---|")
-for name, m, _ in rows:
+for name, m in rows:
     if "fefet.bera_mask" in m:
         mask = int(m["fefet.bera_mask"])
         print("| %s | %g | %d (0b%s) | %s | %s | %d |" % (name, m["fefet.bera_search_t"], mask, bin(mask)[2:],
                                                       pct(m["fefet.bera_search_identity"]),
                                                       pct(m["fefet.bera_search_best"]), m["fefet.bera_evaluated"]))
-print("\nEvaluator wall time: " + "; ".join("%s %s" % (n, s) for n, _, s in rows))
+print("\nEvaluator time (wall s / cpu s): " + "; ".join(
+    "%s %.1f/%.1f" % (n, m.get("seconds", float("nan")), m.get("cpu_seconds", float("nan"))) for n, m in rows))

@@ -30,16 +30,16 @@ train() { # name extra-flags...
   fi
 }
 
-evaluate() { # name extra --param flags...
+evaluate() { # name extra key=value parameters...
   local name=$1
   shift
-  echo "== $BNAS device $OUT/$name.bnm --evaluator lim --param table=$TABLE --param split=test --param budget=0.01 --param repeats=$REPEATS --param search_images=$SEARCH_IMAGES $* --threads $THREADS"
-  "$BNAS" device "$OUT/$name.bnm" --evaluator lim --param table="$TABLE" --param split=test --param budget=0.01 \
-    --param repeats="$REPEATS" --param search_images="$SEARCH_IMAGES" "$@" --threads "$THREADS" > "$OUT/$name.lim.txt"
+  echo "== $BNAS measure $OUT/$name.bnm lim table=$TABLE split=test budget=0.01 repeats=$REPEATS search_images=$SEARCH_IMAGES $* --threads $THREADS"
+  "$BNAS" measure "$OUT/$name.bnm" lim table="$TABLE" split=test budget=0.01 repeats="$REPEATS" \
+    search_images="$SEARCH_IMAGES" "$@" --threads "$THREADS" > "$OUT/$name.lim.txt"
 }
 
 train fc-plain
 train fc-xnor --xnor-p "$XNOR_P"
 evaluate fc-plain
-REF=$(grep '^lim.clean_val ' "$OUT/fc-plain.lim.txt" | cut -d' ' -f2)
-evaluate fc-xnor --param reference="$REF"
+REF=$(awk '$1 == "lim.clean_val" {print $2}' "$OUT/fc-plain.lim.txt")
+evaluate fc-xnor reference="$REF"
