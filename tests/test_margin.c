@@ -126,22 +126,26 @@ static void bf_hook(void *user, int l, const packed_layer *L, int32_t *acc, int 
         }
 }
 
+/* Runs the first `images` test images through n's packed copy with hook ah. */
+static void trace_test_images(const net *n, int images, margin_acc_hook ah, void *user) {
+    packed_net p;
+    assert_int_equal(packed_from_net(&p, n), BN_OK);
+    margin_scratch s;
+    margin_scratch_init(&s, &p);
+    int32_t z[10];
+    for (int i = 0; i < images; i++) margin_trace(&p, &s, g_test.pixels + (size_t)i * 784, ah, NULL, user, z);
+    margin_scratch_free(&s);
+    packed_free(&p);
+}
+
 static void test_local_equals_bruteforce(void **state) {
     (void)state;
     const net *nets[2] = {&g_fc, &g_cnn};
     for (int k = 0; k < 2; k++) {
-        packed_net p;
-        assert_int_equal(packed_from_net(&p, nets[k]), BN_OK);
-        margin_scratch s;
-        margin_scratch_init(&s, &p);
         bf_ctx b = {nets[k], 0};
-        int32_t z[10];
-        for (int i = 0; i < (sanitized() ? 5 : 40); i++)
-            margin_trace(&p, &s, g_test.pixels + (size_t)i * 784, bf_hook, NULL, &b, z);
+        trace_test_images(nets[k], sanitized() ? 5 : 40, bf_hook, &b);
         print_message("net %d: %ld local tolerances equal the brute-force count\n", k, b.checked);
         assert_true(b.checked > 100);
-        margin_scratch_free(&s);
-        packed_free(&p);
     }
 }
 
@@ -190,22 +194,14 @@ static void test_reg_margin_equals_metric(void **state) {
     (void)state;
     const net *nets[2] = {&g_fc, &g_cnn};
     for (int k = 0; k < 2; k++) {
-        packed_net p;
-        assert_int_equal(packed_from_net(&p, nets[k]), BN_OK);
-        margin_scratch s;
-        margin_scratch_init(&s, &p);
         reg_ctx r = {nets[k], 0, 0, 0, 0, 0};
-        int32_t z[10];
-        for (int i = 0; i < (sanitized() ? 3 : 30); i++)
-            margin_trace(&p, &s, g_test.pixels + (size_t)i * 784, reg_hook, NULL, &r, z);
+        trace_test_images(nets[k], sanitized() ? 3 : 30, reg_hook, &r);
         print_message("net %d: %ld positions (%ld first layer, %ld conv), %ld neurons; %ld near float ties\n", k,
                       r.checked, r.first_checked, r.conv_checked, r.neurons, r.near_ties);
         assert_true(r.first_checked > 100);
         assert_true(r.checked > (sanitized() ? 300 : 1000));
         assert_true(r.near_ties * 100 < r.checked); /* ties are rare: the check is real */
         if (k == 1) assert_true(r.conv_checked > 1000);
-        margin_scratch_free(&s);
-        packed_free(&p);
     }
     /* hand-checked: gamma 1, running var 1 - eps, mean 0, beta 0: y = acc * in_scale,
        so the margin of acc = 1020 raw pixel units in the first layer is 1020 / 510 = 2 flips */
