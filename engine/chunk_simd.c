@@ -159,30 +159,32 @@ chunk_vote_kernel chunk_vote_named(const char *name) {
     return NULL;
 }
 
-chunk_vote_kernel chunk_vote_active(void) {
-    static chunk_vote_kernel active; /* chosen once, like chunk_count_active */
-    chunk_vote_kernel k;
+/* The kernels matching packed_simd_name(), chosen together once. */
+static void chunk_active(chunk_count_kernel *count, chunk_vote_kernel *vote) {
+    static chunk_count_kernel active_count;
+    static chunk_vote_kernel active_vote;
 #pragma omp critical(chunk_dispatch)
     {
-        if (!active) {
-            active = chunk_vote_named(packed_simd_name());
-            if (!active) active = chunk_vote_portable;
+        if (!active_count) {
+            active_count = chunk_count_named(packed_simd_name());
+            if (!active_count) active_count = chunk_count_portable;
+            active_vote = chunk_vote_named(packed_simd_name());
+            if (!active_vote) active_vote = chunk_vote_portable;
         }
-        k = active;
+        *count = active_count, *vote = active_vote;
     }
-    return k;
+}
+
+chunk_vote_kernel chunk_vote_active(void) {
+    chunk_count_kernel c;
+    chunk_vote_kernel v;
+    chunk_active(&c, &v);
+    return v;
 }
 
 chunk_count_kernel chunk_count_active(void) {
-    static chunk_count_kernel active; /* chosen once, like packed_kernels_active */
-    chunk_count_kernel k;
-#pragma omp critical(chunk_dispatch)
-    {
-        if (!active) {
-            active = chunk_count_named(packed_simd_name());
-            if (!active) active = chunk_count_portable;
-        }
-        k = active;
-    }
-    return k;
+    chunk_count_kernel c;
+    chunk_vote_kernel v;
+    chunk_active(&c, &v);
+    return c;
 }
