@@ -24,18 +24,15 @@
 #include "evaluators/evaluator.h"
 
 static int approxpop_run(const eval_context *ctx, const eval_params *params, eval_metrics *out) {
-    const char *split = eval_param_get(params, "split");
-    const dataset *dd = !split || !strcmp(split, "val") ? ctx->val : !strcmp(split, "test") ? ctx->test : NULL;
-    if (!dd || dd->n <= 0) return bn_error(BN_EARG, "approxpop: split must be val or test and not empty");
-    double ks[16], samples, images, th;
+    double ks[16], samples, th;
     static const double def_k[1] = {0};
     int nk, rc;
-    if ((rc = eval_param_list(params, "k_exact", def_k, 1, ks, 16, &nk)) ||
-        (rc = eval_param_double(params, "samples", 20000, &samples)) ||
-        (rc = eval_param_double(params, "images", 1000, &images)) || (rc = eval_param_double(params, "threads", 0, &th)))
+    dataset d;
+    if ((rc = eval_split(ctx, params, "approxpop", 1000, &d)) ||
+        (rc = eval_param_list(params, "k_exact", def_k, 1, ks, 16, &nk)) ||
+        (rc = eval_param_double(params, "samples", 20000, &samples)) || (rc = eval_param_double(params, "threads", 0, &th)))
         return rc;
     if (nk < 1) return bn_error(BN_EARG, "approxpop: k_exact needs a value");
-    dataset d = images > 0 && images < dd->n ? data_slice(dd, 0, (int)images) : *dd;
     packed_net p;
     if ((rc = packed_from_net(&p, ctx->n))) return rc;
     char name[EVAL_NAME_MAX];

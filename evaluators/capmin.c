@@ -25,23 +25,10 @@
 #include "engine/err.h"
 #include "evaluators/evaluator.h"
 
-static int capmin_split(const eval_context *ctx, const eval_params *params, dataset *out) {
-    const char *split = eval_param_get(params, "split");
-    const dataset *d = NULL;
-    if (!split || !strcmp(split, "val")) d = ctx->val;
-    else if (!strcmp(split, "test")) d = ctx->test;
-    else return bn_error(BN_EARG, "capmin: split must be val or test (got '%s')", split);
-    if (!d || d->n <= 0) return bn_error(BN_EARG, "capmin: the %s split is empty", split ? split : "val");
-    double images;
-    int rc = eval_param_double(params, "images", 0, &images);
-    if (rc) return rc;
-    *out = images > 0 && images < d->n ? data_slice(d, 0, (int)images) : *d;
-    return BN_OK;
-}
 
 static int capmin_run(const eval_context *ctx, const eval_params *params, eval_metrics *out) {
     dataset d;
-    int rc = capmin_split(ctx, params, &d);
+    int rc = eval_split(ctx, params, "capmin", 0, &d);
     if (rc) return rc;
     double Ad, budget, hi_d, eps, seedd, th, guards[16];
     static const double def_guards[3] = {0, 1, 2};

@@ -82,6 +82,12 @@ int eval_param_double(const eval_params *p, const char *key, double def, double 
 int eval_param_list(const eval_params *p, const char *key, const double *def, int n_def,
                     double *out, int max, int *count);
 
+/* The data an evaluator runs on: the split named by param "split" (val, the
+   default, or test), limited to its first "images" images (absent: def_images;
+   0: all). BN_EARG, naming `who`, for another split name, an empty split or a
+   negative count. */
+int eval_split(const eval_context *ctx, const eval_params *p, const char *who, double def_images, dataset *out);
+
 /* Appends a metric; BN_EARG if out is full or the name is too long. */
 int eval_metrics_add(eval_metrics *out, const char *name, double value);
 

@@ -22,21 +22,6 @@
 
 #define FAULT_EVAL_MAX_RATES 32
 
-/* The split named by params "split" (val default) limited to "images". */
-static int pick_split(const eval_context *ctx, const eval_params *params, const char *who, dataset *out) {
-    const char *split = eval_param_get(params, "split");
-    const dataset *d = NULL;
-    if (!split || !strcmp(split, "val")) d = ctx->val;
-    else if (!strcmp(split, "test")) d = ctx->test;
-    else return bn_error(BN_EARG, "%s: split must be val or test (got '%s')", who, split);
-    if (!d || d->n <= 0) return bn_error(BN_EARG, "%s: the %s split is empty", who, split ? split : "val");
-    double images;
-    int rc = eval_param_double(params, "images", 0, &images);
-    if (rc) return rc;
-    if (images < 0) return bn_error(BN_EARG, "%s: images must be >= 0", who);
-    *out = images > 0 && images < d->n ? data_slice(d, 0, (int)images) : *d;
-    return BN_OK;
-}
 
 static int fault_targets(const eval_params *params, int *t) {
     const char *s = eval_param_get(params, "targets");
@@ -66,7 +51,7 @@ static void fault_fill(fault_model *m, const int *t, int layer, double p01, doub
 
 static int fault_run(const eval_context *ctx, const eval_params *params, eval_metrics *out) {
     dataset d;
-    int rc = pick_split(ctx, params, "fault", &d);
+    int rc = eval_split(ctx, params, "fault", 0, &d);
     if (rc) return rc;
     double ber, p01, p10, repeats, seedd, layerd, rates[FAULT_EVAL_MAX_RATES];
     static const double no_rates[1] = {0}; /* empty default list (non-NULL for memcpy) */

@@ -238,20 +238,6 @@ int fefet_bera(const packed_net *p, double p01, double p10, const dataset *d, in
 
 #define FEFET_EVAL_MAX_TEMPS 24
 
-static int fefet_split(const eval_context *ctx, const eval_params *params, dataset *out) {
-    const char *split = eval_param_get(params, "split");
-    const dataset *d = NULL;
-    if (!split || !strcmp(split, "val")) d = ctx->val;
-    else if (!strcmp(split, "test")) d = ctx->test;
-    else return bn_error(BN_EARG, "fefet: split must be val or test (got '%s')", split);
-    if (!d || d->n <= 0) return bn_error(BN_EARG, "fefet: the %s split is empty", split ? split : "val");
-    double images;
-    int rc = eval_param_double(params, "images", 0, &images);
-    if (rc) return rc;
-    if (images < 0) return bn_error(BN_EARG, "fefet: images must be >= 0");
-    *out = images > 0 && images < d->n ? data_slice(d, 0, (int)images) : *d;
-    return BN_OK;
-}
 
 static int fefet_add(eval_metrics *out, const char *prefix, double T, double v) {
     char name[EVAL_NAME_MAX];
@@ -278,7 +264,7 @@ static int fefet_run(const eval_context *ctx, const eval_params *params, eval_me
         (rc = eval_param_double(params, "seed", (double)ctx->seed, &seedd)) ||
         (rc = eval_param_double(params, "bera", 1, &bera)) ||
         (rc = eval_param_double(params, "bera_repeats", repeats, &bera_repeats)) ||
-        (rc = eval_param_double(params, "bera_images", 0, &bera_images)) || (rc = fefet_split(ctx, params, &d)))
+        (rc = eval_param_double(params, "bera_images", 0, &bera_images)) || (rc = eval_split(ctx, params, "fefet", 0, &d)))
         return rc;
     if (nt < 1) return bn_error(BN_EARG, "fefet: no temperatures");
     if (repeats < 1 || repeats != floor(repeats) || bera_repeats < 1 || bera_repeats != floor(bera_repeats))

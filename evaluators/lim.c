@@ -132,20 +132,6 @@ int lim_uniform_search(const packed_net *p, const fefet_table *tb, double floor_
 
 /* ---- The evaluator ---- */
 
-static int lim_split(const eval_context *ctx, const eval_params *params, dataset *out) {
-    const char *split = eval_param_get(params, "split");
-    const dataset *d = NULL;
-    if (!split || !strcmp(split, "val")) d = ctx->val;
-    else if (!strcmp(split, "test")) d = ctx->test;
-    else return bn_error(BN_EARG, "lim: split must be val or test (got '%s')", split);
-    if (!d || d->n <= 0) return bn_error(BN_EARG, "lim: the %s split is empty", split ? split : "val");
-    double images;
-    int rc = eval_param_double(params, "images", 0, &images);
-    if (rc) return rc;
-    if (images < 0) return bn_error(BN_EARG, "lim: images must be >= 0");
-    *out = images > 0 && images < d->n ? data_slice(d, 0, (int)images) : *d;
-    return BN_OK;
-}
 
 static int lim_run(const eval_context *ctx, const eval_params *params, eval_metrics *out) {
     fefet_table tb;
@@ -159,7 +145,7 @@ static int lim_run(const eval_context *ctx, const eval_params *params, eval_metr
         (rc = eval_param_double(params, "reference", -1, &reference)) ||
         (rc = eval_param_double(params, "repeats", 3, &repeats)) ||
         (rc = eval_param_double(params, "seed", (double)ctx->seed, &seedd)) ||
-        (rc = eval_param_double(params, "search_images", 0, &search_images)) || (rc = lim_split(ctx, params, &d)))
+        (rc = eval_param_double(params, "search_images", 0, &search_images)) || (rc = eval_split(ctx, params, "lim", 0, &d)))
         return rc;
     if (!(budget >= 0 && budget < 1)) return bn_error(BN_EARG, "lim: budget must be in [0, 1)");
     if (repeats < 1 || repeats != floor(repeats)) return bn_error(BN_EARG, "lim: repeats must be a positive integer");

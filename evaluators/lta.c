@@ -27,24 +27,10 @@
 
 #define LTA_EVAL_MAX_N 32
 
-/* The split named by params "split" (val default) limited to "images". */
-static int lta_split(const eval_context *ctx, const eval_params *params, dataset *out) {
-    const char *split = eval_param_get(params, "split");
-    const dataset *d = NULL;
-    if (!split || !strcmp(split, "val")) d = ctx->val;
-    else if (!strcmp(split, "test")) d = ctx->test;
-    else return bn_error(BN_EARG, "lta: split must be val or test (got '%s')", split);
-    if (!d || d->n <= 0) return bn_error(BN_EARG, "lta: the %s split is empty", split ? split : "val");
-    double images;
-    int rc = eval_param_double(params, "images", 0, &images);
-    if (rc) return rc;
-    *out = images > 0 && images < d->n ? data_slice(d, 0, (int)images) : *d;
-    return BN_OK;
-}
 
 static int lta_run(const eval_context *ctx, const eval_params *params, eval_metrics *out) {
     dataset d;
-    int rc = lta_split(ctx, params, &d);
+    int rc = eval_split(ctx, params, "lta", 0, &d);
     if (rc) return rc;
     static const double def_n[1] = {64};
     double ns[LTA_EVAL_MAX_N], fl, tz, ig, m, th;

@@ -84,6 +84,21 @@ static int parse_number(const char **s, double *out) {
     return 1;
 }
 
+int eval_split(const eval_context *ctx, const eval_params *p, const char *who, double def_images, dataset *out) {
+    const char *split = eval_param_get(p, "split");
+    const dataset *d = NULL;
+    if (!split || !strcmp(split, "val")) d = ctx->val;
+    else if (!strcmp(split, "test")) d = ctx->test;
+    else return bn_error(BN_EARG, "%s: split must be val or test (got '%s')", who, split);
+    if (!d || d->n <= 0) return bn_error(BN_EARG, "%s: the %s split is empty", who, split ? split : "val");
+    double images;
+    int rc = eval_param_double(p, "images", def_images, &images);
+    if (rc) return rc;
+    if (images < 0) return bn_error(BN_EARG, "%s: images must be >= 0", who);
+    *out = images > 0 && images < d->n ? data_slice(d, 0, (int)images) : *d;
+    return BN_OK;
+}
+
 int eval_param_double(const eval_params *p, const char *key, double def, double *out) {
     const char *v = eval_param_get(p, key);
     if (!v) { *out = def; return BN_OK; }
