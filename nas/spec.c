@@ -286,30 +286,32 @@ static int knob_is_word(spec_knob k) {
     return k == KNOB_LOSS || k == KNOB_OPTIMIZER || k == KNOB_MOMENTUM_FORMAT;
 }
 
+/* A word-valued knob: names[i] (a NULL-terminated list) stands for values[i]. */
+static int knob_word(pctx *c, struct fy_node *n, ploc at, const char *path, const char *what,
+                     const char *const *names, const double *values, const char *expected, double *out) {
+    char w[16];
+    if (!get_word(c, n, at, path, w, sizeof w)) return 0;
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(w, names[i])) {
+            *out = values[i];
+            return 1;
+        }
+    perr(c, node_loc(n, at), path, "unknown %s '%s' (expected %s)", what, w, expected);
+    return 0;
+}
+
 /* One value of a knob (a choice entry or a fixed value). */
 static int knob_value(pctx *c, spec_knob k, struct fy_node *n, ploc at, const char *path,
                       double *out) {
     if (k == KNOB_LOSS) {
-        char w[16];
-        if (!get_word(c, n, at, path, w, sizeof w)) return 0;
-        if (!strcmp(w, "ce") || !strcmp(w, "cross_entropy")) *out = 0;
-        else if (!strcmp(w, "mhl")) *out = 1;
-        else {
-            perr(c, node_loc(n, at), path, "unknown loss '%s' (expected ce or mhl)", w);
-            return 0;
-        }
-        return 1;
+        static const char *const names[] = {"ce", "cross_entropy", "mhl", NULL};
+        static const double values[] = {0, 0, 1};
+        return knob_word(c, n, at, path, "loss", names, values, "ce or mhl", out);
     }
     if (k == KNOB_OPTIMIZER) {
-        char w[16];
-        if (!get_word(c, n, at, path, w, sizeof w)) return 0;
-        if (!strcmp(w, "adam")) *out = 0;
-        else if (!strcmp(w, "bop")) *out = 1;
-        else {
-            perr(c, node_loc(n, at), path, "unknown optimizer '%s' (expected adam or bop)", w);
-            return 0;
-        }
-        return 1;
+        static const char *const names[] = {"adam", "bop", NULL};
+        static const double values[] = {0, 1};
+        return knob_word(c, n, at, path, "optimizer", names, values, "adam or bop", out);
     }
     if (k == KNOB_MOMENTUM_FORMAT) {
         char w[32];
