@@ -19,7 +19,7 @@ for t in 1 2; do
   "$bnas" run "$out/speedup.yaml" --db "$out/t$t.db" --threads "$t" --quiet
   s1=$(date +%s.%N)
   awk -v t="$t" -v a="$s0" -v b="$s1" 'BEGIN {print t, b - a}'
-done | awk '{w[$1] = $2; printf "%d thread%s %.1f s\n", $1, $1 > 1 ? "s" : " ", $2}
+done | awk '{w[$1] = $2; printf "%d thread%s %.1f s\n", $1, ($1 > 1 ? "s" : " "), $2}
             END {printf "speed-up %.2fx (trials per hour, 2 threads over 1)\n", w[1] / w[2]}'
 # Same search whatever the thread count: trials, states, configurations, metrics.
 q="SELECT number, state, config, seed FROM trials ORDER BY number;
