@@ -523,8 +523,8 @@ static void fault_delta_block(const fault_delta_job *job, fault_delta_scratch *s
         if (avalid[0]) fault_delta_act(s, job->m, L0, 0, avalid[0], job->seed, rep, i0, nb, s->act[0]);
         for (int l = 1; l < p->n_layers; l++) {
             const packed_layer *L = &p->layers[l];
-            k->bdense(acc, s->act[cur], L, nb);
             if (L->last) {
+                k->bdense(acc, s->act[cur], L, nb);
                 for (int b = 0; b < nb; b++) {
                     const int32_t *z = acc + (size_t)b * L->np;
                     int best = 0;
@@ -533,7 +533,7 @@ static void fault_delta_block(const fault_delta_job *job, fault_delta_scratch *s
                     pred[(size_t)r * n + i0 + b] = best;
                 }
             } else {
-                k->thresh(s->act[cur ^ 1], L->out_cw, acc, L, nb);
+                k->bdense_thresh(s->act[cur ^ 1], L->out_cw, s->act[cur], L, nb);
                 cur ^= 1;
                 if (avalid[l]) fault_delta_act(s, job->m, L, l, avalid[l], job->seed, rep, i0, nb, s->act[cur]);
             }

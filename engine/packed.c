@@ -87,17 +87,39 @@ static void packed_weight_pos(const packed_layer *L, int i, int *word, int *bit)
     }
 }
 
+/* Bytes of L's w8 (first layer): k4 per neuron. */
+static size_t packed_w8_bytes(const packed_layer *L) { return (size_t)L->np * L->k4; }
+
+/* w8 (np/16, K/4, 16, 4) from the canonical bits: byte i of neuron n is +1 or
+   -1 where bit i of its row is a real weight (wvalid), else 0. Four bits at a
+   time through two nibble tables. */
+static void packed_sync_w8(packed_layer *L) {
+    static const uint32_t pm[2] = {0xffu, 0x01u}; /* -1, +1 */
+    uint32_t val[16], valid[16];
+    for (int b = 0; b < 16; b++) {
+        val[b] = valid[b] = 0;
+        for (int i = 0; i < 4; i++) {
+            val[b] |= pm[b >> i & 1] << (8 * i);
+            valid[b] |= (uint32_t)(b >> i & 1 ? 0xffu : 0) << (8 * i);
+        }
+    }
+    size_t kq = (size_t)L->k4 / 4; /* dword steps per neuron */
+    uint32_t *w8 = (uint32_t *)(void *)L->w8;
+    memset(w8, 0, packed_w8_bytes(L));
+    for (int n = 0; n < L->out_c; n++) {
+        const uint64_t *row = L->w + (size_t)n * L->kw;
+        uint32_t *dst = w8 + (size_t)(n / 16) * kq * 16 + n % 16;
+        for (size_t q = 0; q < kq && q / 16 < (size_t)L->kw; q++) {
+            int sh = (int)(4 * q % 64);
+            unsigned b = (unsigned)(row[q / 16] >> sh) & 15u, v = (unsigned)(L->wvalid[q / 16] >> sh) & 15u;
+            dst[q * 16] = val[b] & valid[v];
+        }
+    }
+}
+
 void packed_layer_sync(packed_layer *L) {
-    if (L->first) {
-        int groups = L->np / 16, kq = L->k4 / 4;
-        memset(L->w8, 0, (size_t)L->np * L->k4);
-        for (int n = 0; n < L->out_c; n++)
-            for (int i = 0; i < L->fan_in; i++) {
-                int v = packed_wbit(L, n, i / 64, i % 64) ? 1 : -1;
-                L->w8[(((size_t)(n / 16) * kq + i / 4) * 16 + n % 16) * 4 + i % 4] = (int8_t)v;
-            }
-        (void)groups;
-    } else {
+    if (L->w8) packed_sync_w8(L);
+    if (L->wi) {
         memset(L->wi, 0, sizeof(uint64_t) * (size_t)L->np * L->kw);
         for (int n = 0; n < L->out_c; n++)
             for (int j = 0; j < L->kw; j++)
@@ -152,7 +174,7 @@ int packed_layer_init(packed_layer *L, const net_layer *N) {
         L->wvalid[word] |= (uint64_t)1 << bit;
     }
     if (L->first)
-        L->w8 = bn_aligned_alloc((size_t)L->np * L->k4);
+        L->w8 = bn_aligned_alloc(packed_w8_bytes(L));
     else
         L->wi = bn_aligned_alloc(sizeof(uint64_t) * (size_t)L->np * L->kw);
     packed_layer_set_weights(L, N->w);
@@ -223,7 +245,7 @@ int packed_copy(packed_net *dst, const packed_net *src) {
         memcpy(D->wvalid, S->wvalid, sizeof(uint64_t) * (size_t)S->kw);
         D->wi = NULL, D->w8 = NULL, D->thr = NULL, D->inv = NULL;
         if (S->wi) D->wi = bn_aligned_alloc(sizeof(uint64_t) * (size_t)S->np * S->kw);
-        if (S->w8) D->w8 = bn_aligned_alloc((size_t)S->np * S->k4);
+        if (S->w8) D->w8 = bn_aligned_alloc(packed_w8_bytes(S));
         packed_layer_sync(D);
         if (S->thr) {
             D->thr = bn_aligned_alloc(sizeof(int32_t) * (size_t)S->np);
@@ -300,6 +322,21 @@ void packed_bdense_ref(int32_t *acc, const uint64_t *a, const packed_layer *L, i
                 s = L->fan_in - 2 * pc;
             }
             acc[(size_t)r * L->np + n] = s;
+        }
+}
+
+void packed_bdense_thresh_ref(uint64_t *bits, int ldo, const uint64_t *a, const packed_layer *L, int R) {
+    for (int r = 0; r < R; r++)
+        for (int w = 0; w < L->out_cw; w++) {
+            uint64_t word = 0;
+            for (int n = 64 * w; n < L->out_c && n < 64 * w + 64; n++) {
+                int pc = 0;
+                for (int j = 0; j < L->kw; j++)
+                    pc += packed_popcount64(a[(size_t)r * L->kw + j] ^ L->w[(size_t)n * L->kw + j]);
+                int on = (L->fan_in - 2 * pc >= L->thr[n]) ^ (int)(L->inv[n / 64] >> (n % 64) & 1);
+                word |= (uint64_t)on << (n % 64);
+            }
+            bits[(size_t)r * ldo + w] = word;
         }
 }
 
@@ -394,6 +431,27 @@ static void packed_bdense_portable(int32_t *acc, const uint64_t *a, const packed
     }
 }
 
+static void packed_bdense_thresh_portable(uint64_t *bits, int ldo, const uint64_t *a, const packed_layer *L,
+                                          int R) {
+    for (int r = 0; r < R; r++) {
+        const uint64_t *ar = a + (size_t)r * L->kw;
+        uint64_t *out = bits + (size_t)r * ldo;
+        memset(out, 0, sizeof(uint64_t) * (size_t)L->out_cw);
+        for (int g = 0; g < L->np / 8; g++) {
+            int s[8] = {0};
+            const uint64_t *wg = L->wi + (size_t)g * L->kw * 8;
+            for (int j = 0; j < L->kw; j++)
+                for (int l = 0; l < 8; l++) s[l] += packed_popcount_swar(ar[j] ^ wg[(size_t)j * 8 + l]);
+            for (int l = 0; l < 8; l++) {
+                int n = 8 * g + l;
+                if (n >= L->out_c) break;
+                uint64_t on = (uint64_t)(L->fan_in - 2 * s[l] >= L->thr[n]) ^ (L->inv[n / 64] >> (n % 64) & 1);
+                out[n / 64] |= on << (n % 64);
+            }
+        }
+    }
+}
+
 static void packed_bconv_portable(int32_t *acc, const uint64_t *a, const packed_layer *L, int y0, int ny) {
     int H = L->in_h, W = L->in_w, cw = L->in_cw, kw = L->kw;
     for (int y = y0; y < y0 + ny; y++)
@@ -424,11 +482,12 @@ static void packed_bconv_portable(int32_t *acc, const uint64_t *a, const packed_
 
 static const packed_kernels packed_ref_set = {
     "ref", packed_u8dense_ref, packed_bdense_ref, packed_bconv_ref, packed_pool2_ref, packed_thresh_ref,
+    packed_bdense_thresh_ref,
 };
 
 static const packed_kernels packed_portable = {
     "portable", packed_u8dense_portable, packed_bdense_portable, packed_bconv_portable, packed_pool2_ref,
-    packed_thresh_ref,
+    packed_thresh_ref, packed_bdense_thresh_portable,
 };
 
 const packed_kernels *packed_kernels_named(const char *name) {
@@ -595,6 +654,11 @@ static void packed_forward_block(const packed_net *p, const packed_kernels *k, p
                 if ((size_t)L->kw != s->act_words)
                     for (int r = 1; r < R; r++)
                         memmove(in + (size_t)r * L->kw, in + (size_t)r * s->act_words, sizeof(uint64_t) * L->kw);
+                if (!L->last) { /* hidden: straight to the bits */
+                    k->bdense_thresh(out, (int)s->act_words, in, L, R);
+                    cur ^= 1;
+                    continue;
+                }
                 k->bdense(s->acc, in, L, R);
             }
             if (L->last) {

@@ -164,7 +164,9 @@ double packed_bench_images_per_s(const packed_net *p, const uint8_t *x, int n, i
    image a (in_h, in_w, in_cw); out-of-image taps contribute nothing.
    pool2: out (W/2, np) = max over 2x2 of acc (2, W, np) (rows given by acc0, acc1).
    thresh: bits (M, ldo words) from acc (M, np): bit n of row m = (acc >= T) ^ inv
-   for n < out_c; words 0 .. out_cw-1 of each row are written, padding bits 0. */
+   for n < out_c; words 0 .. out_cw-1 of each row are written, padding bits 0.
+   bdense_thresh: a hidden dense layer straight to its output bits, equal to
+   thresh(bits, ldo, bdense(a)) without forming the accumulators. */
 typedef struct packed_kernels {
     const char *name; /* "ref", "portable", "avx2", "avx512" or "amx" */
     void (*u8dense)(int32_t *acc, const uint8_t *x, int ldx, const packed_layer *L, int R);
@@ -172,6 +174,7 @@ typedef struct packed_kernels {
     void (*bconv)(int32_t *acc, const uint64_t *a, const packed_layer *L, int y0, int ny);
     void (*pool2)(int32_t *out, const int32_t *acc0, const int32_t *acc1, int W, int np);
     void (*thresh)(uint64_t *bits, int ldo, const int32_t *acc, const packed_layer *L, int M);
+    void (*bdense_thresh)(uint64_t *bits, int ldo, const uint64_t *a, const packed_layer *L, int R);
 } packed_kernels;
 
 void packed_u8dense_ref(int32_t *acc, const uint8_t *x, int ldx, const packed_layer *L, int R);
@@ -179,6 +182,7 @@ void packed_bdense_ref(int32_t *acc, const uint64_t *a, const packed_layer *L, i
 void packed_bconv_ref(int32_t *acc, const uint64_t *a, const packed_layer *L, int y0, int ny);
 void packed_pool2_ref(int32_t *out, const int32_t *acc0, const int32_t *acc1, int W, int np);
 void packed_thresh_ref(uint64_t *bits, int ldo, const int32_t *acc, const packed_layer *L, int M);
+void packed_bdense_thresh_ref(uint64_t *bits, int ldo, const uint64_t *a, const packed_layer *L, int R);
 
 /* The kernel set named name, or NULL if the CPU lacks it or the name is
    unknown: "ref" (the _ref twins), "portable" (plain C on the derived layouts,

@@ -196,6 +196,59 @@ AVX512_TARGET static void bdense_avx512(int32_t *acc, const uint64_t *a, const p
         for (int n = L->out_c; n < L->np; n++) acc[(size_t)r * L->np + n] = 0;
 }
 
+/* Stores the 16 output bits of neurons 16 * c .. 16 * c + 15 of row bits (a
+   row of 64-bit words, LSB first, so chunk c is bytes 2c, 2c + 1). */
+static inline void simd_store_chunk16(uint64_t *bits, int c, uint16_t v) { memcpy((char *)bits + 2 * c, &v, 2); }
+
+/* bdense_thresh for RR rows and 2 groups (16 neurons) from g0: bit = (pc <=
+   tp) ^ inv with pc the XOR popcount and tp = floor((fan_in - T) / 2), i.e.
+   fan_in - 2 * pc >= T, so the accumulators are never formed. */
+AVX512_INLINE void bdense_thresh512_block(uint64_t *bits, int ldo, const uint64_t *a, const packed_layer *L,
+                                          int r0, int RR, int g0, __m512i tp0, __m512i tp1, unsigned inv,
+                                          unsigned valid) {
+    int kw = L->kw;
+    __m512i s[4][2];
+    for (int r = 0; r < 4; r++) s[r][0] = s[r][1] = _mm512_setzero_si512();
+    const uint64_t *w0 = L->wi + (size_t)g0 * kw * 8, *w1 = w0 + (size_t)kw * 8;
+    const uint64_t *ar = a + (size_t)r0 * kw;
+    for (int j = 0; j < kw; j++) {
+        __m512i x0 = _mm512_load_si512((const void *)(w0 + (size_t)j * 8));
+        __m512i x1 = _mm512_load_si512((const void *)(w1 + (size_t)j * 8));
+        for (int r = 0; r < RR; r++) {
+            __m512i b = _mm512_set1_epi64((long long)ar[(size_t)r * kw + j]);
+            s[r][0] = _mm512_add_epi64(s[r][0], _mm512_popcnt_epi64(_mm512_xor_si512(b, x0)));
+            s[r][1] = _mm512_add_epi64(s[r][1], _mm512_popcnt_epi64(_mm512_xor_si512(b, x1)));
+        }
+    }
+    for (int r = 0; r < RR; r++) {
+        unsigned k = (unsigned)_mm512_cmple_epi64_mask(s[r][0], tp0) | (unsigned)_mm512_cmple_epi64_mask(s[r][1], tp1) << 8;
+        simd_store_chunk16(bits + (size_t)(r0 + r) * ldo, g0 / 2, (uint16_t)((k ^ inv) & valid));
+    }
+}
+
+/* tp = floor((fan_in - T) / 2) of the 8 neurons of group g, as int64. */
+AVX512_INLINE __m512i bdense_thresh512_tp(const packed_layer *L, int g) {
+    __m512i t = _mm512_cvtepi32_epi64(_mm256_load_si256((const __m256i *)(L->thr + 8 * g)));
+    return _mm512_srai_epi64(_mm512_sub_epi64(_mm512_set1_epi64(L->fan_in), t), 1);
+}
+
+AVX512_TARGET static void bdense_thresh_avx512(uint64_t *bits, int ldo, const uint64_t *a, const packed_layer *L,
+                                               int R) {
+    int G = L->np / 8;
+    for (int g = 0; g < G; g += 2) {
+        int n = 8 * g; /* first neuron of the chunk */
+        __m512i tp0 = bdense_thresh512_tp(L, g), tp1 = bdense_thresh512_tp(L, g + 1);
+        unsigned inv = (unsigned)(L->inv[n / 64] >> (n % 64)) & 0xffffu;
+        unsigned valid = L->out_c - n >= 16 ? 0xffffu : (1u << (L->out_c - n)) - 1;
+        int r0 = 0;
+        for (; r0 + 4 <= R; r0 += 4) bdense_thresh512_block(bits, ldo, a, L, r0, 4, g, tp0, tp1, inv, valid);
+        for (; r0 < R; r0++) bdense_thresh512_block(bits, ldo, a, L, r0, 1, g, tp0, tp1, inv, valid);
+    }
+    /* chunks between np and the last output word are padding: 0 */
+    for (int r = 0; r < R; r++)
+        for (int c = L->np / 16; c < 4 * L->out_cw; c++) simd_store_chunk16(bits + (size_t)r * ldo, c, 0);
+}
+
 /* One output pixel, NG groups of 8 neurons starting at g0. */
 AVX512_INLINE void bconv512_pixel(int32_t *acc, const uint64_t *a, const packed_layer *L, int y, int x,
                                   int g0, int NG) {
@@ -269,7 +322,7 @@ AVX512_TARGET static void thresh_avx512(uint64_t *bits, int ldo, const int32_t *
 }
 
 static const packed_kernels simd_avx512 = {
-    "avx512", u8dense_avx512, bdense_avx512, bconv_avx512, pool2_avx512, thresh_avx512,
+    "avx512", u8dense_avx512, bdense_avx512, bconv_avx512, pool2_avx512, thresh_avx512, bdense_thresh_avx512,
 };
 
 const packed_kernels *packed_kernels_avx512(void) {
@@ -382,7 +435,7 @@ AMX_TARGET static void u8dense_amx(int32_t *acc, const uint8_t *x, int ldx, cons
 }
 
 static const packed_kernels simd_amx = {
-    "amx", u8dense_amx, bdense_avx512, bconv_avx512, pool2_avx512, thresh_avx512,
+    "amx", u8dense_amx, bdense_avx512, bconv_avx512, pool2_avx512, thresh_avx512, bdense_thresh_avx512,
 };
 
 /* CPUID leaf 7: EDX bit 24 AMX-TILE, bit 25 AMX-INT8; then ask Linux for the
@@ -569,8 +622,16 @@ AVX2_TARGET static void thresh_avx2(uint64_t *bits, int ldo, const int32_t *acc,
     }
 }
 
+/* bdense then thresh through an accumulator buffer (no fused AVX2 kernel). */
+AVX2_TARGET static void bdense_thresh_avx2(uint64_t *bits, int ldo, const uint64_t *a, const packed_layer *L, int R) {
+    int32_t *acc = bn_aligned_alloc(sizeof(int32_t) * (size_t)(R > 0 ? R : 1) * L->np);
+    bdense_avx2(acc, a, L, R);
+    thresh_avx2(bits, ldo, acc, L, R);
+    free(acc);
+}
+
 static const packed_kernels simd_avx2 = {
-    "avx2", u8dense_avx2, bdense_avx2, bconv_avx2, pool2_avx2, thresh_avx2,
+    "avx2", u8dense_avx2, bdense_avx2, bconv_avx2, pool2_avx2, thresh_avx2, bdense_thresh_avx2,
 };
 
 const packed_kernels *packed_kernels_avx2(void) {

@@ -217,6 +217,31 @@ static void random_bits(pcg32 *r, uint64_t *a, size_t n_pix, int c) {
         }
 }
 
+/* bdense_thresh of k and of the reference equal thresh(bdense) (acc: the
+   reference accumulators of a), with some neurons forced constant. */
+static void check_bdense_thresh(const packed_kernels *k, const packed_layer *L, const uint64_t *a,
+                                const int32_t *acc, int rr) {
+    const packed_kernels *ref = packed_kernels_named("ref");
+    int ldo = L->out_cw + 1;
+    size_t nb = (size_t)rr * ldo;
+    uint64_t *b0 = malloc(sizeof(uint64_t) * nb), *b1 = malloc(sizeof(uint64_t) * nb), *b2 = malloc(sizeof(uint64_t) * nb);
+    for (int pass = 0; pass < 2; pass++) {
+        int32_t keep0 = L->thr[0], keepl = L->thr[L->out_c - 1];
+        if (pass == 1) { /* constant neurons: always on, never on */
+            ((packed_layer *)L)->thr[0] = INT32_MIN;
+            ((packed_layer *)L)->thr[L->out_c - 1] = INT32_MAX;
+        }
+        memset(b0, 0xcd, sizeof(uint64_t) * nb), memset(b1, 0xcd, sizeof(uint64_t) * nb), memset(b2, 0xcd, sizeof(uint64_t) * nb);
+        ref->thresh(b0, ldo, acc, L, rr);
+        ref->bdense_thresh(b1, ldo, a, L, rr);
+        k->bdense_thresh(b2, ldo, a, L, rr);
+        assert_memory_equal(b0, b1, sizeof(uint64_t) * nb);
+        assert_memory_equal(b0, b2, sizeof(uint64_t) * nb);
+        ((packed_layer *)L)->thr[0] = keep0, ((packed_layer *)L)->thr[L->out_c - 1] = keepl;
+    }
+    free(b0), free(b1), free(b2);
+}
+
 static void check_layer_kernels(const packed_kernels *k, const packed_layer *L, pcg32 *r) {
     const packed_kernels *ref = packed_kernels_named("ref");
     const int R = 40;
@@ -249,6 +274,7 @@ static void check_layer_kernels(const packed_kernels *k, const packed_layer *L, 
             ref->bdense(a1, a, L, rr);
             k->bdense(a2, a, L, rr);
             assert_memory_equal(a1, a2, sizeof(int32_t) * (size_t)rr * L->np);
+            if (!L->last) check_bdense_thresh(k, L, a, a1, rr);
         }
         free(a);
     } else {
