@@ -489,37 +489,20 @@ typedef struct {
 static void fault_delta_block(const fault_delta_job *job, fault_delta_scratch *s, const packed_kernels *k,
                               const uint64_t *const *avalid, const uint8_t *x, int i0, int nb, int n, int *pred) {
     const packed_layer *L0 = &job->clean->layers[0];
-    const int fan_in = L0->fan_in, k4 = L0->k4, np = L0->np, out_c = L0->out_c, B = FAULT_DELTA_B;
-    /* Pixel rows for the clean kernel and the transposed block (zero beyond nb). */
+    const int fan_in = L0->fan_in, k4 = L0->k4, np = L0->np, out_c = L0->out_c;
+    /* Pixel rows for the clean kernel; the transposed block and the clean
+       accumulators, neuron-major (zero beyond nb). */
     for (int b = 0; b < nb; b++) {
         memcpy(s->xb + (size_t)b * k4, x + (size_t)b * fan_in, (size_t)fan_in);
         memset(s->xb + (size_t)b * k4 + fan_in, 0, (size_t)(k4 - fan_in));
     }
-    int16_t *xT = s->xT;
-    memset(xT, 0, sizeof(int16_t) * (size_t)fan_in * B);
-    for (int p0 = 0; p0 < fan_in; p0 += 64) { /* tiles of 64 pixels: reads and writes stay in L1 */
-        int p1 = fan_in - p0 < 64 ? fan_in : p0 + 64;
-        for (int b = 0; b < nb; b++) {
-            const uint8_t *xr = x + (size_t)b * fan_in;
-            for (int i = p0; i < p1; i++) xT[(size_t)i * B + b] = xr[i];
-        }
-    }
-    for (size_t i = 0; i < (size_t)fan_in * B; i++) xT[(size_t)fan_in * B + i] = (int16_t)-xT[i];
-    /* Clean accumulators, transposed to neuron-major (zero beyond nb). */
-    int32_t *acc = s->acc, *clean = s->clean;
+    int32_t *acc = s->acc;
     k->u8dense(acc, s->xb, k4, L0, nb);
-    if (nb < B) memset(clean, 0, sizeof(int32_t) * (size_t)out_c * B);
-    for (int j0 = 0; j0 < out_c; j0 += 16) { /* tiles of 16 neurons */
-        int j1 = out_c - j0 < 16 ? out_c : j0 + 16;
-        for (int b = 0; b < nb; b++) {
-            const int32_t *ar = acc + (size_t)b * np;
-            for (int j = j0; j < j1; j++) clean[(size_t)j * B + b] = ar[j];
-        }
-    }
+    fault_delta_prepare(s->xT, s->clean, x, fan_in, nb, acc, np, out_c);
     for (int r = 0; r < job->nr; r++) {
         const packed_net *p = job->nets[r];
         int cur = 0, rep = job->r0 + r;
-        fault_delta_bits(s->act[0], L0->out_cw, clean, xT, job->flips[r], p->layers[0].thr, p->layers[0].inv, s->tmp);
+        fault_delta_bits(s->act[0], L0->out_cw, s->clean, s->xT, job->flips[r], p->layers[0].thr, p->layers[0].inv, s->tmp);
         if (avalid[0]) fault_delta_act(s, job->m, L0, 0, avalid[0], job->seed, rep, i0, nb, s->act[0]);
         for (int l = 1; l < p->n_layers; l++) {
             const packed_layer *L = &p->layers[l];

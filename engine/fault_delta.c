@@ -73,7 +73,20 @@ static void fault_transpose64_plain(uint64_t *a) {
         }
 }
 
-/* ---- Reference kernel ---- */
+/* ---- Reference kernels ---- */
+
+void fault_delta_prepare_ref(int16_t *xT, int32_t *clean, const uint8_t *x, int fan_in, int nb, const int32_t *acc,
+                             int np, int out_c) {
+    const int B = FAULT_DELTA_B;
+    for (int i = 0; i < fan_in; i++)
+        for (int b = 0; b < B; b++) {
+            int16_t v = b < nb ? (int16_t)x[(size_t)b * fan_in + i] : 0;
+            xT[(size_t)i * B + b] = v;
+            xT[(size_t)(fan_in + i) * B + b] = (int16_t)-v;
+        }
+    for (int j = 0; j < out_c; j++)
+        for (int b = 0; b < B; b++) clean[(size_t)j * B + b] = b < nb ? acc[(size_t)b * np + j] : 0;
+}
 
 void fault_delta_bits_ref(uint64_t *bits, int ldo, const int32_t *clean, const int16_t *xT, const fault_flips *f,
                           const int32_t *thr, const uint64_t *inv, uint64_t *tmp) {
@@ -151,6 +164,75 @@ DELTA_TARGET static void fault_transpose64_avx512(uint64_t *a) {
     for (int q = 0; q < 8; q++) _mm512_storeu_si512((void *)(a + 8 * q), z[q]);
 }
 
+/* In-register transpose of 16 x 16 int32: afterwards lane c of r[q] is what
+   lane q of r[c] was. Unpacks of 32 and 64 bits leave u[4g + k] holding, in
+   128-bit lane L, rows 4g .. 4g+3 of column 4L + k; two rounds of 128-bit
+   lane shuffles gather the four row groups of each column. */
+DELTA_TARGET static inline void fault_transpose16x16_epi32(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int q = 0; q < 16; q += 2) {
+        t[q] = _mm512_unpacklo_epi32(r[q], r[q + 1]);
+        t[q + 1] = _mm512_unpackhi_epi32(r[q], r[q + 1]);
+    }
+    for (int g = 0; g < 16; g += 4) {
+        u[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
+        u[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
+        u[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
+        u[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
+    }
+    for (int k = 0; k < 4; k++) {
+        /* lanes (0, 2) and (1, 3) of the row groups (0, 1) and (2, 3) */
+        __m512i v = _mm512_shuffle_i32x4(u[k], u[4 + k], 0x88), w = _mm512_shuffle_i32x4(u[k], u[4 + k], 0xdd);
+        __m512i v2 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0x88);
+        __m512i w2 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0xdd);
+        r[k] = _mm512_shuffle_i32x4(v, v2, 0x88);      /* column k */
+        r[4 + k] = _mm512_shuffle_i32x4(w, w2, 0x88);  /* column 4 + k */
+        r[8 + k] = _mm512_shuffle_i32x4(v, v2, 0xdd);  /* column 8 + k */
+        r[12 + k] = _mm512_shuffle_i32x4(w, w2, 0xdd); /* column 12 + k */
+    }
+}
+
+DELTA_TARGET static void fault_delta_prepare_avx512(int16_t *xT, int32_t *clean, const uint8_t *x, int fan_in, int nb,
+                                                    const int32_t *acc, int np, int out_c) {
+    const int B = FAULT_DELTA_B;
+    static const uint8_t zero[16] = {0};
+    __m512i r[16];
+    for (int b0 = 0; b0 < B; b0 += 16) {
+        /* pixels: 16 images x 16 pixels -> 16 pixel rows of 16 images, int16 and negated */
+        int i = 0;
+        for (; i + 16 <= fan_in; i += 16) {
+            for (int q = 0; q < 16; q++) {
+                const uint8_t *src = b0 + q < nb ? x + (size_t)(b0 + q) * fan_in + i : zero;
+                r[q] = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)src));
+            }
+            fault_transpose16x16_epi32(r);
+            for (int q = 0; q < 16; q++) {
+                __m256i v = _mm512_cvtepi32_epi16(r[q]);
+                _mm256_storeu_si256((__m256i *)(xT + (size_t)(i + q) * B + b0), v);
+                _mm256_storeu_si256((__m256i *)(xT + (size_t)(fan_in + i + q) * B + b0),
+                                    _mm256_sub_epi16(_mm256_setzero_si256(), v));
+            }
+        }
+        for (; i < fan_in; i++) /* tail pixels */
+            for (int b = b0; b < b0 + 16; b++) {
+                int16_t v = b < nb ? (int16_t)x[(size_t)b * fan_in + i] : 0;
+                xT[(size_t)i * B + b] = v;
+                xT[(size_t)(fan_in + i) * B + b] = (int16_t)-v;
+            }
+        /* accumulators: 16 images x 16 neurons -> 16 neuron rows of 16 images */
+        int j = 0;
+        for (; j + 16 <= out_c; j += 16) {
+            for (int q = 0; q < 16; q++)
+                r[q] = b0 + q < nb ? _mm512_loadu_si512((const void *)(acc + (size_t)(b0 + q) * np + j))
+                                   : _mm512_setzero_si512();
+            fault_transpose16x16_epi32(r);
+            for (int q = 0; q < 16; q++) _mm512_storeu_si512((void *)(clean + (size_t)(j + q) * B + b0), r[q]);
+        }
+        for (; j < out_c; j++)
+            for (int b = b0; b < b0 + 16; b++) clean[(size_t)j * B + b] = b < nb ? acc[(size_t)b * np + j] : 0;
+    }
+}
+
 DELTA_TARGET static void fault_delta_bits_avx512(uint64_t *bits, int ldo, const int32_t *clean, const int16_t *xT,
                                                  const fault_flips *f, const int32_t *thr, const uint64_t *inv,
                                                  uint64_t *tmp) {
@@ -194,6 +276,17 @@ void fault_transpose64(uint64_t *a) {
     }
 #endif
     fault_transpose64_plain(a);
+}
+
+void fault_delta_prepare(int16_t *xT, int32_t *clean, const uint8_t *x, int fan_in, int nb, const int32_t *acc,
+                         int np, int out_c) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (fault_delta_use_avx512()) {
+        fault_delta_prepare_avx512(xT, clean, x, fan_in, nb, acc, np, out_c);
+        return;
+    }
+#endif
+    fault_delta_prepare_ref(xT, clean, x, fan_in, nb, acc, np, out_c);
 }
 
 void fault_delta_bits(uint64_t *bits, int ldo, const int32_t *clean, const int16_t *xT, const fault_flips *f,

@@ -69,6 +69,18 @@ void fault_delta_bits_ref(uint64_t *bits, int ldo, const int32_t *clean, const i
 void fault_delta_bits(uint64_t *bits, int ldo, const int32_t *clean, const int16_t *xT, const fault_flips *f,
                       const int32_t *thr, const uint64_t *inv, uint64_t *tmp);
 
+/* The shared part of a block: xT (2 * fan_in, FAULT_DELTA_B) int16 from the
+   pixel rows x (nb, fan_in) as in the file comment, and clean (out_c,
+   FAULT_DELTA_B) from the clean first-layer accumulators acc (nb, np); the
+   columns of images nb .. FAULT_DELTA_B-1 are 0. AVX-512 under the same
+   condition as fault_delta_bits. */
+void fault_delta_prepare(int16_t *xT, int32_t *clean, const uint8_t *x, int fan_in, int nb, const int32_t *acc,
+                         int np, int out_c);
+
+/* The plain twin of fault_delta_prepare. */
+void fault_delta_prepare_ref(int16_t *xT, int32_t *clean, const uint8_t *x, int fan_in, int nb, const int32_t *acc,
+                             int np, int out_c);
+
 /* In-place transpose of a 64 x 64 bit matrix: afterwards bit c of a[r] is
    what bit r of a[c] was. AVX-512 under the same condition as
    fault_delta_bits, else a portable recursive block swap. */

@@ -356,6 +356,42 @@ static void test_delta_kernels(void **state) {
     }
 }
 
+/* fault_delta_prepare == its reference: whole and partial blocks, pixel and
+   neuron counts that are not multiples of 16; and the reference is the
+   transpose it claims to be. */
+static void test_delta_prepare(void **state) {
+    (void)state;
+    pcg32 g;
+    rng_keyed(&g, 4, 0, 91);
+    const int shapes[][3] = {{784, 512, 512}, {50, 37, 48}, {16, 16, 16}, {1, 3, 16}}; /* fan_in, out_c, np */
+    const int nbs[] = {FAULT_DELTA_B, 37, 16, 1};
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+        int fan_in = shapes[sh][0], out_c = shapes[sh][1], np = shapes[sh][2];
+        uint8_t *x = malloc((size_t)FAULT_DELTA_B * fan_in);
+        int32_t *acc = malloc(sizeof(int32_t) * FAULT_DELTA_B * np);
+        for (int i = 0; i < FAULT_DELTA_B * fan_in; i++) x[i] = (uint8_t)pcg32_next(&g);
+        for (int i = 0; i < FAULT_DELTA_B * np; i++) acc[i] = (int32_t)pcg32_next(&g);
+        size_t nx = (size_t)2 * fan_in * FAULT_DELTA_B, nc = (size_t)out_c * FAULT_DELTA_B;
+        int16_t *x1 = malloc(sizeof(int16_t) * nx), *x2 = malloc(sizeof(int16_t) * nx);
+        int32_t *c1 = malloc(sizeof(int32_t) * nc), *c2 = malloc(sizeof(int32_t) * nc);
+        for (size_t k = 0; k < sizeof nbs / sizeof nbs[0]; k++) {
+            int nb = nbs[k];
+            memset(x1, 0x11, sizeof(int16_t) * nx), memset(x2, 0x22, sizeof(int16_t) * nx);
+            memset(c1, 0x33, sizeof(int32_t) * nc), memset(c2, 0x44, sizeof(int32_t) * nc);
+            fault_delta_prepare(x1, c1, x, fan_in, nb, acc, np, out_c);
+            fault_delta_prepare_ref(x2, c2, x, fan_in, nb, acc, np, out_c);
+            assert_memory_equal(x1, x2, sizeof(int16_t) * nx);
+            assert_memory_equal(c1, c2, sizeof(int32_t) * nc);
+            int b = nb - 1, i = fan_in - 1, j = out_c - 1;
+            assert_int_equal(x2[(size_t)i * FAULT_DELTA_B + b], x[(size_t)b * fan_in + i]);
+            assert_int_equal(x2[(size_t)(fan_in + i) * FAULT_DELTA_B + b], -x[(size_t)b * fan_in + i]);
+            assert_int_equal(c2[(size_t)j * FAULT_DELTA_B + b], acc[(size_t)b * np + j]);
+            if (nb < FAULT_DELTA_B) assert_int_equal(c2[(size_t)j * FAULT_DELTA_B + nb], 0);
+        }
+        free(x), free(acc), free(x1), free(x2), free(c1), free(c2);
+    }
+}
+
 /* The delta path predicts exactly like the dense path (draw, apply, predict
    per repeat) for weight rates 0 .. 0.5, with and without threshold and
    activation flips, asymmetric and per-layer rates; on 1 and 2 threads; and
@@ -487,6 +523,7 @@ int main(void) {
         cmocka_unit_test(test_packed_equals_float_with_flips),
         cmocka_unit_test(test_evaluate_reproducible),
         cmocka_unit_test(test_delta_kernels),
+        cmocka_unit_test(test_delta_prepare),
         cmocka_unit_test(test_delta_equals_dense),
         cmocka_unit_test(test_delta_predict_nets),
     };
