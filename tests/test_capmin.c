@@ -26,7 +26,7 @@ static packed_net g_p;
 
 static int setup(void **state) {
     (void)state;
-    if (data_load_fashion_mnist(&g_train, &g_test, NULL)) return -1;
+    if (load_fashion_mnist(&g_train, &g_test)) return -1;
     arch a;
     if (arch_parse(&a, "C12-MP2-C20-MP2-FC40") || net_create(&g_cnn, &a, 1, 28, 28, 10)) return -1;
     pcg32 g;

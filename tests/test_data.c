@@ -17,6 +17,7 @@
 #include "engine/data.h"
 #include "engine/err.h"
 #include "engine/rng.h"
+#include "tests/testutil.h"
 
 /* ---------------------------------------------------------------------------
 ** Temp files
@@ -26,16 +27,12 @@ static char tmpdir[256];
 
 static int setup_dir(void **state) {
     (void)state;
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/bnas_test_data_XXXXXX", base && *base ? base : "/tmp");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tmpdir_make(tmpdir, sizeof tmpdir, "data");
 }
 
 static int teardown_dir(void **state) {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tmpdir_remove(tmpdir);
 }
 
 /* Path of name inside the temp dir (static buffers, rotated: keep a copy of a
@@ -60,19 +57,6 @@ static void write_gz(const char *path, const void *data, size_t len) {
     assert_non_null(f);
     assert_int_equal(gzwrite(f, data, (unsigned)len), (int)len);
     assert_int_equal(gzclose(f), Z_OK);
-}
-
-static uint8_t *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)n + 1);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return b;
 }
 
 static void put_be32(uint8_t *p, uint32_t v) {
@@ -363,7 +347,8 @@ static void test_idx_gzip_errors(void **state) {
     char ok_l[512];
     snprintf(ok_l, sizeof ok_l, "%s", tpath("g.lbl"));
     write_gz(tpath("full.img.gz"), im, li);
-    uint8_t *gz = read_file(tpath("full.img.gz"), &gl);
+    uint8_t *gz = (uint8_t *)slurp(tpath("full.img.gz"), &gl);
+    assert_non_null(gz);
     assert_true(gl > 40);
 
     /* gzip cut in the middle of the deflate stream: short data */
@@ -516,7 +501,8 @@ static void test_cifar_errors(void **state) {
     a[3073 * 2] = 1;
     write_gz(tpath("cg.bin.gz"), a, l);
     size_t gl;
-    uint8_t *gz = read_file(tpath("cg.bin.gz"), &gl);
+    uint8_t *gz = (uint8_t *)slurp(tpath("cg.bin.gz"), &gl);
+    assert_non_null(gz);
     write_plain(tpath("cgcut.bin.gz"), gz, gl - 20);
     expect_cifar_error(tpath("cgcut.bin.gz"), BN_EFORMAT, "truncated gzip stream");
     gz[gl - 7] ^= 1; /* stored CRC */

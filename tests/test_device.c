@@ -35,19 +35,8 @@ static packed_net g_p;
 
 static int setup(void **state) {
     (void)state;
-    if (data_load_fashion_mnist(&g_train, &g_test, NULL)) {
-        fprintf(stderr, "%s\n", bn_errmsg());
-        return -1;
-    }
-    arch a;
-    if (arch_parse(&a, "FC128-FC64") || net_create(&g_fc, &a, 1, 28, 28, 10)) return -1;
-    pcg32 g;
-    rng_keyed(&g, 21, 0, RNG_INIT);
-    net_init_params(&g_fc, &g);
-    train_recipe r = train_recipe_default();
-    r.epochs = 1, r.seed = 21;
-    dataset tr = data_slice(&g_train, 0, sanitized() ? 2000 : 6000);
-    if (train_run(&g_fc, &tr, NULL, &r, NULL, NULL)) return -1;
+    if (load_fashion_mnist(&g_train, &g_test)) return -1;
+    if (train_small_on(&g_fc, &g_train, "FC128-FC64", sanitized() ? 2000 : 6000, 21)) return -1;
     return packed_from_net(&g_p, &g_fc) ? -1 : 0;
 }
 
@@ -238,33 +227,13 @@ static void test_evaluators_run(void **state) {
     free(m);
 }
 
-/* Exit status of the shell command cmd (-1 if it did not exit normally). */
-static int sh(const char *cmd) {
-    int st = system(cmd);
-    if (st == -1 || !WIFEXITED(st)) return -1;
-    return WEXITSTATUS(st);
-}
-
-/* The whole of the text file at path (NUL-terminated; empty if unreadable). */
-static char *slurp(const char *path) {
-    char *buf = calloc(1, 1 << 16);
-    FILE *f = fopen(path, "rb");
-    if (f) {
-        size_t n = fread(buf, 1, (1 << 16) - 1, f);
-        buf[n] = '\0';
-        fclose(f);
-    }
-    return buf;
-}
-
 /* bnas measure: runs an evaluator on a model file with key=value parameters and
    prints its metrics and timings; --list names the evaluators; an unknown
    evaluator, a parameter the evaluator does not accept or a malformed one is a
    usage error (2); the old `bnas device` command is gone. */
 static void test_measure_command(void **state) {
     (void)state;
-    const char *bin = getenv("BNAS_BIN");
-    if (!bin) bin = "./bnas";
+    const char *bin = bnas_bin();
     char model[128], out[160], cmd[1024];
     snprintf(model, sizeof model, "/tmp/bnas_test_device_%d.bnm", (int)getpid());
     snprintf(out, sizeof out, "%s.out", model);
@@ -275,7 +244,8 @@ static void test_measure_command(void **state) {
              "%s measure %s fefet split=test images=300 repeats=1 bera=0 'temps=[20,100]' --val 1000 --threads 2 > %s",
              bin, model, out);
     assert_int_equal(sh(cmd), 0);
-    char *text = slurp(out);
+    char *text = slurp(out, NULL);
+    assert_non_null(text);
     assert_non_null(strstr(text, "fefet.acc@20 "));
     assert_non_null(strstr(text, "fefet.acc@100 "));
     assert_non_null(strstr(text, "fefet.acc_min "));
@@ -285,7 +255,8 @@ static void test_measure_command(void **state) {
     free(text);
     snprintf(cmd, sizeof cmd, "%s measure --list > %s", bin, out);
     assert_int_equal(sh(cmd), 0);
-    text = slurp(out);
+    text = slurp(out, NULL);
+    assert_non_null(text);
     assert_non_null(strstr(text, "fefet "));
     assert_non_null(strstr(text, "\nlim "));
     free(text);

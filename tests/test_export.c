@@ -42,32 +42,11 @@ static char g_dir[256];        /* scratch directory of the test group */
 static char g_images[300];     /* the FashionMNIST test images, raw (10000, 28, 28, 1) */
 static const char *g_bin;      /* the bnas binary */
 
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-}
-
 static void write_raw(const char *path, const void *data, size_t len) {
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(data, 1, len, f), len);
     assert_int_equal(fclose(f), 0);
-}
-
-/* Whole file into a malloc'd buffer. */
-static uint8_t *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)n + 1);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return b;
 }
 
 static double now_s(void) {
@@ -76,22 +55,11 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int sh(const char *cmd) {
-    int st = system(cmd);
-    if (st == -1 || !WIFEXITED(st)) return -1;
-    return WEXITSTATUS(st);
-}
-
 static int setup(void **state) {
     (void)state;
-    if (data_load_fashion_mnist(&g_train, &g_test, NULL)) {
-        fprintf(stderr, "%s\n", bn_errmsg());
-        return -1;
-    }
-    g_bin = getenv("BNAS_BIN");
-    if (!g_bin) g_bin = "./bnas";
-    snprintf(g_dir, sizeof g_dir, "/tmp/bnas_test_export_%d", (int)getpid());
-    if (mkdir(g_dir, 0777) != 0) return -1;
+    if (load_fashion_mnist(&g_train, &g_test)) return -1;
+    g_bin = bnas_bin();
+    if (tmpdir_make(g_dir, sizeof g_dir, "export")) return -1;
     snprintf(g_images, sizeof g_images, "%s/fmnist_test.raw", g_dir);
     FILE *f = fopen(g_images, "wb");
     if (!f) return -1;
@@ -103,9 +71,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     (void)state;
     data_free(&g_train), data_free(&g_test);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return sh(cmd) == 0 ? 0 : -1;
+    return tmpdir_remove(g_dir);
 }
 
 /* ---- The argmax rule ---- */
@@ -277,7 +243,8 @@ static void check_case(const char *driver, gen_case *c, int B, int32_t **accs_ou
     c->seconds = now_s() - t0;
     if (rc) fail_msg("%s: driver exited with %d (3: predict_r differs, 4: logits differ)", c->name, rc);
     size_t len;
-    int32_t *r = (int32_t *)read_all(out, &len);
+    int32_t *r = (int32_t *)slurp(out, &len);
+    if (!r) fail_msg("cannot open %s", out);
     int K = c->p.classes;
     assert_int_equal(len, sizeof(int32_t) * (size_t)B * (K + 1));
     float *lp = malloc(sizeof(float) * (size_t)B * K);
@@ -473,9 +440,8 @@ static int bnas(const char *err_path, const char *const *args) {
 }
 
 static int file_has(const char *path, const char *text) {
-    size_t len;
-    char *b = (char *)read_all(path, &len);
-    b[len] = 0;
+    char *b = slurp(path, NULL);
+    if (!b) fail_msg("cannot open %s", path);
     int has = strstr(b, text) != NULL;
     free(b);
     return has;
@@ -547,7 +513,8 @@ static void test_export_command(void **state) {
         /* the model file is the stored blob and loads */
         snprintf(path, sizeof path, "%s/trial_%d.bnm", out, t);
         size_t len;
-        uint8_t *file = read_all(path, &len);
+        uint8_t *file = (uint8_t *)slurp(path, &len);
+        if (!file) fail_msg("cannot open %s", path);
         void *blob = NULL;
         size_t blen = 0;
         char fmt[32];

@@ -35,10 +35,7 @@ static int train_small(net *n, const char *topo, int n_train, uint64_t seed) {
 
 static int setup(void **state) {
     (void)state;
-    if (data_load_fashion_mnist(&g_train, &g_test, NULL)) {
-        fprintf(stderr, "%s\n", bn_errmsg());
-        return -1;
-    }
+    if (load_fashion_mnist(&g_train, &g_test)) return -1;
     if (train_small(&g_fc, "FC256-FC128", sanitized() ? 3000 : 8000, 5)) return -1;
     if (train_small(&g_cnn, "C8-MP2-C16-MP2-FC32", sanitized() ? 1000 : 2000, 6)) return -1;
     return 0;

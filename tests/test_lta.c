@@ -33,10 +33,7 @@ static int train_small(net *n, const char *topo, int n_train, uint64_t seed) {
 
 static int setup(void **state) {
     (void)state;
-    if (data_load_fashion_mnist(&g_train, &g_test, NULL)) {
-        fprintf(stderr, "%s\n", bn_errmsg());
-        return -1;
-    }
+    if (load_fashion_mnist(&g_train, &g_test)) return -1;
     if (train_small(&g_fc, "FC100-FC70", sanitized() ? 2000 : 6000, 5)) return -1;
     if (train_small(&g_cnn, "C12-MP2-C20-MP2-FC40", sanitized() ? 1000 : 3000, 6)) return -1;
     g_small = data_slice(&g_test, 0, sanitized() ? 100 : 400);

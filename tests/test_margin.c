@@ -32,10 +32,7 @@ static int train_small(net *n, const char *topo, int n_train, uint64_t seed) {
 
 static int setup(void **state) {
     (void)state;
-    if (data_load_fashion_mnist(&g_train, &g_test, NULL)) {
-        fprintf(stderr, "%s\n", bn_errmsg());
-        return -1;
-    }
+    if (load_fashion_mnist(&g_train, &g_test)) return -1;
     int nt = sanitized() ? 3000 : 10000;
     if (train_small(&g_fc, "FC128-FC64", nt, 3)) return -1;
     if (train_small(&g_cnn, sanitized() ? "C8-MP2-FC32" : "C16-MP2-C16-MP2-FC64", sanitized() ? 1000 : 3000, 4))

@@ -16,21 +16,18 @@
 
 #include "engine/err.h"
 #include "engine/model.h"
+#include "tests/testutil.h"
 
 static char tmpdir[256];
 
 static int setup_dir(void **state) {
     (void)state;
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/bnas_test_model_XXXXXX", base && *base ? base : "/tmp");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tmpdir_make(tmpdir, sizeof tmpdir, "model");
 }
 
 static int teardown_dir(void **state) {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tmpdir_remove(tmpdir);
 }
 
 /* A net of topology s on (h, w, c) with every parameter and statistic a random

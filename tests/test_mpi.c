@@ -22,31 +22,10 @@
 #include "nas/search.h"
 #include "nas/spec.h"
 #include "nas/store.h"
+#include "tests/testutil.h"
 
 static char dir[256];
 static const char *bin;
-
-/* Small FC nets really trained (2 epochs of 2000 images). */
-static const char *real_spec =
-    "name: mpi_real\n"
-    "seed: 21\n"
-    "threads: 2\n"
-    "data: {name: fashion_mnist, train: 2000, val: 500, test: 500}\n"
-    "search_space:\n"
-    "  fc_layers: {type: int, low: 1, high: 2}\n"
-    "  fc_width: [16, 24, 32, 48, 64]\n"
-    "  loss: [ce, mhl]\n"
-    "  mhl_b: [32, 128]\n"
-    "  flip_rate: [0, 0.05]\n"
-    "  epochs: 2\n"
-    "  batch: 100\n"
-    "strategy: {name: nsga2, batch: 4, population: 6}\n"
-    "budget: {trials: %d}\n"
-    "objectives:\n"
-    "  - {metric: val_acc, direction: max}\n"
-    "  - {metric: model_bytes, direction: min, ref: 300000}\n"
-    "  - {metric: fault.acc, direction: max}\n"
-    "evaluators: [accuracy, memory, {name: fault, ber: 0.02, repeats: 2, images: 200}]\n";
 
 /* Synthetic trials (BNAS_SYNTHETIC_MS sets their duration). */
 static const char *synth_spec =
@@ -68,19 +47,18 @@ static const char *synth_spec =
     "  - {metric: model_bytes, direction: min, ref: 2000000}\n"
     "evaluators: [memory]\n";
 
-static void write_spec(const char *name, const char *fmt, int trials) {
+/* Writes text to DIR/NAME.yaml. */
+static void write_spec(const char *name, const char *text) {
     char path[400];
     snprintf(path, sizeof path, "%s/%s.yaml", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, fmt, trials);
-    fclose(f);
+    write_text(path, text);
 }
 
-static int sh(const char *cmd) {
-    int st = system(cmd);
-    assert_true(st != -1 && WIFEXITED(st));
-    return WEXITSTATUS(st);
+/* The synthetic study with a budget of trials, written to DIR/synth.yaml; its
+   text in text (cap bytes). */
+static void write_synth(char *text, size_t cap, int trials) {
+    snprintf(text, cap, synth_spec, trials);
+    write_spec("synth", text);
 }
 
 static char *dump_of(const char *db) {
@@ -92,20 +70,6 @@ static char *dump_of(const char *db) {
     assert_int_equal(store_dump(st, &d), BN_OK);
     store_close(st);
     return d;
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    assert_non_null(p);
-    assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
-    p[n] = 0;
-    fclose(f);
-    return p;
 }
 
 /* `bnas run SPEC --db DB` in one process. */
@@ -130,7 +94,7 @@ static int run_mpi(const char *env, const char *mpirun_flags, const char *args, 
     if (rc) {
         char p[400];
         snprintf(p, sizeof p, "%s/%s.err", dir, errname);
-        char *e = slurp(p);
+        char *e = slurp(p, NULL);
         fprintf(stderr, "mpirun exit %d:\n%s\n", rc, e ? e : "");
         free(e);
     }
@@ -139,20 +103,13 @@ static int run_mpi(const char *env, const char *mpirun_flags, const char *args, 
 
 static int group_setup(void **state) {
     (void)state;
-    bin = getenv("BNAS_BIN");
-    if (!bin) {
-        fprintf(stderr, "BNAS_BIN is not set (run through ctest)\n");
-        return -1;
-    }
-    snprintf(dir, sizeof dir, "/tmp/bnas_mpi_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    bin = bnas_bin();
+    return tmpdir_make(dir, sizeof dir, "mpi");
 }
 
 static int group_teardown(void **state) {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tmpdir_remove(dir);
 }
 
 #ifdef BNAS_MPI
@@ -165,8 +122,11 @@ static const int have_mpi = 0;
 static void test_real_equal(void **state) {
     (void)state;
     if (!have_mpi) skip();
-    int trials = getenv("BNAS_SANITIZED") ? 8 : 16;
-    write_spec("real", real_spec, trials);
+    int trials = sanitized() ? 8 : 16;
+    char text[4096];
+    real_spec(text, sizeof text, "mpi_real", 21, trials,
+              "[accuracy, memory, {name: fault, ber: 0.02, repeats: 2, images: 200}]");
+    write_spec("real", text);
     run_single("real", "real_single");
     char args[1200];
     snprintf(args, sizeof args, "run '%s/real.yaml' --db '%s/real_mpi.db'", dir, dir);
@@ -182,7 +142,8 @@ static void test_real_equal(void **state) {
 static void test_worker_death(void **state) {
     (void)state;
     if (!have_mpi) skip();
-    write_spec("synth", synth_spec, 36);
+    char text[4096];
+    write_synth(text, sizeof text, 36);
     run_single("synth", "synth_single");
     char args[1200];
     snprintf(args, sizeof args, "run '%s/synth.yaml' --db '%s/synth_die.db' --timeout 2", dir, dir);
@@ -191,7 +152,7 @@ static void test_worker_death(void **state) {
                      0);
     char p[400];
     snprintf(p, sizeof p, "%s/synth_die.err", dir);
-    char *e = slurp(p);
+    char *e = slurp(p, NULL);
     assert_non_null(e);
     assert_non_null(strstr(e, "workers 2, died 1, trials rerun 1"));
     free(e);
@@ -205,13 +166,12 @@ static void test_worker_death(void **state) {
 static void test_resume(void **state) {
     (void)state;
     if (!have_mpi) skip();
-    write_spec("synth", synth_spec, 36);
+    char text[4096], path[400], sp[400];
+    write_synth(text, sizeof text, 36);
     char single[400];
     snprintf(single, sizeof single, "%s/synth_single.db", dir);
     if (access(single, F_OK) != 0) run_single("synth", "synth_single");
     /* Half of it in-process: stop after 14 commits (batch 2 of 6 half done). */
-    char text[4096], path[400], sp[400];
-    snprintf(text, sizeof text, synth_spec, 36);
     snprintf(sp, sizeof sp, "%s/synth.yaml", dir);
     spec s;
     assert_int_equal(spec_parse(&s, sp, text, NULL, NULL), BN_OK);
@@ -246,7 +206,7 @@ static void test_one_rank(void **state) {
     assert_int_not_equal(sh(cmd), 0);
     char p[400];
     snprintf(p, sizeof p, "%s/one.err", dir);
-    char *e = slurp(p);
+    char *e = slurp(p, NULL);
     assert_non_null(e);
     assert_non_null(strstr(e, "needs at least 2 ranks"));
     free(e);

@@ -29,6 +29,7 @@
 #include "nas/search.h"
 #include "nas/spec.h"
 #include "nas/store.h"
+#include "tests/testutil.h"
 
 static char dir[256];
 static const char *bin;
@@ -102,28 +103,6 @@ static void add_fault_rates(const char *name) {
     sqlite3_close(h);
 }
 
-/* Runs cmd through the shell; returns its exit code. */
-static int sh(const char *cmd) {
-    int st = system(cmd);
-    assert_true(st != -1 && WIFEXITED(st));
-    return WEXITSTATUS(st);
-}
-
-static char *slurp(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    assert_non_null(p);
-    assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
-    p[n] = 0;
-    fclose(f);
-    if (size) *size = (size_t)n;
-    return p;
-}
-
 static int count(const char *text, const char *pat) {
     int n = 0;
     for (const char *p = text; (p = strstr(p, pat)); p += strlen(pat)) n++;
@@ -156,21 +135,13 @@ static char *err_of(const char *name) {
 
 static int group_setup(void **state) {
     (void)state;
-    bin = getenv("BNAS_BIN");
-    if (!bin) {
-        fprintf(stderr, "BNAS_BIN is not set (run through ctest)\n");
-        return -1;
-    }
-    snprintf(dir, sizeof dir, "/tmp/bnas_report_XXXXXX");
-    if (!mkdtemp(dir)) return -1;
-    return 0;
+    bin = bnas_bin();
+    return tmpdir_make(dir, sizeof dir, "report");
 }
 
 static int group_teardown(void **state) {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tmpdir_remove(dir);
 }
 
 /* A finished study: every section, one row per trial, the fault curves. */
@@ -254,10 +225,7 @@ static void test_not_a_study(void **state) {
     (void)state;
     char path[400];
     path_of(path, sizeof path, "text.db");
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("name: not a database\n", f);
-    fclose(f);
+    write_text(path, "name: not a database\n");
     assert_int_equal(report("text"), 1);
     char *e = err_of("text");
     assert_non_null(strstr(e, "text.db: not a bnas study"));

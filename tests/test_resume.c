@@ -21,40 +21,14 @@
 
 #include "engine/err.h"
 #include "nas/store.h"
+#include "tests/testutil.h"
 
 static char dir[256], spec_path[300];
 static const char *bin;
 
-/* The study: small FC nets really trained (2 epochs of 2000
-   FashionMNIST images, about 30-80 ms a trial), so kills land mid-search. */
-static const char *spec_text =
-    "name: resume\n"
-    "seed: 11\n"
-    "threads: 2\n"
-    "data: {name: fashion_mnist, train: 2000, val: 500, test: 500}\n"
-    "search_space:\n"
-    "  fc_layers: {type: int, low: 1, high: 2}\n"
-    "  fc_width: [16, 24, 32, 48, 64]\n"
-    "  loss: [ce, mhl]\n"
-    "  mhl_b: [32, 128]\n"
-    "  flip_rate: [0, 0.05]\n"
-    "  epochs: 2\n"
-    "  batch: 100\n"
-    "strategy: {name: nsga2, batch: 4, population: 6}\n"
-    "budget: {trials: 24}\n"
-    "objectives:\n"
-    "  - {metric: val_acc, direction: max}\n"
-    "  - {metric: model_bytes, direction: min, ref: 300000}\n"
-    "  - {metric: fault.acc, direction: max}\n"
-    "evaluators: [accuracy, memory, {name: fault, ber: 0.02, rates: [0.05], repeats: 2, images: 200},\n"
-    "             {name: margin, images: 200}]\n";
-
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+/* The study (real_spec, 24 trials; set up by setup): small FC nets really
+   trained (about 30-80 ms a trial), so kills land mid-search. */
+static char spec_text[4096];
 
 static void rm_db(const char *db) {
     char p[512];
@@ -202,13 +176,13 @@ static void test_changed_spec_refused(void **state) {
     strcpy(changed, spec_text);
     char *b = strstr(changed, "trials: 24");
     memcpy(b, "trials: 12", 10);
-    write_file(spec_path, changed);
+    write_text(spec_path, changed);
     const char *a_resume[] = {"resume", db, NULL};
     assert_int_equal(run(a_resume), 1);
     const char *a_force[] = {"resume", db, "--force", NULL};
     assert_int_equal(run(a_force), 0);
     assert_int_equal(done_count(db), 12);
-    write_file(spec_path, spec_text);
+    write_text(spec_path, spec_text);
     free(changed);
 }
 
@@ -240,7 +214,7 @@ static void test_exit_codes(void **state) {
     assert_int_equal(run(help2), 0);
     char bad[400];
     snprintf(bad, sizeof bad, "%s/bad.yaml", dir);
-    write_file(bad, "data: {name: synthetic}\nstrategy: random\n");
+    write_text(bad, "data: {name: synthetic}\nstrategy: random\n");
     const char *run_bad[] = {"run", bad, NULL};
     assert_int_equal(run(run_bad), 1);
     const char *status_missing[] = {"status", "/nonexistent/x.db", NULL};
@@ -260,22 +234,19 @@ static void test_exit_codes(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    bin = getenv("BNAS_BIN");
-    if (!bin) bin = "./bnas";
-    snprintf(dir, sizeof dir, "/tmp/bnas_test_resume_%d", (int)getpid());
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
-    if (system(cmd) != 0) return -1;
+    bin = bnas_bin();
+    if (tmpdir_make(dir, sizeof dir, "resume")) return -1;
+    real_spec(spec_text, sizeof spec_text, "resume", 11, 24,
+              "[accuracy, memory, {name: fault, ber: 0.02, rates: [0.05], repeats: 2, images: 200},\n"
+              "             {name: margin, images: 200}]");
     snprintf(spec_path, sizeof spec_path, "%s/resume.yaml", dir);
-    write_file(spec_path, spec_text);
+    write_text(spec_path, spec_text);
     return 0;
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tmpdir_remove(dir);
 }
 
 int main(void) {

@@ -23,6 +23,7 @@
 #include "nas/search.h"
 #include "nas/spec.h"
 #include "nas/store.h"
+#include "tests/testutil.h"
 
 static const char *spec_fmt =
     "seed: %d\n"
@@ -298,17 +299,12 @@ static void test_bop_search(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bnas_test_search_%d", (int)getpid());
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tmpdir_make(tmpdir, sizeof tmpdir, "search");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tmpdir_remove(tmpdir);
 }
 
 int main(void) {

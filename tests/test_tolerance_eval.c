@@ -29,7 +29,7 @@ static train_recipe g_recipe;
 
 static int setup(void **state) {
     (void)state;
-    if (data_load_fashion_mnist(&g_train, &g_test, NULL)) return -1;
+    if (load_fashion_mnist(&g_train, &g_test)) return -1;
     arch a;
     if (arch_parse(&a, "FC128-FC64") || net_create(&g_net, &a, 1, 28, 28, 10)) return -1;
     pcg32 g;

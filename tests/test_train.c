@@ -22,10 +22,7 @@ static dataset g_train, g_test;
 
 static int setup(void **state) {
     (void)state;
-    if (data_load_fashion_mnist(&g_train, &g_test, NULL)) {
-        fprintf(stderr, "%s\n", bn_errmsg());
-        return -1;
-    }
+    if (load_fashion_mnist(&g_train, &g_test)) return -1;
     return 0;
 }
 
