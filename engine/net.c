@@ -7,7 +7,7 @@
 #include "engine/err.h"
 #include "engine/layers.h"
 
-int net_create(net *n, const arch *a, int in_c, int in_h, int in_w, int classes) {
+int net_plan(net *n, const arch *a, int in_c, int in_h, int in_w, int classes) {
     memset(n, 0, sizeof *n);
     if (in_c < 1 || in_h < 1 || in_w < 1 || classes < 2)
         return bn_error(BN_EARG, "net: bad input shape %dx%dx%d or class count %d", in_h, in_w,
@@ -61,6 +61,13 @@ int net_create(net *n, const arch *a, int in_c, int in_h, int in_w, int classes)
         ns += L->last ? 0 : 2 * (size_t)L->out_c;
     }
     n->n_params = np, n->n_stats = ns;
+    return BN_OK;
+}
+
+int net_create(net *n, const arch *a, int in_c, int in_h, int in_w, int classes) {
+    int rc = net_plan(n, a, in_c, in_h, in_w, classes);
+    if (rc) return rc;
+    size_t np = n->n_params, ns = n->n_stats;
     n->params = bn_calloc(np, sizeof(float));
     n->stats = bn_calloc(ns ? ns : 1, sizeof(float));
     float *p = n->params, *s = n->stats;
@@ -148,17 +155,36 @@ static void net_binarize_weights(float *wb, const net_layer *L) {
     for (int64_t i = 0; i < nw; i++) wb[i] = net_sign(L->w[i]);
 }
 
-void net_forward_eval(const net *n, float *logits, const uint8_t *x, int B) {
-    /* Largest activation, column and accumulator buffers over the layers. */
-    size_t max_act = (size_t)B * n->in_h * n->in_w * n->in_c, max_col = 1, max_z = 1, max_w = 1;
+/* Element counts of net_forward_eval's buffers for B images: the largest
+   activation, column, accumulator and weight buffers over the layers. */
+typedef struct {
+    size_t act, col, z, w;
+} net_eval_sizes;
+
+static net_eval_sizes net_eval_sizes_of(const net *n, int B) {
+    net_eval_sizes e = {(size_t)B * n->in_h * n->in_w * n->in_c, 1, 1, 1};
     for (int l = 0; l < n->n_layers; l++) {
         const net_layer *L = &n->layers[l];
         size_t pos = L->kind == NET_CONV ? (size_t)L->in_h * L->in_w : 1;
-        if (L->kind == NET_CONV && (size_t)B * pos * L->fan_in > max_col) max_col = (size_t)B * pos * L->fan_in;
-        if ((size_t)B * pos * L->out_c > max_z) max_z = (size_t)B * pos * L->out_c;
-        if ((size_t)B * L->out_h * L->out_w * L->out_c > max_act) max_act = (size_t)B * L->out_h * L->out_w * L->out_c;
-        if ((size_t)L->out_c * L->fan_in > max_w) max_w = (size_t)L->out_c * L->fan_in;
+        if (L->kind == NET_CONV && (size_t)B * pos * L->fan_in > e.col) e.col = (size_t)B * pos * L->fan_in;
+        if ((size_t)B * pos * L->out_c > e.z) e.z = (size_t)B * pos * L->out_c;
+        if ((size_t)B * L->out_h * L->out_w * L->out_c > e.act) e.act = (size_t)B * L->out_h * L->out_w * L->out_c;
+        if ((size_t)L->out_c * L->fan_in > e.w) e.w = (size_t)L->out_c * L->fan_in;
     }
+    return e;
+}
+
+size_t net_eval_bytes(const net *n, int B) {
+    net_eval_sizes e = net_eval_sizes_of(n, B);
+    size_t inv = 0, logits = (size_t)B * n->classes;
+    for (int l = 0; l < n->n_layers; l++)
+        if ((size_t)n->layers[l].out_c > inv) inv = (size_t)n->layers[l].out_c;
+    return sizeof(float) * (e.act + e.col + 2 * e.z + e.w + inv + logits) + sizeof(int32_t) * e.z;
+}
+
+void net_forward_eval(const net *n, float *logits, const uint8_t *x, int B) {
+    net_eval_sizes e = net_eval_sizes_of(n, B);
+    size_t max_act = e.act, max_col = e.col, max_z = e.z, max_w = e.w;
     float *act = bn_malloc(sizeof(float) * max_act);
     float *col = bn_malloc(sizeof(float) * max_col);
     float *z = bn_malloc(sizeof(float) * max_z);

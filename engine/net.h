@@ -74,6 +74,11 @@ typedef struct {
    for the pools, too many layers). */
 int net_create(net *n, const arch *a, int in_c, int in_h, int in_w, int classes);
 
+/* The layers and parameter counts net_create would build, without allocating
+   anything (params, stats and the layer pointers stay NULL; nothing to free):
+   for estimates before committing memory, e.g. train_memory_bytes. */
+int net_plan(net *n, const arch *a, int in_c, int in_h, int in_w, int classes);
+
 /* Initialises parameters: latent weights U(-1/sqrt(fan_in), 1/sqrt(fan_in))
    from rng, gamma 1, beta 0, running mean 0, running var 1, scale 1e-3. */
 void net_init_params(net *n, pcg32 *rng);
@@ -90,6 +95,9 @@ double net_macs(const net *n);
    up to whole 32-bit words, one int32 threshold per hidden neuron, and the
    4-byte scale. This is the model-size objective of the search. */
 size_t net_packed_bytes(const net *n);
+
+/* Bytes net_forward_eval (and net_predict) allocates for B images. */
+size_t net_eval_bytes(const net *n, int B);
 
 /* Float evaluation path (inference, running statistics). x is (B, H, W, C)
    raw pixels, logits is (B, classes). */

@@ -415,14 +415,20 @@ static void packed_u8dense_portable(int32_t *acc, const uint8_t *x, int ldx, con
     }
 }
 
+/* s[l] = popcount(row ar XOR neuron 8g + l) on the interleaved weights. */
+static void packed_group_popcounts(int32_t s[8], const uint64_t *ar, const packed_layer *L, int g) {
+    const uint64_t *wg = L->wi + (size_t)g * L->kw * 8;
+    for (int l = 0; l < 8; l++) s[l] = 0;
+    for (int j = 0; j < L->kw; j++)
+        for (int l = 0; l < 8; l++) s[l] += packed_popcount_swar(ar[j] ^ wg[(size_t)j * 8 + l]);
+}
+
 static void packed_bdense_portable(int32_t *acc, const uint64_t *a, const packed_layer *L, int R) {
     for (int r = 0; r < R; r++) {
         const uint64_t *ar = a + (size_t)r * L->kw;
         for (int g = 0; g < L->np / 8; g++) {
-            int32_t s[8] = {0};
-            const uint64_t *wg = L->wi + (size_t)g * L->kw * 8;
-            for (int j = 0; j < L->kw; j++)
-                for (int l = 0; l < 8; l++) s[l] += packed_popcount_swar(ar[j] ^ wg[(size_t)j * 8 + l]);
+            int32_t s[8];
+            packed_group_popcounts(s, ar, L, g);
             for (int l = 0; l < 8; l++) {
                 int n = 8 * g + l;
                 acc[(size_t)r * L->np + n] = n < L->out_c ? L->fan_in - 2 * s[l] : 0;
@@ -438,10 +444,8 @@ static void packed_bdense_thresh_portable(uint64_t *bits, int ldo, const uint64_
         uint64_t *out = bits + (size_t)r * ldo;
         memset(out, 0, sizeof(uint64_t) * (size_t)L->out_cw);
         for (int g = 0; g < L->np / 8; g++) {
-            int s[8] = {0};
-            const uint64_t *wg = L->wi + (size_t)g * L->kw * 8;
-            for (int j = 0; j < L->kw; j++)
-                for (int l = 0; l < 8; l++) s[l] += packed_popcount_swar(ar[j] ^ wg[(size_t)j * 8 + l]);
+            int32_t s[8];
+            packed_group_popcounts(s, ar, L, g);
             for (int l = 0; l < 8; l++) {
                 int n = 8 * g + l;
                 if (n >= L->out_c) break;

@@ -158,11 +158,11 @@ AVX512_TARGET static void u8dense_avx512(int32_t *acc, const uint8_t *x, int ldx
     }
 }
 
-/* acc[r][8 neurons] = fan_in - 2 * popcount sums of 2 groups (16 neurons) for RR rows. */
-AVX512_INLINE void bdense512_block(int32_t *acc, const uint64_t *a, const packed_layer *L, int r0, int RR,
-                                   int g0) {
+/* s[r][h] lane l = popcount(row r0 + r of a XOR neuron 8 (g0 + h) + l) for RR
+   <= 4 rows and 2 groups (16 neurons). */
+AVX512_INLINE void bdense512_popcounts(__m512i s[4][2], const uint64_t *a, const packed_layer *L, int r0, int RR,
+                                       int g0) {
     int kw = L->kw;
-    __m512i s[4][2];
     for (int r = 0; r < 4; r++) s[r][0] = s[r][1] = _mm512_setzero_si512();
     const uint64_t *w0 = L->wi + (size_t)g0 * kw * 8, *w1 = w0 + (size_t)kw * 8;
     const uint64_t *ar = a + (size_t)r0 * kw;
@@ -175,6 +175,13 @@ AVX512_INLINE void bdense512_block(int32_t *acc, const uint64_t *a, const packed
             s[r][1] = _mm512_add_epi64(s[r][1], _mm512_popcnt_epi64(_mm512_xor_si512(b, x1)));
         }
     }
+}
+
+/* acc[r][8 neurons] = fan_in - 2 * popcount sums of 2 groups (16 neurons) for RR rows. */
+AVX512_INLINE void bdense512_block(int32_t *acc, const uint64_t *a, const packed_layer *L, int r0, int RR,
+                                   int g0) {
+    __m512i s[4][2];
+    bdense512_popcounts(s, a, L, r0, RR, g0);
     __m256i k = _mm256_set1_epi32(L->fan_in);
     for (int r = 0; r < RR; r++)
         for (int h = 0; h < 2; h++) {
@@ -206,20 +213,8 @@ static inline void simd_store_chunk16(uint64_t *bits, int c, uint16_t v) { memcp
 AVX512_INLINE void bdense_thresh512_block(uint64_t *bits, int ldo, const uint64_t *a, const packed_layer *L,
                                           int r0, int RR, int g0, __m512i tp0, __m512i tp1, unsigned inv,
                                           unsigned valid) {
-    int kw = L->kw;
     __m512i s[4][2];
-    for (int r = 0; r < 4; r++) s[r][0] = s[r][1] = _mm512_setzero_si512();
-    const uint64_t *w0 = L->wi + (size_t)g0 * kw * 8, *w1 = w0 + (size_t)kw * 8;
-    const uint64_t *ar = a + (size_t)r0 * kw;
-    for (int j = 0; j < kw; j++) {
-        __m512i x0 = _mm512_load_si512((const void *)(w0 + (size_t)j * 8));
-        __m512i x1 = _mm512_load_si512((const void *)(w1 + (size_t)j * 8));
-        for (int r = 0; r < RR; r++) {
-            __m512i b = _mm512_set1_epi64((long long)ar[(size_t)r * kw + j]);
-            s[r][0] = _mm512_add_epi64(s[r][0], _mm512_popcnt_epi64(_mm512_xor_si512(b, x0)));
-            s[r][1] = _mm512_add_epi64(s[r][1], _mm512_popcnt_epi64(_mm512_xor_si512(b, x1)));
-        }
-    }
+    bdense512_popcounts(s, a, L, r0, RR, g0);
     for (int r = 0; r < RR; r++) {
         unsigned k = (unsigned)_mm512_cmple_epi64_mask(s[r][0], tp0) | (unsigned)_mm512_cmple_epi64_mask(s[r][1], tp1) << 8;
         simd_store_chunk16(bits + (size_t)(r0 + r) * ldo, g0 / 2, (uint16_t)((k ^ inv) & valid));

@@ -104,6 +104,8 @@ typedef struct {
 
 static float *grad_of(train_state *s, const float *param) { return s->grads + (param - s->n->params); }
 
+/* Allocates the training buffers of n for batches of B (train_memory_bytes
+   counts them: change both together). */
 static void train_state_init(train_state *s, net *n, int B) {
     memset(s, 0, sizeof *s);
     s->n = n, s->B = B;
@@ -160,6 +162,50 @@ static void train_state_init(train_state *s, net *n, int B) {
     s->d_b = bn_malloc(sizeof(float) * max_act);
     s->d_z = bn_malloc(sizeof(float) * max_act);
     s->d_col = bn_malloc(sizeof(float) * max_col);
+}
+
+/* Bytes packed_layer_init allocates for the hidden layer L (w, wvalid, wi). */
+static size_t train_packed_bytes(const net_layer *L) {
+    size_t in_cw = ((size_t)L->in_c + 63) / 64, np = ((size_t)L->out_c + 15) / 16 * 16;
+    size_t kw = L->kind == NET_CONV ? 9 * in_cw : (size_t)L->in_h * L->in_w * in_cw;
+    return sizeof(uint64_t) * kw * ((size_t)L->out_c + 1 + np);
+}
+
+/* Mirrors train_state_init (keep the two together). */
+size_t train_memory_bytes(const net *n, const train_recipe *r) {
+    size_t B = (size_t)r->batch, f = sizeof(float);
+    size_t total = f * (n->n_params + n->n_stats);
+    size_t max_act = B * n->in_h * n->in_w * n->in_c, max_col = 1, n_weights = 0;
+    for (int l = 0; l < n->n_layers; l++) {
+        const net_layer *L = &n->layers[l];
+        size_t rows = L->kind == NET_CONV ? B * L->in_h * L->in_w : B, rows_out = B * L->out_h * L->out_w;
+        size_t nw = (size_t)L->out_c * L->fan_in, out_c = (size_t)L->out_c;
+        n_weights += nw;
+        total += f * nw + nw; /* wb, flipped */
+        if (!L->first) {
+            size_t in_cw = ((size_t)L->in_c + 63) / 64, np = (out_c + 15) / 16 * 16;
+            total += train_packed_bytes(L) + sizeof(uint64_t) * B * L->in_h * L->in_w * in_cw +
+                     sizeof(int32_t) * rows * np;
+        }
+        if (L->first && L->kind == NET_CONV && L->pool && L->in_c <= 4) {
+            total += f * nw; /* wt */
+        } else {
+            if (L->kind == NET_CONV) {
+                total += f * rows * L->fan_in;
+                if (rows * L->fan_in > max_col) max_col = rows * L->fan_in;
+            }
+            total += f * rows * out_c;
+        }
+        if (L->pool) total += (f + sizeof(int32_t)) * rows_out * out_c;
+        if (!L->last) total += 3 * f * rows_out * out_c + 2 * f * out_c;
+        if (rows * out_c > max_act) max_act = rows * out_c;
+        size_t xs = rows * (L->kind == NET_CONV ? (size_t)L->in_c : (size_t)L->fan_in);
+        if (xs > max_act) max_act = xs;
+    }
+    total += f * B * n->in_h * n->in_w * n->in_c + B + 2 * f * B * n->classes; /* x0, labels, logits */
+    total += 3 * f * n->n_params + 3 * f * max_act + f * max_col;       /* grads, Adam, gradient scratch */
+    if (r->optimizer == OPT_BOP) total += f * n_weights;               /* Bop momentum */
+    return total + net_eval_bytes(n, 500);                              /* a validation pass (train_accuracy) */
 }
 
 static void train_state_free(train_state *s) {
@@ -481,7 +527,7 @@ static void train_adam(train_state *s, float lr, int64_t t, int clip, float gamm
 }
 
 double train_accuracy(const net *n, const dataset *d) {
-    const int chunk = 500;
+    const int chunk = 500; /* as counted by train_memory_bytes */
     int *pred = bn_malloc(sizeof(int) * chunk);
     int64_t correct = 0;
     size_t img = (size_t)d->h * d->w * d->c;

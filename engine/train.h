@@ -138,4 +138,11 @@ double train_neuron_margin(const net_layer *L, int c, float y, float invstd);
 /* Accuracy of the float evaluation path on d (fraction in [0, 1]). */
 double train_accuracy(const net *n, const dataset *d);
 
+/* Host memory train_run needs for n under r, in bytes: the parameters and
+   statistics, every training buffer (batch r->batch; Bop's momentum if r uses
+   Bop) and one validation pass. An upper estimate of the peak, up to a few
+   small allocations (the shuffle order, OpenBLAS's own pool); n may be a plan
+   (net_plan), so a network can be refused before anything is allocated. */
+size_t train_memory_bytes(const net *n, const train_recipe *r);
+
 #endif /* BNAS_TRAIN_H */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/data.h"
 #include "engine/err.h"
@@ -174,6 +175,14 @@ int cmd_train(int argc, char **argv) {
     }
     rc = data_split(&train, &val, &full, n_val, r.seed);
     if (rc) goto done;
+    net plan;
+    if ((rc = net_plan(&plan, &a, full.c, full.h, full.w, full.classes))) goto done;
+    double need = (double)train_memory_bytes(&plan, &r), have = (double)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE);
+    if (have > 0 && need > have) { /* refuse rather than be killed half-way */
+        rc = bn_error(BN_EARG, "training %s needs about %.1f GiB of memory, the machine has %.1f GiB", topology,
+                      need / 1073741824.0, have / 1073741824.0);
+        goto done;
+    }
     rc = net_create(&n, &a, full.c, full.h, full.w, full.classes);
     if (rc) goto done;
     pcg32 g;

@@ -250,6 +250,23 @@ void space_decode(const space *sp, const spec *s, const genome *g, space_config 
         cfg->valid = 0;
         snprintf(cfg->reason, sizeof cfg->reason, "macs %.0f exceeds max_macs %.0f", macs, s->max_macs);
     }
+    /* Training memory from the plan of the network (nothing allocated): a
+       configuration that would exhaust the machine fails here, recorded,
+       instead of killing the process (and every resume after it). */
+    arch a;
+    net plan;
+    if (cfg->valid && arch_parse(&a, cfg->topology) == BN_OK &&
+        net_plan(&plan, &a, s->in_c, s->in_h, s->in_w, s->classes) == BN_OK) {
+        train_recipe r = train_recipe_default();
+        r.batch = cfg->batch;
+        r.optimizer = cfg->optimizer == 1 ? OPT_BOP : OPT_ADAM;
+        double mem = (double)train_memory_bytes(&plan, &r);
+        if (mem > s->max_host_memory) {
+            cfg->valid = 0;
+            snprintf(cfg->reason, sizeof cfg->reason, "training memory %.0f bytes exceeds max_host_memory %.0f",
+                     mem, s->max_host_memory);
+        }
+    }
 }
 
 void space_genome_format(const genome *g, char *buf, size_t cap) {

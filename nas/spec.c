@@ -714,7 +714,8 @@ static void parse_constraints(pctx *c, struct fy_node *n, ploc at) {
         pathf(path, sizeof path, "constraints.%s", key);
         if (!strcmp(key, "max_model_bytes")) get_number(c, v, kat, path, 1, 1e15, &s->max_model_bytes);
         else if (!strcmp(key, "max_macs")) get_number(c, v, kat, path, 1, 1e18, &s->max_macs);
-        else perr(c, kat, path, "unknown key (expected max_model_bytes, max_macs)");
+        else if (!strcmp(key, "max_host_memory")) get_number(c, v, kat, path, 1, 1e15, &s->max_host_memory);
+        else perr(c, kat, path, "unknown key (expected max_model_bytes, max_macs, max_host_memory)");
     }
 }
 
@@ -945,6 +946,7 @@ static void spec_defaults(spec *s) {
     s->sample = 4;
     s->mutation_prob = 0.2;
     s->crossover_prob = 0.9;
+    s->max_host_memory = SPEC_HOST_MEMORY_DEFAULT;
     s->strategy = STRAT_RANDOM;
     for (int k = 0; k < KNOB_COUNT; k++) s->knob_dim[k] = -1;
 }

@@ -137,11 +137,15 @@ typedef struct {
     spec_objective obj[SPEC_MAX_OBJ];     /* in order */
     double max_model_bytes;               /* hard limit, 0 = none */
     double max_macs;                      /* hard limit, 0 = none */
+    double max_host_memory;               /* bytes one trial's training may hold (train_memory_bytes);
+                                             default SPEC_HOST_MEMORY_DEFAULT */
 
     /* evaluators */
     int n_eval;                           /* used entries of eval */
     spec_evaluator eval[SPEC_MAX_EVAL];   /* in order */
 } spec;
+
+#define SPEC_HOST_MEMORY_DEFAULT 8589934592.0 /* 8 GiB: two parallel trials fit a 24 GiB machine */
 
 /* Parses the spec text (path is used for messages and to find a named search
    space: first DIR/../search_spaces/NAME.yaml, DIR being the spec's folder,

@@ -13,6 +13,7 @@
 #include "engine/arch.h"
 #include "engine/net.h"
 #include "engine/rng.h"
+#include "engine/train.h"
 #include "nas/space.h"
 #include "nas/spec.h"
 
@@ -122,6 +123,9 @@ static void test_errors_located(void **state) {
     /* Bad choice value inside a list. */
     expect_msg("[ce, mhl]", "[ce, hinge]",
                "bad.yaml:10:37: search_space.loss.values[1]: unknown loss 'hinge'");
+    /* The training-memory limit must be positive. */
+    expect_msg("{max_model_bytes: 100000}", "{max_model_bytes: 100000, max_host_memory: 0}",
+               "constraints.max_host_memory: 0 is out of range");
     /* Unknown dimension. */
     expect_msg("  epochs: 3\n", "  epoch: 3\n", "bad.yaml:13:3: search_space.epoch: unknown dimension");
     /* test_acc never selects. */
@@ -226,6 +230,24 @@ static void test_decode(void **state) {
     g2.g[2] = 1;
     space_decode(&sp, &s, &g2, &c2);
     assert_true(c.hash == c2.hash);
+    /* The training-memory constraint: the plan's estimate against
+       max_host_memory (default 8 GiB), the reason recorded. */
+    assert_true(s.max_host_memory == SPEC_HOST_MEMORY_DEFAULT);
+    arch a;
+    net plan;
+    assert_int_equal(arch_parse(&a, c.topology), BN_OK);
+    assert_int_equal(net_plan(&plan, &a, s.in_c, s.in_h, s.in_w, s.classes), BN_OK);
+    train_recipe r = train_recipe_default();
+    r.batch = c.batch;
+    double mem = (double)train_memory_bytes(&plan, &r);
+    s.max_host_memory = mem;
+    space_decode(&sp, &s, &g, &c2);
+    assert_true(c2.valid);
+    s.max_host_memory = mem - 1;
+    space_decode(&sp, &s, &g, &c2);
+    assert_false(c2.valid);
+    assert_non_null(strstr(c2.reason, "exceeds max_host_memory"));
+    s.max_host_memory = SPEC_HOST_MEMORY_DEFAULT;
     /* Round trip of the genome text. */
     char text[1024];
     genome back;

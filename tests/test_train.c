@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,51 @@ static int on_epoch(const train_progress *p, void *user) {
     log->last_val = p->val_acc;
     assert_true(p->images_per_s > 0);
     return 0;
+}
+
+/* train_memory_bytes bounds what training really holds: the heap in use at
+   the end of the first epoch (training buffers alive), measured with
+   mallinfo2 against the heap before net_create, is at most the estimate and
+   more than 90% of it without the validation pass. A plan (net_plan) gives
+   the same estimate as the created net. Not under the sanitizers (their
+   allocator is not malloc's). */
+typedef struct { size_t base, used; } heap_watch;
+static size_t heap_in_use(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+static int on_epoch_heap(const train_progress *p, void *user) {
+    (void)p;
+    heap_watch *h = user;
+    h->used = heap_in_use() - h->base;
+    return 1; /* stop (train_run returns BN_EINTR) */
+}
+static void test_memory_estimate(void **state) {
+    (void)state;
+    if (sanitized()) skip();
+    const char *topos[] = {"FC512-FC512", "C32-MP2-C64-MP2-FC256", "FC2048"};
+    dataset tr = data_slice(&g_train, 0, 512);
+    for (size_t i = 0; i < sizeof topos / sizeof topos[0]; i++)
+        for (int bop = 0; bop < 2; bop++) {
+            train_recipe r = train_recipe_default();
+            r.epochs = 1, r.batch = 128;
+            if (bop) r.optimizer = OPT_BOP;
+            arch a;
+            net plan, n;
+            assert_int_equal(arch_parse(&a, topos[i]), BN_OK);
+            assert_int_equal(net_plan(&plan, &a, 1, 28, 28, 10), BN_OK);
+            assert_null(plan.params);
+            heap_watch h = {heap_in_use(), 0};
+            make_net(&n, topos[i], 1);
+            size_t est = train_memory_bytes(&plan, &r), eval = net_eval_bytes(&plan, 500);
+            assert_int_equal(train_memory_bytes(&n, &r), est);
+            assert_int_equal(train_run(&n, &tr, NULL, &r, on_epoch_heap, &h), BN_EINTR); /* stopped */
+            print_message("%s %s: %zu bytes in use in training, estimate %zu (%zu of it a validation pass)\n",
+                          topos[i], bop ? "bop" : "adam", h.used, est, eval);
+            assert_true(h.used <= est);
+            assert_true(h.used > (est - eval) / 10 * 9);
+            net_free(&n);
+        }
 }
 
 /* Same seed, 1 thread and 2 threads: bit-identical parameters, for a conv net
@@ -225,6 +271,7 @@ int main(void) {
         cmocka_unit_test(test_bad_recipes_are_refused),
         cmocka_unit_test(test_flip_rates_follow_the_table),
         cmocka_unit_test(test_flip_table_training),
+        cmocka_unit_test(test_memory_estimate),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
