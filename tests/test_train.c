@@ -88,6 +88,9 @@ static int on_epoch_heap(const train_progress *p, void *user) {
 }
 static void test_memory_estimate(void **state) {
     (void)state;
+#if defined(__SANITIZE_ADDRESS__) /* also when run without BNAS_SANITIZED */
+    skip();
+#endif
     if (sanitized()) skip();
     const char *topos[] = {"FC512-FC512", "C32-MP2-C64-MP2-FC256", "FC2048"};
     dataset tr = data_slice(&g_train, 0, 512);
