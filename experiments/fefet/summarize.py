@@ -1,20 +1,30 @@
 #!/usr/bin/env python3
 """Markdown tables from the fefet evaluator outputs (OUT/*.fefet.txt, `bnas measure MODEL fefet ...`)
 of experiments/fefet/run.sh. The reference of the target is the PLAIN network's clean test accuracy
-(fc-plain for fc-*, vgg3-plain for vgg3-*): column 'min - ref'.
+(fc-plain for fc-*, vgg3-plain for vgg3-*): column 'min - ref'. A second table lists the
+validation sweeps (OUT/*.val.txt, `bnas measure MODEL fefet split=val bera=0 ...`) that the recipe
+search of run.sh fc-sweep chooses by; its reference is the plain network's clean validation accuracy.
 usage: python3 experiments/fefet/summarize.py [OUT]"""
 import glob, os, sys
 
 out = sys.argv[1] if len(sys.argv) > 1 else "experiments/fefet/out"
-rows = []
-for path in sorted(glob.glob(os.path.join(out, "*.fefet.txt"))):
-    m = {}
-    for line in open(path):
-        if line.startswith("#") or not line.strip():
-            continue
-        k, v = line.split()
-        m[k] = float(v)
-    rows.append((os.path.basename(path)[: -len(".fefet.txt")], m))
+
+
+def load(suffix):
+    """[(model name, {metric: value})] of every OUT/*suffix, sorted by name."""
+    res = []
+    for path in sorted(glob.glob(os.path.join(out, "*" + suffix))):
+        m = {}
+        for line in open(path):
+            if line.startswith("#") or not line.strip():
+                continue
+            k, v = line.split()
+            m[k] = float(v)
+        res.append((os.path.basename(path)[: -len(suffix)], m))
+    return res
+
+
+rows = load(".fefet.txt")
 if not rows:
     sys.exit("no *.fefet.txt in " + out)
 ref = {name.split("-")[0]: m["fefet.clean"] for name, m in rows if name.endswith("-plain")}
@@ -43,3 +53,17 @@ for name, m in rows:
                                                       pct(m["fefet.bera_search_best"]), m["fefet.bera_evaluated"]))
 print("\nEvaluator time (wall s / cpu s): " + "; ".join(
     "%s %.1f/%.1f" % (n, m.get("seconds", float("nan")), m.get("cpu_seconds", float("nan"))) for n, m in rows))
+
+vrows = load(".val.txt")
+if vrows:
+    vref = {name.split("-")[0]: m["fefet.clean"] for name, m in vrows if name.endswith("-plain")}
+    print("\nValidation sweeps (5,000 validation images of seed 1, no BERA; the recipe is chosen by 'min'),\n"
+          "ref = the plain network's clean validation accuracy:\n")
+    print("| model | clean | " + " | ".join("%g" % t for t in temps) + " | min | T worst | min - ref |")
+    print("|---|---|" + "---|" * len(temps) + "---|---|---|")
+    for name, m in vrows:
+        r = vref.get(name.split("-")[0], float("nan"))
+        cells = [pct(m.get("fefet.acc@%g" % t, float("nan"))) for t in temps]
+        print("| %s | %s | %s | %s | %g | %+.2f |" % (name, pct(m["fefet.clean"]), " | ".join(cells),
+                                                   pct(m["fefet.acc_min"]), m["fefet.t_worst"],
+                                                   100 * (m["fefet.acc_min"] - r)))
