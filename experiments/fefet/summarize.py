@@ -27,9 +27,21 @@ def load(suffix):
 rows = load(".fefet.txt")
 if not rows:
     sys.exit("no *.fefet.txt in " + out)
-ref = {name.split("-")[0]: m["fefet.clean"] for name, m in rows if name.endswith("-plain")}
 temps = sorted({float(k.split("@")[1]) for _, m in rows for k in m if k.startswith("fefet.acc@")})
 pct = lambda x: "%.2f" % (100 * x)
+
+
+def plain_refs(rs):
+    """Clean accuracy of each family's plain network (fc-plain, vgg3-plain), by family."""
+    return {name.split("-")[0]: m["fefet.clean"] for name, m in rs if name.endswith("-plain")}
+
+
+def cells(m, key):
+    """The accuracy cells of one row over the temperatures, key 'fefet.acc@' or 'fefet.bera_acc@'."""
+    return [pct(m.get("%s%g" % (key, t), float("nan"))) for t in temps]
+
+
+ref = plain_refs(rows)
 print("Accuracy (%) over temperature (deg C), test set; 'BERA' rows use the BERA assignment;\n"
       "ref = the plain network's clean test accuracy; 'min - ref' in points (target: >= -1).\n")
 print("| model | storage | clean | " + " | ".join("%g" % t for t in temps) + " | min | min - ref |")
@@ -39,8 +51,7 @@ for name, m in rows:
     for label, key, mn in (("direct", "fefet.acc@", "fefet.acc_min"), ("BERA", "fefet.bera_acc@", "fefet.bera_acc_min")):
         if mn not in m:
             continue
-        cells = [pct(m.get("%s%g" % (key, t), float("nan"))) for t in temps]
-        print("| %s | %s | %s | %s | %s | %+.2f |" % (name, label, pct(m["fefet.clean"]), " | ".join(cells), pct(m[mn]),
+        print("| %s | %s | %s | %s | %s | %+.2f |" % (name, label, pct(m["fefet.clean"]), " | ".join(cells(m, key)), pct(m[mn]),
                                                    100 * (m[mn] - r)))
 print("\nBERA search (validation data, at the plain assignment's worst temperature there):\n")
 print("| model | search T | assignment (bit l = layer l inverted) | val acc identity | val acc BERA | evaluated |")
@@ -56,14 +67,13 @@ print("\nEvaluator time (wall s / cpu s): " + "; ".join(
 
 vrows = load(".val.txt")
 if vrows:
-    vref = {name.split("-")[0]: m["fefet.clean"] for name, m in vrows if name.endswith("-plain")}
+    vref = plain_refs(vrows)
     print("\nValidation sweeps (5,000 validation images of seed 1, no BERA; the recipe is chosen by 'min'),\n"
           "ref = the plain network's clean validation accuracy:\n")
     print("| model | clean | " + " | ".join("%g" % t for t in temps) + " | min | T worst | min - ref |")
     print("|---|---|" + "---|" * len(temps) + "---|---|---|")
     for name, m in vrows:
         r = vref.get(name.split("-")[0], float("nan"))
-        cells = [pct(m.get("fefet.acc@%g" % t, float("nan"))) for t in temps]
-        print("| %s | %s | %s | %s | %g | %+.2f |" % (name, pct(m["fefet.clean"]), " | ".join(cells),
+        print("| %s | %s | %s | %s | %g | %+.2f |" % (name, pct(m["fefet.clean"]), " | ".join(cells(m, "fefet.acc@")),
                                                    pct(m["fefet.acc_min"]), m["fefet.t_worst"],
                                                    100 * (m["fefet.acc_min"] - r)))
