@@ -4,7 +4,7 @@
 # evaluator (accuracy at every temperature of the table, the worst one, and
 # BERA) on the test set. See RESULTS.md for what each model is.
 #
-# usage: experiments/fefet/run.sh [fc|fc-hot|fc-sweep|fc-cal|fc-extra|vgg3|vgg3-cal|time|all]
+# usage: experiments/fefet/run.sh [fc|fc-hot|fc-sweep|fc-cal|fc-extra|fc-seeds|vgg3|vgg3-cal|time|all]
 #        (from the repository root)
 #   fc        fc-plain, fc-tune, fc-range (the countermeasure study, 10 epochs; fc-tune: 3 more)
 #   fc-hot    fc-tune-hot: fc-plain fine-tuned with flips over the upper half (50..100 C) only
@@ -14,6 +14,8 @@
 #             the recipe is chosen by validation accuracy at the worst temperature
 #   fc-cal    the chosen recipe (fc-h50-e3-lr3e-5-cal80) and the comparisons reported in RESULTS.md,
 #             evaluated on the test set (needs fc-sweep's models, trains them if absent)
+#   fc-seeds  BERA across training seeds: plain FC512-FC512 at 5 and 10 epochs, seeds 1-5
+#             (fcEsS-plain), each evaluated with BERA against its own clean accuracy
 #   fc-extra  fc-range-mhl, and fc-worst, fc-mid: fixed-rate flip training at the hottest / the
 #             50 C row (comparisons; not run for RESULTS.md this time, see there)
 #   vgg3-cal  the chosen FC recipe applied to vgg3-plain (vgg3-h50-e3-lr3e-5-cal80), its first stage
@@ -202,6 +204,21 @@ if [ "$WHICH" = vgg3-cal ] || [ "$WHICH" = all ]; then
       vgg3-h50-e3-lr3e-5-cal20; do
     val "$m" "$VGG_REPEATS"
     [ "$m" = vgg3-plain ] || evaluate "$m" repeats="$VGG_REPEATS" images="$VGG_IMAGES" bera_images="$VGG_BERA_IMAGES" bera_repeats=2
+  done
+fi
+if [ "$WHICH" = fc-seeds ] || [ "$WHICH" = all ]; then
+  # BERA needs no training, so its success is a property of the plain network: five training
+  # seeds at 5 and at 10 epochs (seed 1 at 10 epochs is fc-plain's recipe)
+  for e in 5 10; do
+    for s in 1 2 3 4 5; do
+      name=fc${e}s${s}-plain
+      if [ ! -f "$OUT/$name.bnm" ]; then
+        echo "== $BNAS train --topology $FC --epochs $e --seed $s --threads $THREADS -o $OUT/$name.bnm"
+        "$BNAS" train --topology "$FC" --epochs "$e" --seed "$s" --threads "$THREADS" -o "$OUT/$name.bnm" \
+          > "$OUT/$name.train.txt"
+      fi
+      evaluate "$name" repeats="$FC_REPEATS"
+    done
   done
 fi
 if [ "$WHICH" = time ] || [ "$WHICH" = all ]; then
