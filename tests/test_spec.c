@@ -92,21 +92,28 @@ static void test_good_spec(void **state) {
     spec_free(&s);
 }
 
-/* Replaces the first occurrence of from by to in good and parses it; returns the message. */
-static const char *parse_edit(const char *from, const char *to) {
+/* Replaces the first occurrence of from by to in text and parses it as the
+   file name; the parse must fail; returns its message. */
+static const char *parse_edited(const char *text, const char *name, const char *from, const char *to) {
     static char buf[4096];
-    const char *p = strstr(good, from);
+    const char *p = strstr(text, from);
     assert_non_null(p);
-    snprintf(buf, sizeof buf, "%.*s%s%s", (int)(p - good), good, to, p + strlen(from));
+    snprintf(buf, sizeof buf, "%.*s%s%s", (int)(p - text), text, to, p + strlen(from));
     spec s;
-    int rc = spec_parse(&s, "bad.yaml", buf, NULL, NULL);
+    int rc = spec_parse(&s, name, buf, NULL, NULL);
     assert_int_equal(rc, BN_ESPEC);
     return bn_errmsg();
 }
 
-static void expect_msg(const char *from, const char *to, const char *want) {
-    const char *msg = parse_edit(from, to);
+/* The edited text's message contains want. */
+static void expect_edited_msg(const char *text, const char *name, const char *from, const char *to,
+                              const char *want) {
+    const char *msg = parse_edited(text, name, from, to);
     if (!strstr(msg, want)) fail_msg("expected '%s' in:\n%s", want, msg);
+}
+
+static void expect_msg(const char *from, const char *to, const char *want) {
+    expect_edited_msg(good, "bad.yaml", from, to, want);
 }
 
 static void test_errors_located(void **state) {
@@ -152,7 +159,7 @@ static void test_errors_located(void **state) {
     /* YAML syntax error, located. */
     expect_msg("threads: 2\n", "threads: [2\n", "bad.yaml:");
     /* Several mistakes are all reported. */
-    const char *msg = parse_edit("seed: 42\nthreads: 2", "seed: x\nthreads: 0");
+    const char *msg = parse_edited(good, "bad.yaml", "seed: 42\nthreads: 2", "seed: x\nthreads: 0");
     assert_non_null(strstr(msg, "bad.yaml:2:7: seed:"));
     assert_non_null(strstr(msg, "bad.yaml:3:10: threads:"));
     assert_non_null(strstr(msg, "(2 mistakes)"));
@@ -309,21 +316,8 @@ static const char *bop_text =
     "budget: {trials: 4}\n"
     "objectives: [{metric: val_acc, direction: max}]\n";
 
-/* Replaces the first occurrence of from by to in bop_text; returns the parse's message. */
-static const char *parse_bop_edit(const char *from, const char *to) {
-    static char buf[4096];
-    const char *p = strstr(bop_text, from);
-    assert_non_null(p);
-    snprintf(buf, sizeof buf, "%.*s%s%s", (int)(p - bop_text), bop_text, to, p + strlen(from));
-    spec s;
-    int rc = spec_parse(&s, "bop.yaml", buf, NULL, NULL);
-    assert_int_equal(rc, BN_ESPEC);
-    return bn_errmsg();
-}
-
 static void expect_bop_msg(const char *from, const char *to, const char *want) {
-    const char *msg = parse_bop_edit(from, to);
-    if (!strstr(msg, want)) fail_msg("expected '%s' in:\n%s", want, msg);
+    expect_edited_msg(bop_text, "bop.yaml", from, to, want);
 }
 
 static void test_bop_dims(void **state) {
@@ -428,7 +422,7 @@ static void test_bop_errors_located(void **state) {
     expect_bop_msg("low: 0.001", "low: 0", "bop.yaml:5:31: search_space.bop_gamma.low: 0 is out of range");
     expect_bop_msg("[1e-6, 1e-7]", "[1e-6, -1]", "bop.yaml:6:19: search_space.bop_tau[1]: -1 is out of range");
     /* Bop knobs without an optimizer that can be bop. */
-    const char *msg = parse_bop_edit("[adam, bop]", "[adam]");
+    const char *msg = parse_edited(bop_text, "bop.yaml", "[adam, bop]", "[adam]");
     assert_non_null(strstr(msg, "bop.yaml:5:3: search_space.bop_gamma: set, but optimizer is never bop"));
     assert_non_null(strstr(msg, "bop.yaml:7:3: search_space.momentum_format: set, but optimizer is never bop"));
     expect_bop_msg("  optimizer: {type: choice, values: [adam, bop]}\n", "", /* lines move up by one */
