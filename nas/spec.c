@@ -508,6 +508,10 @@ static struct fy_document *build_doc(pctx *c, const char *text) {
     dcfg.output_fn = diag_quiet;
     dcfg.colorize = false;
     struct fy_diag *diag = fy_diag_create(&dcfg);
+    /* Keep errors (with their 1-based line and column) for fy_diag_errors_iterate;
+       without this libfyaml only prints them, and FYPCF_COLLECT_DIAG alone does
+       not turn it on for a diag object of our own. */
+    if (diag) fy_diag_set_collect_errors(diag, true);
     struct fy_parse_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG;
@@ -518,7 +522,7 @@ static struct fy_document *build_doc(pctx *c, const char *text) {
         struct fy_diag_error *e;
         int n = 0;
         while (diag && (e = fy_diag_errors_iterate(diag, &it))) {
-            perr(c, (ploc){e->line + 1, e->column + 1}, "yaml", "%s", e->msg);
+            perr(c, (ploc){e->line > 0 ? e->line : 1, e->column > 0 ? e->column : 1}, "yaml", "%s", e->msg);
             n++;
             break;
         }

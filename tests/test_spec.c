@@ -156,8 +156,21 @@ static void test_errors_located(void **state) {
     /* A parameter the evaluator does not take. */
     expect_msg("{name: memory}", "{name: memory, p: [0.001, 0.01]}",
                "bad.yaml:23:12: evaluators[1]: evaluator memory has no parameter 'p'");
-    /* YAML syntax error, located. */
-    expect_msg("threads: 2\n", "threads: [2\n", "bad.yaml:");
+    /* YAML syntax errors, located where libfyaml finds them (not at 1:1). */
+    expect_msg("threads: 2\n", "threads: 2: 3\n",
+               "bad.yaml:3:11: yaml: "); /* libfyaml's wording is its own */
+    expect_msg("name: t1\n", "name: \"t1\n", "bad.yaml:1:7: yaml: ");
+    expect_msg("  epochs: 3\n", "  epochs: 3\n    bad: 1\n", "bad.yaml:13:11: yaml:");
+    {
+        /* ... and in a named search space file, in that file. */
+        spec t;
+        const char *txt = "data: {name: synthetic}\nsearch_space: mine\nstrategy: random\n"
+                          "budget: {trials: 2}\nobjectives: [{metric: val_acc, direction: max}]\n";
+        assert_int_equal(spec_parse(&t, "s.yaml", txt, "spaces/mine.yaml", "fc_width: 16\nepochs: [1, 2\n"),
+                         BN_ESPEC);
+        if (!strstr(bn_errmsg(), "spaces/mine.yaml:3:1: yaml: "))
+            fail_msg("got:\n%s", bn_errmsg());
+    }
     /* Several mistakes are all reported. */
     const char *msg = parse_edited(good, "bad.yaml", "seed: 42\nthreads: 2", "seed: x\nthreads: 0");
     assert_non_null(strstr(msg, "bad.yaml:2:7: seed:"));
