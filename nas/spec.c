@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/arch.h"
 #include "engine/err.h"
 #include "evaluators/evaluator.h"
 
@@ -258,9 +259,9 @@ static const struct {
     double lo, hi;
     int integer;
 } knob_range[KNOB_COUNT] = {
-    [KNOB_CONV_BLOCKS] = {0, SPEC_MAX_ITEMS, 1}, [KNOB_CONV_CHANNELS] = {1, 65536, 1},
+    [KNOB_CONV_BLOCKS] = {0, SPEC_MAX_ITEMS, 1}, [KNOB_CONV_CHANNELS] = {1, ARCH_MAX_WIDTH, 1},
     [KNOB_CONV_POOL] = {0, 1, 1},                [KNOB_FC_LAYERS] = {0, SPEC_MAX_ITEMS, 1},
-    [KNOB_FC_WIDTH] = {1, 65536, 1},             [KNOB_LOSS] = {0, 1, 1},
+    [KNOB_FC_WIDTH] = {1, ARCH_MAX_WIDTH, 1},       [KNOB_LOSS] = {0, 1, 1},
     [KNOB_MHL_B] = {1e-6, 1e6, 0},               [KNOB_FLIP_RATE] = {0, 0.5, 0},
     [KNOB_EPOCHS] = {1, 10000, 1},               [KNOB_LR] = {1e-9, 1, 0},
     [KNOB_BATCH] = {1, 65536, 1},                [KNOB_OPTIMIZER] = {0, 1, 1},
@@ -325,6 +326,21 @@ static int knob_value(pctx *c, spec_knob k, struct fy_node *n, ploc at, const ch
         return 1;
     }
     double v;
+    if (k == KNOB_FC_WIDTH || k == KNOB_CONV_CHANNELS) {
+        /* Topology items: arch_parse's words and range (engine/arch.h). */
+        if (!get_number(c, n, at, path, -1e300, 1e300, &v)) return 0;
+        if (v != floor(v)) {
+            perr(c, node_loc(n, at), path, "%s takes integers, found %g", knob_names[k], v);
+            return 0;
+        }
+        if (v < 1 || v > ARCH_MAX_WIDTH) {
+            perr(c, node_loc(n, at), path, "%s %.0f out of range 1..%d",
+                 k == KNOB_FC_WIDTH ? "width" : "channels", v, ARCH_MAX_WIDTH);
+            return 0;
+        }
+        *out = v;
+        return 1;
+    }
     if (!get_number(c, n, at, path, knob_range[k].lo, knob_range[k].hi, &v)) return 0;
     if (knob_range[k].integer && v != floor(v)) {
         perr(c, node_loc(n, at), path, "%s takes integers, found %g", knob_names[k], v);

@@ -178,6 +178,41 @@ static void test_errors_located(void **state) {
     assert_non_null(strstr(msg, "(2 mistakes)"));
 }
 
+/* Over-wide topology items: one message, "width N out of range 1..65536", from
+   arch_parse and, located, from the spec (whose values become those items). */
+static void test_width_range(void **state) {
+    (void)state;
+    static const struct {
+        const char *topo, *want;
+    } bad[] = {
+        {"FC1000000", "topology \"FC1000000\": width 1000000 out of range 1..65536"},
+        {"FC65537", "width 65537 out of range 1..65536"},
+        {"FC0", "width 0 out of range 1..65536"},
+        {"FC123456789012345678901234", "width 123456789012345678901234 out of range 1..65536"},
+        {"C1000000-FC10", "topology \"C1000000-FC10\": channels 1000000 out of range 1..65536"},
+        {"C8-MP2-FC2000000", "width 2000000 out of range"},
+        {"FCx", "bad item \"FCx\""},
+    };
+    arch a;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(arch_parse(&a, bad[i].topo), BN_EARG);
+        if (!strstr(bn_errmsg(), bad[i].want)) fail_msg("%s: expected '%s' in '%s'", bad[i].topo, bad[i].want, bn_errmsg());
+    }
+    assert_int_equal(arch_parse(&a, "C65536-FC65536"), BN_OK);
+    assert_int_equal(a.items[0].size, 65536);
+    assert_int_equal(a.items[1].size, 65536);
+    expect_msg("values: [32, 64, 128]", "values: [32, 1000000, 128]",
+               "bad.yaml:9:41: search_space.fc_width.values[1]: width 1000000 out of range 1..65536");
+    expect_msg("fc_width: {type: choice, values: [32, 64, 128]}", "fc_width: 1000000",
+               "bad.yaml:9:13: search_space.fc_width: width 1000000 out of range 1..65536");
+    expect_msg("fc_width: {type: choice, values: [32, 64, 128]}", "fc_width: {type: int, low: 16, high: 2000000}",
+               "bad.yaml:9:40: search_space.fc_width.high: width 2000000 out of range 1..65536");
+    expect_msg("values: [8, 16]", "values: [8, 1000000]",
+               "bad.yaml:7:45: search_space.conv_channels.values[1]: channels 1000000 out of range 1..65536");
+    expect_msg("values: [8, 16]", "values: [8, 0]", "search_space.conv_channels.values[1]: channels 0 out of range");
+    expect_msg("values: [8, 16]", "values: [8, 16.5]", "search_space.conv_channels.values[1]: conv_channels takes integers");
+}
+
 static void test_named_space(void **state) {
     (void)state;
     const char *src = getenv("BNAS_SOURCE_DIR");
@@ -454,6 +489,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_spec),
         cmocka_unit_test(test_errors_located),
+        cmocka_unit_test(test_width_range),
         cmocka_unit_test(test_named_space),
         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_decode_matches_engine),
