@@ -763,6 +763,7 @@ static void parse_evaluators(pctx *c, struct fy_node *n, ploc at) {
         if (!expect_mapping(c, e, at, path)) continue;
         char key[64], sub[200];
         ploc kat = at, name_at = at;
+        ploc param_at[SPEC_MAX_PARAMS]; /* where each parameter's value is */
         void *it2 = NULL;
         struct fy_node_pair *p;
         while ((p = next_pair(e, &it2, key, sizeof key, &kat))) {
@@ -784,6 +785,7 @@ static void parse_evaluators(pctx *c, struct fy_node *n, ploc at) {
                 continue;
             }
             strcpy(pa->key, key);
+            param_at[ev->n_params] = node_loc(v, kat);
             if (fy_node_get_type(v) == FYNT_SEQUENCE) {
                 void *it3 = NULL;
                 struct fy_node *x;
@@ -829,7 +831,15 @@ static void parse_evaluators(pctx *c, struct fy_node *n, ploc at) {
         }
         eval_params ep;
         spec_eval_params(ev, &ep);
+        const char *bad = NULL;
         if (eval_params_check(e, &ep)) perr(c, name_at, path, "%s", bn_errmsg());
+        else if (e->check && e->check(&ep, &bad)) {
+            ploc bat = name_at;
+            for (int q = 0; bad && q < ev->n_params; q++)
+                if (!strcmp(ev->params[q].key, bad)) bat = param_at[q];
+            pathf(sub, sizeof sub, "%s.%s", path, bad ? bad : "?");
+            perr(c, bat, sub, "%s", bn_errmsg());
+        }
     }
 }
 

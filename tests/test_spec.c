@@ -16,6 +16,7 @@
 #include "engine/train.h"
 #include "nas/space.h"
 #include "nas/spec.h"
+#include "tests/testutil.h"
 
 static const char *good =
     "name: t1\n"
@@ -211,6 +212,39 @@ static void test_width_range(void **state) {
                "bad.yaml:7:45: search_space.conv_channels.values[1]: channels 1000000 out of range 1..65536");
     expect_msg("values: [8, 16]", "values: [8, 0]", "search_space.conv_channels.values[1]: channels 0 out of range");
     expect_msg("values: [8, 16]", "values: [8, 16.5]", "search_space.conv_channels.values[1]: conv_channels takes integers");
+}
+
+/* An evaluator's table file is checked when the spec is read: a missing or
+   malformed one is a located spec error, not a failure of every trial. */
+static void test_evaluator_files(void **state) {
+    (void)state;
+    char dir[256], good_csv[300], one_row[300], text[2048];
+    assert_int_equal(tmpdir_make(dir, sizeof dir, "spec_eval"), 0);
+    snprintf(good_csv, sizeof good_csv, "%s/t.csv", dir);
+    snprintf(one_row, sizeof one_row, "%s/one.csv", dir);
+    write_text(good_csv, "temperature,p01,p10\n25,0,0\n85,0.001,0.01\n");
+    write_text(one_row, "25,0,0\n");
+    const char *head = "data: {name: synthetic}\nsearch_space: {fc_width: [16, 32]}\nstrategy: random\n"
+                       "budget: {trials: 2}\nobjectives: [{metric: val_acc, direction: max}]\n";
+    spec t;
+    snprintf(text, sizeof text, "%sevaluators:\n  - {name: fefet, table: %s}\n  - {name: lim, table: %s}\n", head,
+             good_csv, good_csv);
+    if (spec_parse(&t, "e.yaml", text, NULL, NULL)) fail_msg("%s", bn_errmsg());
+    spec_free(&t);
+    snprintf(text, sizeof text, "%sevaluators:\n  - {name: fefet, repeats: 2, table: %s/missing.csv}\n", head, dir);
+    assert_int_equal(spec_parse(&t, "e.yaml", text, NULL, NULL), BN_ESPEC);
+    char want[600];
+    snprintf(want, sizeof want, "e.yaml:7:38: evaluators[0].table: cannot open '%s/missing.csv': No such file", dir);
+    if (!strstr(bn_errmsg(), want)) fail_msg("expected '%s' in:\n%s", want, bn_errmsg());
+    /* A file that is no table, and a table lim cannot use, each located. */
+    snprintf(text, sizeof text, "%sevaluators:\n  - {name: fefet, table: %s}\n  - {name: lim, table: %s}\n", head,
+             dir, one_row);
+    assert_int_equal(spec_parse(&t, "e.yaml", text, NULL, NULL), BN_ESPEC);
+    const char *msg = bn_errmsg();
+    if (!strstr(msg, "e.yaml:7:26: evaluators[0].table: ") || !strstr(msg, "e.yaml:8:24: evaluators[1].table: ") ||
+        !strstr(msg, "at least one faster one"))
+        fail_msg("got:\n%s", msg);
+    assert_int_equal(tmpdir_remove(dir), 0);
 }
 
 static void test_named_space(void **state) {
@@ -490,6 +524,7 @@ int main(void) {
         cmocka_unit_test(test_good_spec),
         cmocka_unit_test(test_errors_located),
         cmocka_unit_test(test_width_range),
+        cmocka_unit_test(test_evaluator_files),
         cmocka_unit_test(test_named_space),
         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_decode_matches_engine),
