@@ -162,7 +162,10 @@ int cmd_eval(int argc, char **argv) {
         else rc = data_load_cifar10(&train, &test, dir);
     } else rc = bn_error(BN_EARG, "unknown data set '%s' (fashion or cifar10)", dsname);
     if (rc) goto done;
-    dataset d = images > 0 && images < test.n ? data_slice(&test, 0, images) : test;
+    static const char *const keys[3] = {NULL, NULL, "--images"};
+    const int asked[3] = {0, 0, images};
+    if ((rc = data_check_counts(dsname, train.n, test.n, keys, asked))) goto done;
+    dataset d = images > 0 ? data_slice(&test, 0, images) : test;
     char topo[MODEL_MAX_TOPO + 1];
     arch_format(&n.arch, topo, sizeof topo);
     printf("model          %s: %s, %dx%dx%d -> %d\n", path, topo[0] ? topo : "(classifier only)", n.in_c, n.in_h,

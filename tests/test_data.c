@@ -611,6 +611,95 @@ static void test_slice(void **state) {
     data_free(&full);
 }
 
+/* ---------------------------------------------------------------------------
+** Asking for more images than there are: an error naming the key and both
+** numbers, never a silent reduction (data_check_counts, and through the real
+** binary: a study's data.train/val/test, bnas train and bnas eval).
+*/
+
+static void expect_counts(const char *const keys[3], int tr, int va, int te, const char *want) {
+    const int asked[3] = {tr, va, te};
+    int rc = data_check_counts("fashion_mnist", 60000, 10000, keys, asked);
+    if (!want) {
+        if (rc) fail_msg("%d %d %d: %s", tr, va, te, bn_errmsg());
+        return;
+    }
+    assert_int_equal(rc, BN_EARG);
+    if (!strstr(bn_errmsg(), want)) fail_msg("expected '%s' in '%s'", want, bn_errmsg());
+}
+
+/* Runs `bnas ARGS` with stderr into the temp dir; the exit code, and the stderr in err. */
+static int run_bnas(const char *args, char **err) {
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s", bnas_bin(), args, tpath("bnas.out"), tpath("bnas.err"));
+    int rc = sh(cmd);
+    *err = slurp(tpath("bnas.err"), NULL);
+    assert_non_null(*err);
+    return rc;
+}
+
+static void test_counts(void **state) {
+    (void)state;
+    static const char *const spec_keys[3] = {"data.train", "data.val", "data.test"};
+    expect_counts(spec_keys, 70000, 5000, 0, "data.train: 70000 images asked, fashion_mnist has 60000 training images");
+    expect_counts(spec_keys, 0, 60000, 0, "data.val: 60000 images asked, fashion_mnist has 60000 training images");
+    expect_counts(spec_keys, 56000, 5000, 0,
+                  "data.train + data.val: 56000 + 5000 images asked, fashion_mnist has 60000 training images");
+    expect_counts(spec_keys, 0, 5000, 10001, "data.test: 10001 images asked, fashion_mnist has 10000 test images");
+    expect_counts(spec_keys, -1, 5000, 0, "data.train: -1 images asked");
+    expect_counts(spec_keys, 55000, 5000, 10000, NULL); /* exactly all */
+    expect_counts(spec_keys, 0, 59999, 0, NULL);
+    expect_counts(spec_keys, 60000, 0, 0, NULL); /* no validation: the whole file trains */
+    static const char *const train_keys[3] = {"--train-images", "--val", NULL};
+    expect_counts(train_keys, 58000, 5000, 99999, "--train-images + --val: 58000 + 5000 images asked");
+
+    /* A study: refused before any trial, naming the spec, the key and both numbers. */
+    static const struct {
+        const char *data, *want;
+    } studies[] = {
+        {"train: 70000, val: 500, test: 500", "big.yaml: data.train: 70000 images asked, fashion_mnist has 60000 training images"},
+        {"train: 59000, val: 5000", "data.train + data.val: 59000 + 5000 images asked, fashion_mnist has 60000 training images"},
+        {"val: 60000", "data.val: 60000 images asked, fashion_mnist has 60000 training images"},
+        {"train: 500, test: 20000", "data.test: 20000 images asked, fashion_mnist has 10000 test images"},
+    };
+    char text[1200], args[1200], *err;
+    for (size_t i = 0; i < sizeof studies / sizeof *studies; i++) {
+        snprintf(text, sizeof text,
+                 "data: {name: fashion_mnist, %s}\n"
+                 "search_space: {fc_layers: 1, fc_width: 16, epochs: 1, batch: 100}\n"
+                 "strategy: random\nbudget: {trials: 1}\nobjectives: [{metric: val_acc, direction: max}]\n",
+                 studies[i].data);
+        write_text(tpath("big.yaml"), text);
+        snprintf(args, sizeof args, "run %s --db %s/big%zu.db --quiet", tpath("big.yaml"), tmpdir, i);
+        assert_int_equal(run_bnas(args, &err), 1);
+        if (!strstr(err, studies[i].want)) fail_msg("expected '%s' in: %s", studies[i].want, err);
+        free(err);
+    }
+
+    /* bnas train: before any training. */
+    snprintf(args, sizeof args, "train --topology FC16 --epochs 1 --train-images 70000 -o %s", tpath("m.bnm"));
+    assert_int_equal(run_bnas(args, &err), 1);
+    if (!strstr(err, "--train-images: 70000 images asked, fashion has 60000 training images")) fail_msg("got: %s", err);
+    free(err);
+    snprintf(args, sizeof args, "train --topology FC16 --epochs 1 --val 5000 --train-images 56000 -o %s", tpath("m.bnm"));
+    assert_int_equal(run_bnas(args, &err), 1);
+    if (!strstr(err, "--train-images + --val: 56000 + 5000 images asked, fashion has 60000 training images"))
+        fail_msg("got: %s", err);
+    free(err);
+    struct stat sb;
+    assert_int_not_equal(stat(tpath("m.bnm"), &sb), 0); /* nothing trained, nothing written */
+
+    /* bnas eval --images: a model to evaluate, trained on a few images. */
+    snprintf(args, sizeof args, "train --topology FC16 --epochs 1 --val 0 --train-images 500 --batch 100 -o %s",
+             tpath("m.bnm"));
+    assert_int_equal(run_bnas(args, &err), 0);
+    free(err);
+    snprintf(args, sizeof args, "eval %s --images 10001 --ber 0 --repeats 1", tpath("m.bnm"));
+    assert_int_equal(run_bnas(args, &err), 1);
+    if (!strstr(err, "--images: 10001 images asked, fashion has 10000 test images")) fail_msg("got: %s", err);
+    free(err);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fashion_mnist_real),
@@ -622,6 +711,7 @@ int main(void) {
         cmocka_unit_test(test_cifar_errors),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_slice),
+        cmocka_unit_test(test_counts),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
