@@ -16,6 +16,12 @@
 /* Where the Debian package dataset-fashion-mnist installs the files. */
 #define DATA_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
+/* Images in the standard files of each set (training file, test file). */
+#define DATA_FASHION_MNIST_TRAIN 60000
+#define DATA_FASHION_MNIST_TEST 10000
+#define DATA_CIFAR10_TRAIN 50000
+#define DATA_CIFAR10_TEST 10000
+
 typedef struct {
     int n;           /* number of images */
     int h, w, c;     /* image shape */

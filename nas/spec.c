@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "engine/arch.h"
+#include "engine/data.h"
 #include "engine/err.h"
 #include "evaluators/evaluator.h"
 
@@ -634,12 +635,14 @@ static void parse_data(pctx *c, struct fy_node *n, ploc at) {
     spec *s = c->s;
     if (!expect_mapping(c, n, at, "data")) return;
     char key[64], path[160];
-    ploc kat = at;
+    ploc kat = at, count_at[3] = {at, at, at}; /* where train, val and test are */
     void *it = NULL;
     struct fy_node_pair *p;
     while ((p = next_pair(n, &it, key, sizeof key, &kat))) {
         struct fy_node *v = fy_node_pair_value(p);
         pathf(path, sizeof path, "data.%s", key);
+        for (int k = 0; k < 3; k++)
+            if (!strcmp(key, (const char *const[]){"train", "val", "test"}[k])) count_at[k] = node_loc(v, kat);
         if (!strcmp(key, "name") || !strcmp(key, "set")) {
             if (get_word(c, v, kat, path, s->data, sizeof s->data) &&
                 strcmp(s->data, "fashion_mnist") && strcmp(s->data, "cifar10") &&
@@ -666,6 +669,30 @@ static void parse_data(pctx *c, struct fy_node *n, ploc at) {
     if (!strcmp(s->data, "cifar10")) s->in_h = 32, s->in_w = 32, s->in_c = 3;
     else s->in_h = 28, s->in_w = 28, s->in_c = 1;
     s->classes = 10;
+    /* Counts beyond the standard files, located (trial_env_create checks
+       against the files actually loaded). One key set at a time, to know
+       where each mistake is: val, train, test, then train + val (at train)
+       if each alone fits. */
+    int fm = !strcmp(s->data, "fashion_mnist"), cf = !strcmp(s->data, "cifar10");
+    if (!fm && !cf) return;
+    static const char *const sets[4][3] = {{NULL, "data.val", NULL},
+                                           {"data.train", NULL, NULL},
+                                           {NULL, NULL, "data.test"},
+                                           {"data.train", "data.val", NULL}};
+    static const int where[4] = {1, 0, 2, 0};
+    const int asked[3] = {s->n_train, s->n_val, s->n_test};
+    int bad_alone = 0;
+    for (int k = 0; k < 4 && !(k == 3 && bad_alone); k++) {
+        if (!data_check_counts(s->data, fm ? DATA_FASHION_MNIST_TRAIN : DATA_CIFAR10_TRAIN,
+                               fm ? DATA_FASHION_MNIST_TEST : DATA_CIFAR10_TEST, sets[k], asked))
+            continue;
+        char msg[400]; /* "KEY: text", KEY being one key or "data.train + data.val" */
+        pathf(msg, sizeof msg, "%s", bn_errmsg());
+        char *text = strstr(msg, ": ");
+        if (text) *text = 0, text += 2;
+        perr(c, count_at[where[k]], msg, "%s", text ? text : "");
+        bad_alone |= k < 2;
+    }
 }
 
 static void parse_strategy(pctx *c, struct fy_node *n, ploc at) {

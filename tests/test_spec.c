@@ -247,6 +247,39 @@ static void test_evaluator_files(void **state) {
     assert_int_equal(tmpdir_remove(dir), 0);
 }
 
+/* Image counts beyond the standard files are located spec errors (before a
+   study file exists); the files actually loaded are checked in test_data.c. */
+static void test_data_counts(void **state) {
+    (void)state;
+    const char *fm = "data: {name: fashion_mnist, train: 1000, val: 200, test: 300}\n";
+    const char *from = "data: {name: synthetic, train: 1000, val: 200, test: 300}\n";
+    char text[4096];
+    const char *p = strstr(good, from);
+    assert_non_null(p);
+    snprintf(text, sizeof text, "%.*s%s%s", (int)(p - good), good, fm, p + strlen(from));
+    spec s;
+    if (spec_parse(&s, "c.yaml", text, NULL, NULL)) fail_msg("%s", bn_errmsg());
+    spec_free(&s);
+    expect_edited_msg(text, "c.yaml", "train: 1000", "train: 70000",
+                      "c.yaml:4:36: data.train: 70000 images asked, fashion_mnist has 60000 training images");
+    expect_edited_msg(text, "c.yaml", "train: 1000, val: 200", "train: 59000, val: 5000",
+                      "c.yaml:4:36: data.train + data.val: 59000 + 5000 images asked, fashion_mnist has 60000 training images");
+    expect_edited_msg(text, "c.yaml", "val: 200", "val: 60000",
+                      "c.yaml:4:47: data.val: 60000 images asked, fashion_mnist has 60000 training images");
+    expect_edited_msg(text, "c.yaml", "test: 300", "test: 10001",
+                      "c.yaml:4:58: data.test: 10001 images asked, fashion_mnist has 10000 test images");
+    expect_edited_msg(text, "c.yaml", "fashion_mnist, train: 1000", "cifar10, dir: x, train: 50001",
+                      "c.yaml:4:38: data.train: 50001 images asked, cifar10 has 50000 training images");
+    /* Both too many alone: two mistakes, not a third for their sum. */
+    const char *msg = parse_edited(text, "c.yaml", "train: 1000, val: 200, test: 300", "train: 70000, val: 200, test: 10001");
+    assert_non_null(strstr(msg, "(2 mistakes)"));
+    /* The whole training file, without validation, is allowed by the spec. */
+    snprintf(text, sizeof text, "%.*sdata: {name: fashion_mnist, train: 55000, val: 5000, test: 10000}\n%s",
+             (int)(p - good), good, p + strlen(from));
+    if (spec_parse(&s, "c.yaml", text, NULL, NULL)) fail_msg("%s", bn_errmsg());
+    spec_free(&s);
+}
+
 static void test_named_space(void **state) {
     (void)state;
     const char *src = getenv("BNAS_SOURCE_DIR");
@@ -525,6 +558,7 @@ int main(void) {
         cmocka_unit_test(test_errors_located),
         cmocka_unit_test(test_width_range),
         cmocka_unit_test(test_evaluator_files),
+        cmocka_unit_test(test_data_counts),
         cmocka_unit_test(test_named_space),
         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_decode_matches_engine),
