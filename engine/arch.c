@@ -7,12 +7,15 @@
 
 #include "engine/err.h"
 
+/* Parses the digits p[0..len) into *out, saturating at ARCH_MAX_WIDTH + 1 so
+   that any over-wide number reaches the range check. 0 if not all digits. */
 static int arch_parse_number(const char *p, size_t len, int *out) {
-    if (len == 0 || len > 6) return 0;
+    if (len == 0) return 0;
     int v = 0;
     for (size_t i = 0; i < len; i++) {
         if (!isdigit((unsigned char)p[i])) return 0;
         v = v * 10 + (p[i] - '0');
+        if (v > ARCH_MAX_WIDTH) v = ARCH_MAX_WIDTH + 1;
     }
     *out = v;
     return 1;
@@ -43,9 +46,12 @@ int arch_parse(arch *a, const char *s) {
         if (it.kind == ARCH_POOL && num != 2)
             return bn_error(BN_EARG, "topology \"%s\": only MP2 pooling is supported, got \"%.*s\"",
                             s, (int)len, p);
-        if (it.kind != ARCH_POOL && (num < 1 || num > ARCH_MAX_WIDTH))
-            return bn_error(BN_EARG, "topology \"%s\": width of \"%.*s\" must be in 1..%d", s,
-                            (int)len, p, ARCH_MAX_WIDTH);
+        if (it.kind != ARCH_POOL && (num < 1 || num > ARCH_MAX_WIDTH)) {
+            size_t skip = it.kind == ARCH_FC ? 2 : 1; /* the number as written */
+            return bn_error(BN_EARG, "topology \"%s\": %s %.*s out of range 1..%d", s,
+                            it.kind == ARCH_FC ? "width" : "channels", (int)(len - skip), p + skip,
+                            ARCH_MAX_WIDTH);
+        }
         if (it.kind == ARCH_FC) seen_fc = 1;
         if (it.kind != ARCH_FC && seen_fc)
             return bn_error(BN_EARG, "topology \"%s\": \"%.*s\" after a dense layer", s, (int)len, p);

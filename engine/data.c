@@ -469,6 +469,25 @@ int data_split(dataset *train, dataset *val, const dataset *full, int n_val, uin
     return BN_OK;
 }
 
+int data_check_counts(const char *name, int n_full, int n_test_have, const char *const keys[3],
+                      const int asked[3]) {
+    for (int k = 0; k < 3; k++)
+        if (keys[k] && asked[k] < 0) return bn_error(BN_EARG, "%s: %d images asked, at least 0", keys[k], asked[k]);
+    int tr = keys[0] ? asked[0] : 0, va = keys[1] ? asked[1] : 0;
+    if (va >= n_full && keys[1])
+        return bn_error(BN_EARG, "%s: %d images asked, %s has %d training images and validation must leave "
+                                 "some to train", keys[1], va, name, n_full);
+    if (tr > n_full)
+        return bn_error(BN_EARG, "%s: %d images asked, %s has %d training images", keys[0], tr, name, n_full);
+    if (tr > 0 && va > 0 && (long)tr + va > n_full)
+        return bn_error(BN_EARG, "%s + %s: %d + %d images asked, %s has %d training images to split", keys[0],
+                        keys[1], tr, va, name, n_full);
+    if (keys[2] && asked[2] > n_test_have)
+        return bn_error(BN_EARG, "%s: %d images asked, %s has %d test images", keys[2], asked[2], name,
+                        n_test_have);
+    return BN_OK;
+}
+
 dataset data_slice(const dataset *d, int start, int n) {
     BN_ASSERT(start >= 0 && n >= 0 && start <= d->n && n <= d->n - start);
     dataset s = *d;

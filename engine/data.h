@@ -16,6 +16,12 @@
 /* Where the Debian package dataset-fashion-mnist installs the files. */
 #define DATA_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
+/* Images in the standard files of each set (training file, test file). */
+#define DATA_FASHION_MNIST_TRAIN 60000
+#define DATA_FASHION_MNIST_TEST 10000
+#define DATA_CIFAR10_TRAIN 50000
+#define DATA_CIFAR10_TEST 10000
+
 typedef struct {
     int n;           /* number of images */
     int h, w, c;     /* image shape */
@@ -46,6 +52,17 @@ int data_load_cifar10(dataset *train, dataset *test, const char *dir);
    (seed, 0, RNG_SPLIT) puts n_val images in val and the rest in train, each
    part keeping the original order. 0 <= n_val < full->n. */
 int data_split(dataset *train, dataset *val, const dataset *full, int n_val, uint64_t seed);
+
+/* Checks the image counts a run asks of the data set called name, whose
+   training file holds n_full images and test file n_test_have: asked[1] for
+   validation (leaving at least one to train), asked[0] for training (0: the
+   rest) and both together out of the training file, asked[2] (0: all) out of
+   the test file. keys[0..2] name the three counts in messages ("data.train",
+   "--train-images"; NULL: not asked). Returns BN_OK, or BN_EARG naming the key
+   and both numbers: "data.train: 70000 images asked, fashion_mnist has 60000
+   training images". */
+int data_check_counts(const char *name, int n_full, int n_test_have, const char *const keys[3],
+                      const int asked[3]);
 
 /* A view of images [start, start+n) of d (no copy; do not free). */
 dataset data_slice(const dataset *d, int start, int n);

@@ -13,4 +13,4 @@ static int accuracy_run(const eval_context *ctx, const eval_params *params, eval
 
 const evaluator eval_accuracy = {
     "accuracy", "clean accuracy on the validation split (accuracy.val) and the test set (accuracy.test)",
-    NULL, accuracy_run};
+    NULL, accuracy_run, NULL};

@@ -97,4 +97,4 @@ const evaluator eval_approxpop = {
     "approxpop",
     "approximate (majority-gate) popcount hardware: approxpop.acc, per-layer decision flip rates (the training "
     "abstraction), the tree's error distribution, full adders replaced",
-    approxpop_params, approxpop_run};
+    approxpop_params, approxpop_run, NULL};

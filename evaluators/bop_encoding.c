@@ -274,4 +274,4 @@ const evaluator eval_bop_encoding = {
     "bop_encoding",
     "smallest Bop momentum float format within budget of FP32 (retrains briefly from the training split): "
     "bop_encoding.bits/e/f/bias, acc, lost, memory, memory_factor, time_ratio",
-    bopenc_params, bopenc_run};
+    bopenc_params, bopenc_run, NULL};

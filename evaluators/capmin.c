@@ -105,4 +105,4 @@ const evaluator eval_capmin = {
     "capmin",
     "CapMin: MAC-level histograms, accuracy with the q most frequent levels kept (capmin.acc@Q), the smallest q "
     "within the budget (capmin.q) and its capacitor reduction (capmin.cap_x); CapMin-V with eps and guards",
-    capmin_params, capmin_run};
+    capmin_params, capmin_run, NULL};

@@ -59,6 +59,11 @@ typedef struct {
     /* Measures ctx->n and appends metrics to out. Returns BN_OK or an error
        code with a message; it must not modify the network. */
     int (*run)(const eval_context *ctx, const eval_params *params, eval_metrics *out);
+    /* Optional (NULL: nothing to check). Checks params without a network, when
+       the spec is read, e.g. that a file a parameter names opens. Returns BN_OK,
+       or an error code with a message (not repeating the key) and *key set to
+       the parameter at fault. */
+    int (*check)(const eval_params *params, const char **key);
 } evaluator;
 
 /* The evaluator registered under name, or NULL. */

@@ -99,4 +99,4 @@ const evaluator eval_fault = {
     "fault",
     "accuracy under random bit errors on the packed model: fault.acc (mean over repeats at ber), fault.sd, "
     "fault.ci_lo/hi (95% t-interval), fault.acc@R for every R in rates",
-    fault_params, fault_run};
+    fault_params, fault_run, NULL};

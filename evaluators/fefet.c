@@ -110,7 +110,7 @@ int fefet_table_parse(fefet_table *tb, const char *text, const char *name) {
 
 int fefet_table_load(fefet_table *tb, const char *path) {
     FILE *f = fopen(path, "rb");
-    if (!f) return bn_error(BN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return bn_error(BN_EIO, "cannot open '%s': %s", path, strerror(errno));
     char *text = bn_malloc(1 << 20);
     size_t n = fread(text, 1, (1 << 20) - 1, f);
     int big = !feof(f);
@@ -336,8 +336,16 @@ static const char *const fefet_params[] = {"table",        "interp",      "temps
                                            "images",       "bera",        "bera_search",      "bera_repeats",
                                            "bera_images",  NULL};
 
+/* The table file must open and parse, before any trial runs. */
+static int fefet_check(const eval_params *params, const char **key) {
+    const char *path = eval_param_get(params, "table");
+    fefet_table tb;
+    *key = "table";
+    return path ? fefet_table_load(&tb, path) : BN_OK;
+}
+
 const evaluator eval_fefet = {
     "fefet",
     "FeFET weight memory over temperature (asymmetric p01/p10 from a table, default ILLUSTRATIVE): "
     "fefet.acc@T, fefet.acc_min, fefet.t_worst; BERA layer-wise bit assignment: fefet.bera_acc_min, fefet.bera_mask",
-    fefet_params, fefet_run};
+    fefet_params, fefet_run, fefet_check};

@@ -190,8 +190,18 @@ static int lim_run(const eval_context *ctx, const eval_params *params, eval_metr
 static const char *const lim_params[] = {"table", "budget", "reference", "repeats", "seed", "search_images",
                                          "split", "images", NULL};
 
+/* The table file must open, parse and have a faster row, before any trial runs. */
+static int lim_check(const eval_params *params, const char **key) {
+    const char *path = eval_param_get(params, "table");
+    fefet_table tb;
+    *key = "table";
+    int rc = path ? fefet_table_load(&tb, path) : BN_OK;
+    if (!rc && path && tb.n < 2) rc = bn_error(BN_EARG, "%s: the table needs a nominal row and at least one faster one", path);
+    return rc;
+}
+
 const evaluator eval_lim = {
     "lim",
     "FeFET XNOR logic-in-memory: fastest XNOR setting within an accuracy budget, uniform (lim.uniform_speedup) "
     "and per layer at run time (lim.rt_speedup, XNOR-count weighted); default table ILLUSTRATIVE",
-    lim_params, lim_run};
+    lim_params, lim_run, lim_check};

@@ -100,4 +100,4 @@ const evaluator eval_lta = {
     "lta",
     "local thresholding approximation on crossbar columns of n cells: lta.acc, lta.acc@N, lta.agree, and the "
     "hardware cost factors against the AP/DP interface (lta.area_x, lta.energy_x, lta.latency_x)",
-    lta_params, lta_run};
+    lta_params, lta_run, NULL};

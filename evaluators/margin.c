@@ -39,4 +39,4 @@ const evaluator eval_margin = {
     "margin",
     "neuron-level bit-error tolerance in weight flips without injection (margin.mean, margin.layerN) and the "
     "output margin in flips (margin.output)",
-    margin_params, margin_run};
+    margin_params, margin_run, NULL};

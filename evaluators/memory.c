@@ -15,4 +15,4 @@ static int memory_run(const eval_context *ctx, const eval_params *params, eval_m
 
 const evaluator eval_memory = {
     "memory", "deployed model size in bytes (memory.bytes), weight count (memory.weights), MACs per image (memory.macs)",
-    NULL, memory_run};
+    NULL, memory_run, NULL};

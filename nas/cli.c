@@ -125,8 +125,12 @@ int cmd_run(int argc, char **argv) {
         "usage: bnas run SPEC [--db FILE] [--threads N] [--quiet]\n"
         "Starts the search declared in SPEC (YAML). The study is stored in FILE\n"
         "(default: NAME.db, NAME being the spec's name). --threads overrides the\n"
-        "spec's thread count; results do not depend on it. Ctrl-C stops after the\n"
-        "running trials; `bnas resume FILE` continues.\n";
+        "spec's thread count; results do not depend on it.\n"
+        "Ctrl-C (or SIGTERM) starts no new trial and stops each running trial at the\n"
+        "end of its current epoch, then bnas exits with code 1. Committed trials are\n"
+        "kept; the others stay pending (trials commit in number order, so one that\n"
+        "finished after a stopped one is pending too) and `bnas resume` reruns them\n"
+        "with the same genome and seed. A second Ctrl-C quits at once.\n";
     if (wants_help(argc, argv)) {
         fputs(help, stdout);
         return 0;

@@ -171,10 +171,9 @@ int cmd_train(int argc, char **argv) {
     if (rc) goto done;
     rc = load_dataset(dsname, dir, &full, &test);
     if (rc) goto done;
-    if (n_val < 0 || n_val >= full.n) {
-        rc = bn_error(BN_EARG, "--val %d: must be in 0..%d", n_val, full.n - 1);
-        goto done;
-    }
+    static const char *const keys[3] = {"--train-images", "--val", NULL};
+    const int asked[3] = {train_images, n_val, 0};
+    if ((rc = data_check_counts(dsname, full.n, test.n, keys, asked))) goto done;
     rc = data_split(&train, &val, &full, n_val, r.seed);
     if (rc) goto done;
     net plan;
@@ -205,7 +204,7 @@ int cmd_train(int argc, char **argv) {
     }
     printf("training %s on %s: %d train, %d val, %d test images, %d threads\n", topology, dsname,
            train.n, val.n, test.n, par_threads());
-    dataset used = train_images > 0 && train_images < train.n ? data_slice(&train, 0, train_images) : train;
+    dataset used = train_images > 0 ? data_slice(&train, 0, train_images) : train; /* counts checked above */
     if (used.n != train.n) printf("training on the first %d images of the training split\n", used.n);
     rc = train_run(&n, &used, n_val ? &val : NULL, &r, print_progress, NULL);
     if (rc) goto done;

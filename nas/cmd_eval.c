@@ -7,6 +7,7 @@
 #include "nas/commands.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,9 @@ static const char *eval_usage =
     "  --dataset NAME    fashion or cifar10 (default: from the model's input shape)\n"
     "  --data DIR        data folder\n"
     "  --images N        evaluate on the first N test images (default all)\n"
+    "  --predictions FILE  write the packed model's clean prediction of each of those\n"
+    "                    images as CSV: a header line \"image,label,predicted\", then\n"
+    "                    one line per image (index in the test set, true class, class)\n"
     "  --threads N       (default: all cores)\n"
     "  --bench           print the fault-injection speed lines instead (no MODEL)\n"
     "Exit codes: 0 success, 1 runtime error, 2 usage error.\n";
@@ -90,13 +94,33 @@ static void make_model(fault_model *m, const int *targets, int layer, double p01
     }
 }
 
+/* Writes the packed model's clean prediction of every image of d to path as
+   CSV (image,label,predicted). BN_OK, or BN_EIO naming the file. */
+static int write_predictions(const net *n, const dataset *d, const char *path) {
+    packed_net p;
+    int rc = packed_from_net(&p, n);
+    if (rc) return rc;
+    int *pred = bn_malloc(sizeof(int) * (size_t)(d->n > 0 ? d->n : 1));
+    packed_predict(&p, pred, d->pixels, d->n);
+    packed_free(&p);
+    FILE *f = fopen(path, "w");
+    if (!f) rc = bn_error(BN_EIO, "--predictions: cannot open '%s': %s", path, strerror(errno));
+    else {
+        int bad = fprintf(f, "image,label,predicted\n") < 0;
+        for (int i = 0; i < d->n && !bad; i++) bad = fprintf(f, "%d,%d,%d\n", i, d->labels[i], pred[i]) < 0;
+        if (fclose(f) != 0 || bad) rc = bn_error(BN_EIO, "--predictions: cannot write '%s': %s", path, strerror(errno));
+    }
+    free(pred);
+    return rc;
+}
+
 static void print_row(const char *label, const fault_stats *s) {
     printf("%-22s %7.2f%% %7.2f %7.2f%% .. %6.2f%% %7.2f%% %7.2f%% %10.1f\n", label, 100 * s->mean, 100 * s->sd,
            100 * s->ci_lo, 100 * s->ci_hi, 100 * s->min, 100 * s->max, s->flips);
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *path = NULL, *dsname = NULL, *dir = NULL;
+    const char *path = NULL, *dsname = NULL, *dir = NULL, *pred_path = NULL;
     double rates[EVAL_MAX_RATES] = {0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2};
     int n_rates = 8, repeats = 10, threads = 0, layer = -1, images = 0, bench = 0;
     int targets[FAULT_TARGETS] = {1, 0, 0};
@@ -117,6 +141,7 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--dataset")) { NEED_VALUE(); dsname = v; }
         else if (!strcmp(a, "--data")) { NEED_VALUE(); dir = v; }
         else if (!strcmp(a, "--images")) { NEED_VALUE(); images = atoi(v); }
+        else if (!strcmp(a, "--predictions")) { NEED_VALUE(); pred_path = v; }
         else if (!strcmp(a, "--threads")) { NEED_VALUE(); threads = atoi(v); }
         else if (!strcmp(a, "--bench")) bench = 1;
         else if (a[0] == '-' && a[1]) { fprintf(stderr, "bnas eval: unknown option '%s' (see bnas eval --help)\n", a); return 2; }
@@ -162,7 +187,10 @@ int cmd_eval(int argc, char **argv) {
         else rc = data_load_cifar10(&train, &test, dir);
     } else rc = bn_error(BN_EARG, "unknown data set '%s' (fashion or cifar10)", dsname);
     if (rc) goto done;
-    dataset d = images > 0 && images < test.n ? data_slice(&test, 0, images) : test;
+    static const char *const keys[3] = {NULL, NULL, "--images"};
+    const int asked[3] = {0, 0, images};
+    if ((rc = data_check_counts(dsname, train.n, test.n, keys, asked))) goto done;
+    dataset d = images > 0 ? data_slice(&test, 0, images) : test;
     char topo[MODEL_MAX_TOPO + 1];
     arch_format(&n.arch, topo, sizeof topo);
     printf("model          %s: %s, %dx%dx%d -> %d\n", path, topo[0] ? topo : "(classifier only)", n.in_c, n.in_h,
@@ -175,6 +203,11 @@ int cmd_eval(int argc, char **argv) {
     if (r.reg_lambda > 0) printf(", regularizer lambda %g h %g", (double)r.reg_lambda, (double)r.reg_h);
     printf(", seed %llu\n", (unsigned long long)r.seed);
     printf("data           %s test set, %d images, %d threads\n", dsname, d.n, par_threads());
+    if (pred_path) {
+        if ((rc = write_predictions(&n, &d, pred_path))) goto done;
+        printf("predictions    %s (%d images)\n", pred_path, d.n);
+        fflush(stdout);
+    }
     margin_result mr;
     rc = margin_measure(&n, &d, threads, &mr);
     if (rc) goto done;

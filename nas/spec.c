@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/arch.h"
+#include "engine/data.h"
 #include "engine/err.h"
 #include "evaluators/evaluator.h"
 
@@ -258,9 +260,9 @@ static const struct {
     double lo, hi;
     int integer;
 } knob_range[KNOB_COUNT] = {
-    [KNOB_CONV_BLOCKS] = {0, SPEC_MAX_ITEMS, 1}, [KNOB_CONV_CHANNELS] = {1, 65536, 1},
+    [KNOB_CONV_BLOCKS] = {0, SPEC_MAX_ITEMS, 1}, [KNOB_CONV_CHANNELS] = {1, ARCH_MAX_WIDTH, 1},
     [KNOB_CONV_POOL] = {0, 1, 1},                [KNOB_FC_LAYERS] = {0, SPEC_MAX_ITEMS, 1},
-    [KNOB_FC_WIDTH] = {1, 65536, 1},             [KNOB_LOSS] = {0, 1, 1},
+    [KNOB_FC_WIDTH] = {1, ARCH_MAX_WIDTH, 1},       [KNOB_LOSS] = {0, 1, 1},
     [KNOB_MHL_B] = {1e-6, 1e6, 0},               [KNOB_FLIP_RATE] = {0, 0.5, 0},
     [KNOB_EPOCHS] = {1, 10000, 1},               [KNOB_LR] = {1e-9, 1, 0},
     [KNOB_BATCH] = {1, 65536, 1},                [KNOB_OPTIMIZER] = {0, 1, 1},
@@ -325,6 +327,21 @@ static int knob_value(pctx *c, spec_knob k, struct fy_node *n, ploc at, const ch
         return 1;
     }
     double v;
+    if (k == KNOB_FC_WIDTH || k == KNOB_CONV_CHANNELS) {
+        /* Topology items: arch_parse's words and range (engine/arch.h). */
+        if (!get_number(c, n, at, path, -1e300, 1e300, &v)) return 0;
+        if (v != floor(v)) {
+            perr(c, node_loc(n, at), path, "%s takes integers, found %g", knob_names[k], v);
+            return 0;
+        }
+        if (v < 1 || v > ARCH_MAX_WIDTH) {
+            perr(c, node_loc(n, at), path, "%s %.0f out of range 1..%d",
+                 k == KNOB_FC_WIDTH ? "width" : "channels", v, ARCH_MAX_WIDTH);
+            return 0;
+        }
+        *out = v;
+        return 1;
+    }
     if (!get_number(c, n, at, path, knob_range[k].lo, knob_range[k].hi, &v)) return 0;
     if (knob_range[k].integer && v != floor(v)) {
         perr(c, node_loc(n, at), path, "%s takes integers, found %g", knob_names[k], v);
@@ -508,6 +525,10 @@ static struct fy_document *build_doc(pctx *c, const char *text) {
     dcfg.output_fn = diag_quiet;
     dcfg.colorize = false;
     struct fy_diag *diag = fy_diag_create(&dcfg);
+    /* Keep errors (with their 1-based line and column) for fy_diag_errors_iterate;
+       without this libfyaml only prints them, and FYPCF_COLLECT_DIAG alone does
+       not turn it on for a diag object of our own. */
+    if (diag) fy_diag_set_collect_errors(diag, true);
     struct fy_parse_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG;
@@ -518,7 +539,7 @@ static struct fy_document *build_doc(pctx *c, const char *text) {
         struct fy_diag_error *e;
         int n = 0;
         while (diag && (e = fy_diag_errors_iterate(diag, &it))) {
-            perr(c, (ploc){e->line + 1, e->column + 1}, "yaml", "%s", e->msg);
+            perr(c, (ploc){e->line > 0 ? e->line : 1, e->column > 0 ? e->column : 1}, "yaml", "%s", e->msg);
             n++;
             break;
         }
@@ -614,12 +635,14 @@ static void parse_data(pctx *c, struct fy_node *n, ploc at) {
     spec *s = c->s;
     if (!expect_mapping(c, n, at, "data")) return;
     char key[64], path[160];
-    ploc kat = at;
+    ploc kat = at, count_at[3] = {at, at, at}; /* where train, val and test are */
     void *it = NULL;
     struct fy_node_pair *p;
     while ((p = next_pair(n, &it, key, sizeof key, &kat))) {
         struct fy_node *v = fy_node_pair_value(p);
         pathf(path, sizeof path, "data.%s", key);
+        for (int k = 0; k < 3; k++)
+            if (!strcmp(key, (const char *const[]){"train", "val", "test"}[k])) count_at[k] = node_loc(v, kat);
         if (!strcmp(key, "name") || !strcmp(key, "set")) {
             if (get_word(c, v, kat, path, s->data, sizeof s->data) &&
                 strcmp(s->data, "fashion_mnist") && strcmp(s->data, "cifar10") &&
@@ -646,6 +669,30 @@ static void parse_data(pctx *c, struct fy_node *n, ploc at) {
     if (!strcmp(s->data, "cifar10")) s->in_h = 32, s->in_w = 32, s->in_c = 3;
     else s->in_h = 28, s->in_w = 28, s->in_c = 1;
     s->classes = 10;
+    /* Counts beyond the standard files, located (trial_env_create checks
+       against the files actually loaded). One key set at a time, to know
+       where each mistake is: val, train, test, then train + val (at train)
+       if each alone fits. */
+    int fm = !strcmp(s->data, "fashion_mnist"), cf = !strcmp(s->data, "cifar10");
+    if (!fm && !cf) return;
+    static const char *const sets[4][3] = {{NULL, "data.val", NULL},
+                                           {"data.train", NULL, NULL},
+                                           {NULL, NULL, "data.test"},
+                                           {"data.train", "data.val", NULL}};
+    static const int where[4] = {1, 0, 2, 0};
+    const int asked[3] = {s->n_train, s->n_val, s->n_test};
+    int bad_alone = 0;
+    for (int k = 0; k < 4 && !(k == 3 && bad_alone); k++) {
+        if (!data_check_counts(s->data, fm ? DATA_FASHION_MNIST_TRAIN : DATA_CIFAR10_TRAIN,
+                               fm ? DATA_FASHION_MNIST_TEST : DATA_CIFAR10_TEST, sets[k], asked))
+            continue;
+        char msg[400]; /* "KEY: text", KEY being one key or "data.train + data.val" */
+        pathf(msg, sizeof msg, "%s", bn_errmsg());
+        char *text = strstr(msg, ": ");
+        if (text) *text = 0, text += 2;
+        perr(c, count_at[where[k]], msg, "%s", text ? text : "");
+        bad_alone |= k < 2;
+    }
 }
 
 static void parse_strategy(pctx *c, struct fy_node *n, ploc at) {
@@ -743,6 +790,7 @@ static void parse_evaluators(pctx *c, struct fy_node *n, ploc at) {
         if (!expect_mapping(c, e, at, path)) continue;
         char key[64], sub[200];
         ploc kat = at, name_at = at;
+        ploc param_at[SPEC_MAX_PARAMS]; /* where each parameter's value is */
         void *it2 = NULL;
         struct fy_node_pair *p;
         while ((p = next_pair(e, &it2, key, sizeof key, &kat))) {
@@ -764,6 +812,7 @@ static void parse_evaluators(pctx *c, struct fy_node *n, ploc at) {
                 continue;
             }
             strcpy(pa->key, key);
+            param_at[ev->n_params] = node_loc(v, kat);
             if (fy_node_get_type(v) == FYNT_SEQUENCE) {
                 void *it3 = NULL;
                 struct fy_node *x;
@@ -809,7 +858,15 @@ static void parse_evaluators(pctx *c, struct fy_node *n, ploc at) {
         }
         eval_params ep;
         spec_eval_params(ev, &ep);
+        const char *bad = NULL;
         if (eval_params_check(e, &ep)) perr(c, name_at, path, "%s", bn_errmsg());
+        else if (e->check && e->check(&ep, &bad)) {
+            ploc bat = name_at;
+            for (int q = 0; bad && q < ev->n_params; q++)
+                if (!strcmp(ev->params[q].key, bad)) bat = param_at[q];
+            pathf(sub, sizeof sub, "%s.%s", path, bad ? bad : "?");
+            perr(c, bat, sub, "%s", bn_errmsg());
+        }
     }
 }
 

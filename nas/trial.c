@@ -135,13 +135,21 @@ int trial_env_create(void **env, trial_fn *fn, const spec *s) {
         rc = data_load_fashion_mnist(&d->full, &d->test_full, dir);
     }
     if (rc) goto fail;
-    if (s->n_val < 1 || s->n_val >= d->full.n) {
+    static const char *const keys[3] = {"data.train", "data.val", "data.test"};
+    const int asked[3] = {s->n_train, s->n_val, s->n_test};
+    if ((rc = data_check_counts(s->data, d->full.n, d->test_full.n, keys, asked))) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s", bn_errmsg());
+        rc = bn_error(rc, "%s: %s", s->path, msg);
+        goto fail;
+    }
+    if (s->n_val < 1) {
         rc = bn_error(BN_EARG, "%s: data.val %d must be in 1..%d", s->path, s->n_val, d->full.n - 1);
         goto fail;
     }
     if ((rc = data_split(&d->train_split, &d->val, &d->full, s->n_val, s->split_seed))) goto fail;
-    int nt = s->n_train > 0 && s->n_train < d->train_split.n ? s->n_train : d->train_split.n;
-    int ns = s->n_test > 0 && s->n_test < d->test_full.n ? s->n_test : d->test_full.n;
+    int nt = s->n_train > 0 ? s->n_train : d->train_split.n; /* counts checked above */
+    int ns = s->n_test > 0 ? s->n_test : d->test_full.n;
     d->train = data_slice(&d->train_split, 0, nt);
     d->test = data_slice(&d->test_full, 0, ns);
     *env = d;

@@ -611,6 +611,120 @@ static void test_slice(void **state) {
     data_free(&full);
 }
 
+/* ---------------------------------------------------------------------------
+** Asking for more images than there are: an error naming the key and both
+** numbers, never a silent reduction (data_check_counts, and through the real
+** binary: a study's data.train/val/test against the files loaded, bnas train
+** and bnas eval).
+*/
+
+static void expect_counts(const char *const keys[3], int tr, int va, int te, const char *want) {
+    const int asked[3] = {tr, va, te};
+    int rc = data_check_counts("fashion_mnist", 60000, 10000, keys, asked);
+    if (!want) {
+        if (rc) fail_msg("%d %d %d: %s", tr, va, te, bn_errmsg());
+        return;
+    }
+    assert_int_equal(rc, BN_EARG);
+    if (!strstr(bn_errmsg(), want)) fail_msg("expected '%s' in '%s'", want, bn_errmsg());
+}
+
+/* Runs `bnas ARGS` with stderr into the temp dir; the exit code, and the stderr in err. */
+static int run_bnas(const char *args, char **err) {
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s", bnas_bin(), args, tpath("bnas.out"), tpath("bnas.err"));
+    int rc = sh(cmd);
+    *err = slurp(tpath("bnas.err"), NULL);
+    assert_non_null(*err);
+    return rc;
+}
+
+static void test_counts(void **state) {
+    (void)state;
+    static const char *const spec_keys[3] = {"data.train", "data.val", "data.test"};
+    expect_counts(spec_keys, 70000, 5000, 0, "data.train: 70000 images asked, fashion_mnist has 60000 training images");
+    expect_counts(spec_keys, 0, 60000, 0, "data.val: 60000 images asked, fashion_mnist has 60000 training images");
+    expect_counts(spec_keys, 56000, 5000, 0,
+                  "data.train + data.val: 56000 + 5000 images asked, fashion_mnist has 60000 training images");
+    expect_counts(spec_keys, 0, 5000, 10001, "data.test: 10001 images asked, fashion_mnist has 10000 test images");
+    expect_counts(spec_keys, -1, 5000, 0, "data.train: -1 images asked");
+    expect_counts(spec_keys, 55000, 5000, 10000, NULL); /* exactly all */
+    expect_counts(spec_keys, 0, 59999, 0, NULL);
+    expect_counts(spec_keys, 60000, 0, 0, NULL); /* no validation: the whole file trains */
+    static const char *const train_keys[3] = {"--train-images", "--val", NULL};
+    expect_counts(train_keys, 58000, 5000, 99999, "--train-images + --val: 58000 + 5000 images asked");
+
+    /* A study on files smaller than the standard set (the spec checks against
+       the standard sizes, test_spec.c): refused when the files are loaded,
+       before any trial, naming the spec, the key and both numbers. */
+    char sub[600], p[700];
+    snprintf(sub, sizeof sub, "%s/small_fm", tmpdir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    size_t li, ll;
+    uint8_t *im = make_images(0x803, 300, 28, 28, &li), *lb = make_labels(0x801, 300, &ll);
+    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", sub), write_plain(p, im, li);
+    snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte", sub), write_plain(p, lb, ll);
+    free(im), free(lb);
+    im = make_images(0x803, 50, 28, 28, &li), lb = make_labels(0x801, 50, &ll);
+    snprintf(p, sizeof p, "%s/t10k-images-idx3-ubyte", sub), write_plain(p, im, li);
+    snprintf(p, sizeof p, "%s/t10k-labels-idx1-ubyte", sub), write_plain(p, lb, ll);
+    free(im), free(lb);
+    static const struct {
+        const char *data, *want;
+    } studies[] = {
+        {"train: 400, val: 50", "small.yaml: data.train: 400 images asked, fashion_mnist has 300 training images"},
+        {"train: 260, val: 50", "data.train + data.val: 260 + 50 images asked, fashion_mnist has 300 training images"},
+        {"val: 300", "data.val: 300 images asked, fashion_mnist has 300 training images"},
+        {"train: 100, val: 50, test: 60", "data.test: 60 images asked, fashion_mnist has 50 test images"},
+    };
+    char text[1200], args[1200], *err;
+    for (size_t i = 0; i < sizeof studies / sizeof *studies; i++) {
+        snprintf(text, sizeof text,
+                 "data: {name: fashion_mnist, dir: %s, %s}\n"
+                 "search_space: {fc_layers: 1, fc_width: 16, epochs: 1, batch: 100}\n"
+                 "strategy: random\nbudget: {trials: 1}\nobjectives: [{metric: val_acc, direction: max}]\n",
+                 sub, studies[i].data);
+        write_text(tpath("small.yaml"), text);
+        snprintf(args, sizeof args, "run %s --db %s/small%zu.db --quiet", tpath("small.yaml"), tmpdir, i);
+        assert_int_equal(run_bnas(args, &err), 1);
+        if (!strstr(err, studies[i].want)) fail_msg("expected '%s' in: %s", studies[i].want, err);
+        free(err);
+    }
+    /* ... and within the files' counts it trains. */
+    snprintf(text, sizeof text,
+             "data: {name: fashion_mnist, dir: %s, train: 250, val: 50, test: 50}\n"
+             "search_space: {fc_layers: 1, fc_width: 16, epochs: 1, batch: 100}\n"
+             "strategy: random\nbudget: {trials: 1}\nobjectives: [{metric: val_acc, direction: max}]\n",
+             sub);
+    write_text(tpath("small.yaml"), text);
+    snprintf(args, sizeof args, "run %s --db %s/small_ok.db --quiet", tpath("small.yaml"), tmpdir);
+    if (run_bnas(args, &err) != 0) fail_msg("%s", err);
+    free(err);
+
+    /* bnas train: before any training. */
+    snprintf(args, sizeof args, "train --topology FC16 --epochs 1 --train-images 70000 -o %s", tpath("m.bnm"));
+    assert_int_equal(run_bnas(args, &err), 1);
+    if (!strstr(err, "--train-images: 70000 images asked, fashion has 60000 training images")) fail_msg("got: %s", err);
+    free(err);
+    snprintf(args, sizeof args, "train --topology FC16 --epochs 1 --val 5000 --train-images 56000 -o %s", tpath("m.bnm"));
+    assert_int_equal(run_bnas(args, &err), 1);
+    if (!strstr(err, "--train-images + --val: 56000 + 5000 images asked, fashion has 60000 training images"))
+        fail_msg("got: %s", err);
+    free(err);
+    struct stat sb;
+    assert_int_not_equal(stat(tpath("m.bnm"), &sb), 0); /* nothing trained, nothing written */
+
+    /* bnas eval --images: a model to evaluate, trained on a few images. */
+    snprintf(args, sizeof args, "train --topology FC16 --epochs 1 --val 0 --train-images 500 --batch 100 -o %s",
+             tpath("m.bnm"));
+    assert_int_equal(run_bnas(args, &err), 0);
+    free(err);
+    snprintf(args, sizeof args, "eval %s --images 10001 --ber 0 --repeats 1", tpath("m.bnm"));
+    assert_int_equal(run_bnas(args, &err), 1);
+    if (!strstr(err, "--images: 10001 images asked, fashion has 10000 test images")) fail_msg("got: %s", err);
+    free(err);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fashion_mnist_real),
@@ -622,6 +736,7 @@ int main(void) {
         cmocka_unit_test(test_cifar_errors),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_slice),
+        cmocka_unit_test(test_counts),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

@@ -5,8 +5,9 @@
 ** equal packed_predict and net_predict, and scale * (float)acc must equal the
 ** packed logits bit for bit, for an FC net, a small VGG-like conv net, odd
 ** shapes, and negative, zero and overflowing output scales. Then `bnas export`
-** end to end through the real binary ($BNAS_BIN) on a tiny real study, and
-** its error exits.
+** end to end through the real binary ($BNAS_BIN) on a tiny real study, its
+** error exits, and `bnas eval --predictions` on the exported model files
+** against the compiled C, image by image.
 */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -557,6 +558,42 @@ static void test_export_command(void **state) {
         assert_int_equal(v, want[k]);
     }
     fclose(f);
+
+    /* `bnas eval --predictions` on the exported model file agrees with the
+       compiled C image by image (want now holds the C driver's output). */
+    for (int i = 0; i < front.n; i++) {
+        char model[400], csv[400], a_pred[400];
+        snprintf(model, sizeof model, "%s/trial_%d.bnm", out, front.number[i]);
+        snprintf(csv, sizeof csv, "%s/eval_%d.csv", out, front.number[i]);
+        snprintf(a_pred, sizeof a_pred, "%s", csv);
+        const char *a_eval[] = {"eval", model, "--images", "1000", "--ber", "0", "--repeats", "1",
+                                "--predictions", a_pred, NULL};
+        if (bnas(err, a_eval) != 0) fail_msg("bnas eval --predictions failed; see %s", err);
+        f = fopen(csv, "r");
+        assert_non_null(f);
+        char header[64];
+        assert_non_null(fgets(header, sizeof header, f));
+        assert_string_equal(header, "image,label,predicted\n");
+        int rows = 0, idx, label, pred, differ = 0;
+        while (fscanf(f, "%d,%d,%d", &idx, &label, &pred) == 3) {
+            assert_int_equal(idx, rows);
+            assert_true(rows < 1000);
+            assert_int_equal(label, g_test.labels[rows]);
+            differ += pred != want[(size_t)rows * front.n + i];
+            rows++;
+        }
+        assert_true(feof(f));
+        fclose(f);
+        assert_int_equal(rows, 1000);
+        if (differ) fail_msg("trial %d: %d of 1000 predictions of bnas eval differ from the exported C", front.number[i], differ);
+    }
+    /* An unwritable predictions file is a runtime error naming it. */
+    char unw[400];
+    snprintf(unw, sizeof unw, "%s/sub/p.csv", spec); /* under a regular file */
+    snprintf(path, sizeof path, "%s/trial_%d.bnm", out, front.number[0]);
+    const char *a_unw[] = {"eval", path, "--images", "10", "--ber", "0", "--repeats", "1", "--predictions", unw, NULL};
+    assert_int_equal(bnas(err, a_unw), 1);
+    assert_true(file_has(err, "--predictions: cannot open"));
     free(want);
 
     /* --trial, repeated, into the same directory again */

@@ -16,6 +16,7 @@
 #include "engine/train.h"
 #include "nas/space.h"
 #include "nas/spec.h"
+#include "tests/testutil.h"
 
 static const char *good =
     "name: t1\n"
@@ -156,13 +157,127 @@ static void test_errors_located(void **state) {
     /* A parameter the evaluator does not take. */
     expect_msg("{name: memory}", "{name: memory, p: [0.001, 0.01]}",
                "bad.yaml:23:12: evaluators[1]: evaluator memory has no parameter 'p'");
-    /* YAML syntax error, located. */
-    expect_msg("threads: 2\n", "threads: [2\n", "bad.yaml:");
+    /* YAML syntax errors, located where libfyaml finds them (not at 1:1). */
+    expect_msg("threads: 2\n", "threads: 2: 3\n",
+               "bad.yaml:3:11: yaml: "); /* libfyaml's wording is its own */
+    expect_msg("name: t1\n", "name: \"t1\n", "bad.yaml:1:7: yaml: ");
+    expect_msg("  epochs: 3\n", "  epochs: 3\n    bad: 1\n", "bad.yaml:13:11: yaml:");
+    {
+        /* ... and in a named search space file, in that file. */
+        spec t;
+        const char *txt = "data: {name: synthetic}\nsearch_space: mine\nstrategy: random\n"
+                          "budget: {trials: 2}\nobjectives: [{metric: val_acc, direction: max}]\n";
+        assert_int_equal(spec_parse(&t, "s.yaml", txt, "spaces/mine.yaml", "fc_width: 16\nepochs: [1, 2\n"),
+                         BN_ESPEC);
+        if (!strstr(bn_errmsg(), "spaces/mine.yaml:3:1: yaml: "))
+            fail_msg("got:\n%s", bn_errmsg());
+    }
     /* Several mistakes are all reported. */
     const char *msg = parse_edited(good, "bad.yaml", "seed: 42\nthreads: 2", "seed: x\nthreads: 0");
     assert_non_null(strstr(msg, "bad.yaml:2:7: seed:"));
     assert_non_null(strstr(msg, "bad.yaml:3:10: threads:"));
     assert_non_null(strstr(msg, "(2 mistakes)"));
+}
+
+/* Over-wide topology items: one message, "width N out of range 1..65536", from
+   arch_parse and, located, from the spec (whose values become those items). */
+static void test_width_range(void **state) {
+    (void)state;
+    static const struct {
+        const char *topo, *want;
+    } bad[] = {
+        {"FC1000000", "topology \"FC1000000\": width 1000000 out of range 1..65536"},
+        {"FC65537", "width 65537 out of range 1..65536"},
+        {"FC0", "width 0 out of range 1..65536"},
+        {"FC123456789012345678901234", "width 123456789012345678901234 out of range 1..65536"},
+        {"C1000000-FC10", "topology \"C1000000-FC10\": channels 1000000 out of range 1..65536"},
+        {"C8-MP2-FC2000000", "width 2000000 out of range"},
+        {"FCx", "bad item \"FCx\""},
+    };
+    arch a;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(arch_parse(&a, bad[i].topo), BN_EARG);
+        if (!strstr(bn_errmsg(), bad[i].want)) fail_msg("%s: expected '%s' in '%s'", bad[i].topo, bad[i].want, bn_errmsg());
+    }
+    assert_int_equal(arch_parse(&a, "C65536-FC65536"), BN_OK);
+    assert_int_equal(a.items[0].size, 65536);
+    assert_int_equal(a.items[1].size, 65536);
+    expect_msg("values: [32, 64, 128]", "values: [32, 1000000, 128]",
+               "bad.yaml:9:41: search_space.fc_width.values[1]: width 1000000 out of range 1..65536");
+    expect_msg("fc_width: {type: choice, values: [32, 64, 128]}", "fc_width: 1000000",
+               "bad.yaml:9:13: search_space.fc_width: width 1000000 out of range 1..65536");
+    expect_msg("fc_width: {type: choice, values: [32, 64, 128]}", "fc_width: {type: int, low: 16, high: 2000000}",
+               "bad.yaml:9:40: search_space.fc_width.high: width 2000000 out of range 1..65536");
+    expect_msg("values: [8, 16]", "values: [8, 1000000]",
+               "bad.yaml:7:45: search_space.conv_channels.values[1]: channels 1000000 out of range 1..65536");
+    expect_msg("values: [8, 16]", "values: [8, 0]", "search_space.conv_channels.values[1]: channels 0 out of range");
+    expect_msg("values: [8, 16]", "values: [8, 16.5]", "search_space.conv_channels.values[1]: conv_channels takes integers");
+}
+
+/* An evaluator's table file is checked when the spec is read: a missing or
+   malformed one is a located spec error, not a failure of every trial. */
+static void test_evaluator_files(void **state) {
+    (void)state;
+    char dir[256], good_csv[300], one_row[300], text[2048];
+    assert_int_equal(tmpdir_make(dir, sizeof dir, "spec_eval"), 0);
+    snprintf(good_csv, sizeof good_csv, "%s/t.csv", dir);
+    snprintf(one_row, sizeof one_row, "%s/one.csv", dir);
+    write_text(good_csv, "temperature,p01,p10\n25,0,0\n85,0.001,0.01\n");
+    write_text(one_row, "25,0,0\n");
+    const char *head = "data: {name: synthetic}\nsearch_space: {fc_width: [16, 32]}\nstrategy: random\n"
+                       "budget: {trials: 2}\nobjectives: [{metric: val_acc, direction: max}]\n";
+    spec t;
+    snprintf(text, sizeof text, "%sevaluators:\n  - {name: fefet, table: %s}\n  - {name: lim, table: %s}\n", head,
+             good_csv, good_csv);
+    if (spec_parse(&t, "e.yaml", text, NULL, NULL)) fail_msg("%s", bn_errmsg());
+    spec_free(&t);
+    snprintf(text, sizeof text, "%sevaluators:\n  - {name: fefet, repeats: 2, table: %s/missing.csv}\n", head, dir);
+    assert_int_equal(spec_parse(&t, "e.yaml", text, NULL, NULL), BN_ESPEC);
+    char want[600];
+    snprintf(want, sizeof want, "e.yaml:7:38: evaluators[0].table: cannot open '%s/missing.csv': No such file", dir);
+    if (!strstr(bn_errmsg(), want)) fail_msg("expected '%s' in:\n%s", want, bn_errmsg());
+    /* A file that is no table, and a table lim cannot use, each located. */
+    snprintf(text, sizeof text, "%sevaluators:\n  - {name: fefet, table: %s}\n  - {name: lim, table: %s}\n", head,
+             dir, one_row);
+    assert_int_equal(spec_parse(&t, "e.yaml", text, NULL, NULL), BN_ESPEC);
+    const char *msg = bn_errmsg();
+    if (!strstr(msg, "e.yaml:7:26: evaluators[0].table: ") || !strstr(msg, "e.yaml:8:24: evaluators[1].table: ") ||
+        !strstr(msg, "at least one faster one"))
+        fail_msg("got:\n%s", msg);
+    assert_int_equal(tmpdir_remove(dir), 0);
+}
+
+/* Image counts beyond the standard files are located spec errors (before a
+   study file exists); the files actually loaded are checked in test_data.c. */
+static void test_data_counts(void **state) {
+    (void)state;
+    const char *fm = "data: {name: fashion_mnist, train: 1000, val: 200, test: 300}\n";
+    const char *from = "data: {name: synthetic, train: 1000, val: 200, test: 300}\n";
+    char text[4096];
+    const char *p = strstr(good, from);
+    assert_non_null(p);
+    snprintf(text, sizeof text, "%.*s%s%s", (int)(p - good), good, fm, p + strlen(from));
+    spec s;
+    if (spec_parse(&s, "c.yaml", text, NULL, NULL)) fail_msg("%s", bn_errmsg());
+    spec_free(&s);
+    expect_edited_msg(text, "c.yaml", "train: 1000", "train: 70000",
+                      "c.yaml:4:36: data.train: 70000 images asked, fashion_mnist has 60000 training images");
+    expect_edited_msg(text, "c.yaml", "train: 1000, val: 200", "train: 59000, val: 5000",
+                      "c.yaml:4:36: data.train + data.val: 59000 + 5000 images asked, fashion_mnist has 60000 training images");
+    expect_edited_msg(text, "c.yaml", "val: 200", "val: 60000",
+                      "c.yaml:4:47: data.val: 60000 images asked, fashion_mnist has 60000 training images");
+    expect_edited_msg(text, "c.yaml", "test: 300", "test: 10001",
+                      "c.yaml:4:58: data.test: 10001 images asked, fashion_mnist has 10000 test images");
+    expect_edited_msg(text, "c.yaml", "fashion_mnist, train: 1000", "cifar10, dir: x, train: 50001",
+                      "c.yaml:4:38: data.train: 50001 images asked, cifar10 has 50000 training images");
+    /* Both too many alone: two mistakes, not a third for their sum. */
+    const char *msg = parse_edited(text, "c.yaml", "train: 1000, val: 200, test: 300", "train: 70000, val: 200, test: 10001");
+    assert_non_null(strstr(msg, "(2 mistakes)"));
+    /* The whole training file, without validation, is allowed by the spec. */
+    snprintf(text, sizeof text, "%.*sdata: {name: fashion_mnist, train: 55000, val: 5000, test: 10000}\n%s",
+             (int)(p - good), good, p + strlen(from));
+    if (spec_parse(&s, "c.yaml", text, NULL, NULL)) fail_msg("%s", bn_errmsg());
+    spec_free(&s);
 }
 
 static void test_named_space(void **state) {
@@ -441,6 +556,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_spec),
         cmocka_unit_test(test_errors_located),
+        cmocka_unit_test(test_width_range),
+        cmocka_unit_test(test_evaluator_files),
+        cmocka_unit_test(test_data_counts),
         cmocka_unit_test(test_named_space),
         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_decode_matches_engine),
