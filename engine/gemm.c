@@ -6,7 +6,9 @@
 **   for jc (NC columns of B and C)
 **     for pc (KC steps of k): pack B (KC, NC) into panels of NR columns
 **       for ic (MC rows):     pack A (MC, KC) into panels of MR rows
-**         for each MR x NR tile of C (split over the threads): tile kernel
+**         for each MR x NR tile of C: tile kernel
+**
+** and the threads split C into blocks of whole column (or row) panels.
 **
 ** A tile kernel keeps its MR x NR accumulators in registers and runs the k
 ** loop of one KC block; it starts from C when pc > 0 (or the caller asked to
@@ -36,8 +38,9 @@
 #define GEMM_MAX_NR 32
 #define GEMM_PAR_FLOPS 262144.0 /* below this many multiply-adds one thread runs it all */
 
-/* MR x NR tile: c (MR, ldc) [init ? c : 0] + pa (kc, MR)^T . pb (kc, NR). */
-typedef void (*gemm_tile_fn)(int kc, const float *pa, const float *pb, float *c, int ldc, int init);
+/* MR x NR tile: c (MR, ldc) [init ? c : 0] + pa (kc, MR)^T . pb (kc, NR), row k of
+   pb at pb + k * ldb (NR when packed, B's own row stride when read in place). */
+typedef void (*gemm_tile_fn)(int kc, const float *pa, const float *pb, int ldb, float *c, int ldc, int init);
 
 struct gemm_kernels {
     const char *name;  /* BNAS_SIMD name */
@@ -62,12 +65,12 @@ void gemm_ref(float *c, int ldc, const float *a, int64_t ars, int64_t acs, const
 /* Portable C: libm's fmaf (one instruction where the compiler targets FMA). */
 #define PORT_MR 4
 #define PORT_NR 8
-static void gemm_tile_portable(int kc, const float *pa, const float *pb, float *c, int ldc, int init) {
+static void gemm_tile_portable(int kc, const float *pa, const float *pb, int ldb, float *c, int ldc, int init) {
     float acc[PORT_MR][PORT_NR];
     for (int r = 0; r < PORT_MR; r++)
         for (int j = 0; j < PORT_NR; j++) acc[r][j] = init ? c[r * ldc + j] : 0.0f;
     for (int k = 0; k < kc; k++) {
-        const float *ak = pa + k * PORT_MR, *bk = pb + k * PORT_NR;
+        const float *ak = pa + k * PORT_MR, *bk = pb + (int64_t)k * ldb;
         for (int r = 0; r < PORT_MR; r++)
             for (int j = 0; j < PORT_NR; j++) acc[r][j] = fmaf(ak[r], bk[j], acc[r][j]);
     }
@@ -80,14 +83,15 @@ static void gemm_tile_portable(int kc, const float *pa, const float *pb, float *
    lanes), MR rows; per k step two loads of B, MR broadcasts of A, 2 * MR FMAs.
    The AVX2 and AVX-512 kernels are this same text with other types. */
 #define GEMM_TILE_SIMD(NAME, ATTR, VT, LANES, MR, LOADU, STOREU, SET1, FMADD, ZERO)            \
-    ATTR static void NAME(int kc, const float *pa, const float *pb, float *c, int ldc, int init) { \
+    ATTR static void NAME(int kc, const float *pa, const float *pb, int ldb, float *c, int ldc, int init) { \
         VT c0[MR], c1[MR];                                                                      \
         _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++) {                                 \
             c0[r] = init ? LOADU(c + r * ldc) : ZERO();                                         \
             c1[r] = init ? LOADU(c + r * ldc + LANES) : ZERO();                                 \
         }                                                                                       \
         for (int k = 0; k < kc; k++) {                                                          \
-            VT b0 = LOADU(pb + k * 2 * LANES), b1 = LOADU(pb + k * 2 * LANES + LANES);          \
+            const float *bk = pb + (int64_t)k * ldb;                                            \
+            VT b0 = LOADU(bk), b1 = LOADU(bk + LANES);                                          \
             const float *ak = pa + k * MR;                                                      \
             _Pragma("GCC unroll 16") for (int r = 0; r < MR; r++) {                             \
                 VT av = SET1(ak[r]);                                                            \
@@ -181,17 +185,17 @@ static void gemm_pack_b(float *pb, const float *b, int64_t brs, int64_t bcs, int
 }
 
 /* One MR x NR tile at C(i, j) with m x n valid elements. */
-static void gemm_tile_at(const gemm_kernels *ks, int kc, const float *pa, const float *pb, float *c, int ldc,
-                         int m, int n, int init) {
+static void gemm_tile_at(const gemm_kernels *ks, int kc, const float *pa, const float *pb, int ldb, float *c,
+                         int ldc, int m, int n, int init) {
     int MR = ks->mr, NR = ks->nr;
     if (m == MR && n == NR) {
-        ks->tile(kc, pa, pb, c, ldc, init);
+        ks->tile(kc, pa, pb, ldb, c, ldc, init);
         return;
     }
     float t[GEMM_MAX_MR * GEMM_MAX_NR];
     for (int r = 0; r < MR; r++)
         for (int j = 0; j < NR; j++) t[r * NR + j] = init && r < m && j < n ? c[(int64_t)r * ldc + j] : 0.0f;
-    ks->tile(kc, pa, pb, t, NR, init);
+    ks->tile(kc, pa, pb, ldb, t, NR, init);
     for (int r = 0; r < m; r++) memcpy(c + (int64_t)r * ldc, t + r * NR, sizeof(float) * (size_t)n);
 }
 
@@ -209,17 +213,27 @@ static void gemm_serial(const gemm_kernels *ks, float *c, int ldc, const float *
         for (int pc = 0; pc < K; pc += GEMM_KC) {
             int kc = K - pc < GEMM_KC ? K - pc : GEMM_KC;
             int init = accumulate || pc > 0;
-            for (int q = 0; q < nq; q++) gemm_pack_b(pb, b, brs, bcs, pc, kc, jc, nc, NR, q);
+            /* Packing B pays when its block serves several blocks of A; with one
+               (M <= MC) and contiguous rows, B is read in place and only a ragged
+               last panel is packed */
+            int in_place = bcs == 1 && M <= GEMM_MC;
+            for (int q = 0; q < nq; q++)
+                if (!in_place || (q + 1) * NR > nc) gemm_pack_b(pb, b, brs, bcs, pc, kc, jc, nc, NR, q);
             for (int ic = 0; ic < M; ic += GEMM_MC) {
                 int mc = M - ic < GEMM_MC ? M - ic : GEMM_MC, np = (mc + MR - 1) / MR;
                 for (int p = 0; p < np; p++) gemm_pack_a(pa, a, ars, acs, ic, mc, pc, kc, MR, p);
-                for (int q = 0; q < nq; q++) /* B panel q stays in L1 while A's panels pass */
-                    for (int p = 0; p < np; p++) {
-                        int i = ic + p * MR, j = jc + q * NR;
-                        int m = M - i < MR ? M - i : MR, n = N - j < NR ? N - j : NR;
-                        gemm_tile_at(ks, kc, pa + (int64_t)p * kc * MR, pb + (int64_t)q * kc * NR,
-                                     c + (int64_t)i * ldc + j, ldc, m, n, init);
-                    }
+                /* a large C streams row by row (A's panel in L1, B's panels in
+                   L2); a small one is visited panel by panel of B (B's in L1) */
+                int rows_first = (int64_t)M * N > (1 << 18);
+                for (int u = 0; u < np * nq; u++) {
+                    int p = rows_first ? u / nq : u % np, q = rows_first ? u % nq : u / np;
+                    int i = ic + p * MR, j = jc + q * NR;
+                    int m = M - i < MR ? M - i : MR, n = N - j < NR ? N - j : NR;
+                    int packed = !in_place || n < NR;
+                    const float *bq = packed ? pb + (int64_t)q * kc * NR : b + (int64_t)pc * brs + j;
+                    gemm_tile_at(ks, kc, pa + (int64_t)p * kc * MR, bq, packed ? NR : (int)brs,
+                                 c + (int64_t)i * ldc + j, ldc, m, n, init);
+                }
             }
         }
     }

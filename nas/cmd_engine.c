@@ -70,6 +70,9 @@ static const char *train_usage =
     "  --val N            validation images carved from the training set (default 5000, 0: none)\n"
     "  --train-images N   train on the first N images of the training split only (default: all)\n"
     "  --seed N           (default 1)          --threads N    (default: all cores)\n"
+    "  --determinism portable|fast  portable (default): the same model on every x86-64 host and\n"
+    "                     thread count; fast: OpenBLAS's sgemm, reproducible only on the same\n"
+    "                     host, CPU kernel and thread count (README, Reproducibility)\n"
     "  --init MODEL       start from MODEL's parameters (retraining; same topology)\n"
     "  -o FILE            model file to write (default model.bnm)\n";
 
@@ -139,6 +142,14 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--train-images")) { NEED_VALUE(); train_images = atoi(v); }
         else if (!strcmp(a, "--seed")) { NEED_VALUE(); r.seed = strtoull(v, NULL, 10); }
         else if (!strcmp(a, "--threads")) { NEED_VALUE(); threads = atoi(v); }
+        else if (!strcmp(a, "--determinism")) {
+            NEED_VALUE();
+            if (strcmp(v, "portable") && strcmp(v, "fast")) {
+                fprintf(stderr, "bnas train: --determinism takes portable or fast, not '%s'\n", v);
+                return 2;
+            }
+            matmul_use_blas(!strcmp(v, "fast"));
+        }
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { NEED_VALUE(); out = v; }
         else if (!strcmp(a, "--init")) { NEED_VALUE(); init = v; }
         else { fprintf(stderr, "bnas train: unknown option '%s' (see bnas train --help)\n", a); return 2; }

@@ -1037,7 +1037,14 @@ int spec_parse(spec *s, const char *path, const char *text, const char *space_pa
                 s->seed = (uint64_t)sd;
             }
         } else if (!strcmp(key, "threads")) get_int(&c, v, kat, key, 1, 1024, &s->threads);
-        else if (!strcmp(key, "data")) data = v, data_at = kat;
+        else if (!strcmp(key, "determinism")) {
+            char mode[16] = "";
+            if (get_word(&c, v, kat, key, mode, sizeof mode)) {
+                if (!strcmp(mode, "portable")) s->determinism_fast = 0;
+                else if (!strcmp(mode, "fast")) s->determinism_fast = 1;
+                else perr(&c, node_loc(v, kat), key, "unknown mode '%s' (expected portable or fast)", mode);
+            }
+        } else if (!strcmp(key, "data")) data = v, data_at = kat;
         else if (!strcmp(key, "search_space")) space = v, space_at = kat;
         else if (!strcmp(key, "strategy")) parse_strategy(&c, v, kat), have_strategy = 1;
         else if (!strcmp(key, "budget")) parse_budget(&c, v, kat), have_budget = 1;
@@ -1045,7 +1052,7 @@ int spec_parse(spec *s, const char *path, const char *text, const char *space_pa
         else if (!strcmp(key, "constraints")) parse_constraints(&c, v, kat);
         else if (!strcmp(key, "evaluators")) evaluators = v, eval_at = kat;
         else
-            perr(&c, kat, key, "unknown key (expected name, seed, threads, data, search_space, "
+            perr(&c, kat, key, "unknown key (expected name, seed, threads, determinism, data, search_space, "
                                "strategy, budget, objectives, constraints, evaluators)");
     }
     if (data) parse_data(&c, data, data_at);

@@ -104,6 +104,9 @@ typedef struct {
     uint64_t hash;            /* FNV-1a 64 of text and space_text: the frozen spec's identity */
     uint64_t seed;            /* study seed: keys every random stream */
     int threads;              /* trials run in parallel (>= 1) */
+    int determinism_fast;     /* determinism: 0 portable (default, the same database on every
+                                 x86-64 host), 1 fast (OpenBLAS: same host, CPU kernel and thread
+                                 count only) */
 
     /* data */
     char data[32];            /* "fashion_mnist", "cifar10" or "synthetic" */

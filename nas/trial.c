@@ -19,6 +19,7 @@
 #include "engine/bop.h"
 #include "engine/data.h"
 #include "engine/err.h"
+#include "engine/layers.h"
 #include "engine/model.h"
 #include "engine/net.h"
 #include "engine/parallel.h"
@@ -118,6 +119,7 @@ done:
 int trial_env_create(void **env, trial_fn *fn, const spec *s) {
     *env = NULL;
     *fn = NULL;
+    matmul_use_blas(s->determinism_fast); /* the study's determinism mode, in every process */
     if (!strcmp(s->data, "synthetic")) {
         *fn = trial_synthetic;
         return BN_OK;

@@ -214,6 +214,25 @@ static void test_width_range(void **state) {
     expect_msg("values: [8, 16]", "values: [8, 16.5]", "search_space.conv_channels.values[1]: conv_channels takes integers");
 }
 
+/* determinism: portable (the default) or fast; anything else is a located error. */
+static void test_determinism_mode(void **state) {
+    (void)state;
+    spec s;
+    assert_int_equal(spec_parse(&s, "good.yaml", good, NULL, NULL), BN_OK);
+    assert_int_equal(s.determinism_fast, 0);
+    spec_free(&s);
+    static const char *const modes[] = {"portable", "fast"};
+    for (int m = 0; m < 2; m++) {
+        char text[4096];
+        snprintf(text, sizeof text, "%sdeterminism: %s\n", good, modes[m]);
+        assert_int_equal(spec_parse(&s, "good.yaml", text, NULL, NULL), BN_OK);
+        assert_int_equal(s.determinism_fast, m);
+        spec_free(&s);
+    }
+    expect_msg("threads: 2\n", "threads: 2\ndeterminism: exact\n",
+               "bad.yaml:4:14: determinism: unknown mode 'exact' (expected portable or fast)");
+}
+
 /* An evaluator's table file is checked when the spec is read: a missing or
    malformed one is a located spec error, not a failure of every trial. */
 static void test_evaluator_files(void **state) {
@@ -557,6 +576,7 @@ int main(void) {
         cmocka_unit_test(test_good_spec),
         cmocka_unit_test(test_errors_located),
         cmocka_unit_test(test_width_range),
+        cmocka_unit_test(test_determinism_mode),
         cmocka_unit_test(test_evaluator_files),
         cmocka_unit_test(test_data_counts),
         cmocka_unit_test(test_named_space),
