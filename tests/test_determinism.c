@@ -34,22 +34,26 @@ static int teardown(void **state) {
     return tmpdir_remove(dir);
 }
 
+/* Runs the shell command cmd, whose output goes to the file log; fails the
+   test with that output if it exits non-zero. */
+static void run_logged(const char *cmd, const char *log) {
+    if (sh(cmd) == 0) return;
+    char *t = slurp(log, NULL);
+    fail_msg("%s failed:\n%s", cmd, t ? t : "(no log)");
+}
+
 /* Runs `bnas train` for topology topo under the environment prefix env and
    returns the model file's bytes (size in *n). */
 static char *train_model(const char *env, const char *topo, int threads, size_t *n) {
-    char out[400], cmd[1400];
+    char out[400], log[420], cmd[1400];
     static int k;
     snprintf(out, sizeof out, "%s/m%d.bnm", dir, k++);
+    snprintf(log, sizeof log, "%s.log", out);
     snprintf(cmd, sizeof cmd,
              "env %s '%s' train --topology %s --epochs 2 --batch 100 --train-images 1500 --val 500 "
-             "--flip ste --p 0.05 --seed 3 --threads %d -o '%s' > '%s.log' 2>&1",
-             env, bnas_bin(), topo, threads, out, out);
-    if (sh(cmd) != 0) {
-        char log[420];
-        snprintf(log, sizeof log, "%s.log", out);
-        char *t = slurp(log, NULL);
-        fail_msg("%s failed:\n%s", cmd, t ? t : "(no log)");
-    }
+             "--flip ste --p 0.05 --seed 3 --threads %d -o '%s' > '%s' 2>&1",
+             env, bnas_bin(), topo, threads, out, log);
+    run_logged(cmd, log);
     char *m = slurp(out, n);
     assert_non_null(m);
     return m;
@@ -87,17 +91,13 @@ static void test_training_same_bits_everywhere(void **state) {
 }
 
 static char *study_dump(const char *env, int threads, const char *spec) {
-    char db[400], cmd[1400];
+    char db[400], log[420], cmd[1400];
     static int k;
     snprintf(db, sizeof db, "%s/s%d.db", dir, k++);
-    snprintf(cmd, sizeof cmd, "env %s '%s' run '%s' --db '%s' --threads %d --quiet > '%s.log' 2>&1", env, bnas_bin(),
-             spec, db, threads, db);
-    if (sh(cmd) != 0) {
-        char log[420];
-        snprintf(log, sizeof log, "%s.log", db);
-        char *t = slurp(log, NULL);
-        fail_msg("%s failed:\n%s", cmd, t ? t : "(no log)");
-    }
+    snprintf(log, sizeof log, "%s.log", db);
+    snprintf(cmd, sizeof cmd, "env %s '%s' run '%s' --db '%s' --threads %d --quiet > '%s' 2>&1", env, bnas_bin(),
+             spec, db, threads, log);
+    run_logged(cmd, log);
     store *st = NULL;
     assert_int_equal(store_open(&st, db, 1), BN_OK);
     char *d = NULL;
