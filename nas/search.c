@@ -14,7 +14,6 @@
 #include "engine/rng.h"
 #include "nas/pareto.h"
 #include "nas/strategy.h"
-#include "nas/worker.h"
 
 /* OpenBLAS (OpenMP build): each trial's BLAS calls stay on the calling thread. */
 void openblas_set_num_threads(int n);
@@ -323,18 +322,19 @@ static int commit_slot(search_state *S, store *st, slot *sl, double *t_acct) {
     return rc;
 }
 
-/* Runs slot sl's trial: in this thread (o->fn) or on worker process k.
+/* Runs slot sl's trial: in this thread (o->fn), on worker process k or o->remote slot k.
    Returns BN_OK when the trial has an outcome in sl (state, result, reason),
    BN_EINTR when it was stopped (it stays pending), or a study error. */
 static int run_slot(const spec *s, search_opts *o, worker_pool *pool, int k, slot *sl) {
     memset(&sl->res, 0, sizeof sl->res);
     sl->t0 = now_s();
     int trc;
-    if (pool) {
+    if (pool || o->remote) {
         char gtext[2048];
         space_genome_format(&sl->g, gtext, sizeof gtext);
         worker_assign a = {sl->number, sl->seed, sl->cfg.hash, gtext};
-        int rc = worker_pool_run(pool, k, &a, &sl->res, &trc);
+        int rc = pool ? worker_pool_run(pool, k, &a, &sl->res, &trc)
+                      : o->remote(o->remote_user, k, &a, &sl->res, &trc);
         sl->t1 = now_s();
         if (rc) {
             trial_result_free(&sl->res);
@@ -382,12 +382,12 @@ int search_run(store *st, const spec *s, search_opts *o) {
     int session_commits = 0, session_done0 = S.done, running = 0;
     int max_props = s->batch * 8 + 16;
     props = bn_malloc((size_t)max_props * sizeof *props);
+    ctl += now_s() - t_begin;
     /* Worker processes start (and load the data) before anything is
        proposed: a spec whose data cannot load stores no trial. */
     if (o->worker_exe && S.done < s->max_trials &&
         (rc = worker_pool_start(&pool, o->worker_exe, threads, s, o->stop)))
         goto done;
-    ctl += now_s() - t_begin;
     for (;;) {
         if (S.n_slots == 0) {
             double t0 = now_s();

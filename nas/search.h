@@ -35,6 +35,7 @@
 #include "nas/spec.h"
 #include "nas/store.h"
 #include "nas/trial.h"
+#include "nas/worker.h"
 
 /* A snapshot for the progress line, taken after every commit. */
 typedef struct {
@@ -56,6 +57,10 @@ typedef struct {
                                         of them started by exec of this binary (`EXE worker`):
                                         a crash, a time limit (budget.trial_time) or the memory
                                         limit is a FAIL row and a fresh worker */
+    /* Or any other runner of assignments (the MPI controller, nas/mpi.c): runs a on
+       slot k (the OpenMP thread number, < threads), with worker_pool_run's contract. */
+    int (*remote)(void *user, int k, const worker_assign *a, trial_result *out, int *trc);
+    void *remote_user;               /* its context */
     int threads;                     /* parallel trials (0: the spec's `threads`) */
     volatile sig_atomic_t *stop;     /* when set: start no new trial, return BN_EINTR (worker
                                         processes' running trials are killed and stay pending) */

@@ -83,7 +83,8 @@ static int open_conn(store *st, const char *path, int flags) {
         st->db = NULL;
         return rc;
     }
-    sqlite3_busy_timeout(st->db, 10000);
+    /* Writers wait out a commit of another connection; readers (status) need not wait long. */
+    sqlite3_busy_timeout(st->db, flags & SQLITE_OPEN_READONLY ? 2000 : 10000);
     return BN_OK;
 }
 
@@ -199,7 +200,7 @@ fail:
 
 int store_lock(store *st) {
     snprintf(st->lock_path, sizeof st->lock_path, "%s.lock", st->path);
-    int fd = open(st->lock_path, O_RDWR | O_CREAT, 0644);
+    int fd = open(st->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644); /* not inherited by workers */
     if (fd < 0) return bn_error(BN_EIO, "%s: cannot create the lock file", st->lock_path);
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         close(fd);

@@ -54,7 +54,9 @@ void trial_result_free(trial_result *r);
    train_memory the real training-memory model (as the real trainer's), and the
    blob is a few bytes derived from the configuration. Environment knobs for
    tests: BNAS_SYNTHETIC_MS (sleep per trial, milliseconds, default 0) and
-   BNAS_SYNTHETIC_FAIL=N (trials whose number % N == N-1 fail). user is unused.
+   BNAS_SYNTHETIC_FAIL=N (trials whose number % N == N-1 fail) and
+   BNAS_SYNTHETIC_LOG=FILE (appends each completed trial's number, one line
+   per training, to FILE: tests count trainings with it). user is unused.
    Test only, for the worker-process tests: BNAS_TEST_TRIAL_FAULT=KIND:N[,...]
    makes trial N misbehave: crash (SIGSEGV), abort (SIGABRT), alloc (allocates
    64 MiB blocks until the memory limit aborts it) or hang (sleeps forever).

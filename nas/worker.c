@@ -343,6 +343,8 @@ static int spawn(worker_pool *p, int k) {
     posix_spawnattr_t at;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, sv[1], 0); /* dup2 clears close-on-exec */
+    /* Nothing else of the controller's (study lock, SQLite, MPI sockets) reaches the worker. */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     posix_spawnattr_init(&at);
     sigset_t none, defs;
     sigemptyset(&none);
