@@ -83,7 +83,7 @@ static char *dump_of(const char *db) {
 static int bnas(const char *env, const char *args) {
     char cmd[2000];
     snprintf(cmd, sizeof cmd,
-             "ASAN_OPTIONS=handle_segv=0:allocator_may_return_null=1:detect_leaks=0 %s '%s' %s "
+             "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_segv=0:allocator_may_return_null=1 %s '%s' %s "
              "> /dev/null 2> '%s/last.err'", env, bin, args, dir);
     return sh(cmd);
 }
