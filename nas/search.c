@@ -377,6 +377,7 @@ int search_run(store *st, const spec *s, search_opts *o) {
     if ((rc = store_summary_get(st, &sum))) goto done;
     double prev_elapsed = sum.elapsed;
     int threads = o->threads > 0 ? o->threads : s->threads;
+    if (threads > s->batch && !o->remote) threads = s->batch; /* no batch keeps more busy */
     openblas_set_num_threads(1);
     omp_set_max_active_levels(1);
     int session_commits = 0, session_done0 = S.done, running = 0;

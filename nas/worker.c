@@ -482,13 +482,20 @@ int worker_pool_run(worker_pool *p, int k, const worker_assign *a, trial_result 
     /* Readable: the result, or EOF because the worker died. The rest of a
        frame follows its first bytes at once (the worker writes it whole). */
     int number = -1;
-    if (read_frame(w->fd, &msg, &len) == 0 &&
-        worker_decode_result(msg, len, &number, trc, out) == BN_OK && number == a->number) {
-        if (*trc == BN_EINTR) *trc = BN_EIO; /* a worker is never stopped by a signal of ours */
-        goto done;
-    }
     char why[256];
-    reap(p, w, 1, why, sizeof why);
+    if (read_frame(w->fd, &msg, &len) == 0) {
+        int drc = worker_decode_result(msg, len, &number, trc, out);
+        if (!drc && number == a->number) {
+            if (*trc == BN_EINTR) *trc = BN_EIO; /* a worker is never stopped by a signal of ours */
+            goto done;
+        }
+        /* Garbage from a live worker: not to be trusted again. */
+        snprintf(why, sizeof why, "the worker's result was malformed (%s)",
+                 drc ? bn_errmsg() : "for another trial");
+        reap(p, w, 1, NULL, 0);
+    } else {
+        reap(p, w, 1, why, sizeof why); /* EOF: it died; how */
+    }
     trial_result_free(out);
     snprintf(out->fail_reason, sizeof out->fail_reason, "%s", why);
     *trc = BN_EIO;
