@@ -1,9 +1,11 @@
 /* Trial results, and the synthetic trial function used by tests and dry runs. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "engine/arch.h"
@@ -51,8 +53,10 @@ static const char *test_fault(int number) {
    returns an error if the memory limit it expected was not there. */
 static int do_fault(const char *fault, int number, trial_result *out) {
     if (!strcmp(fault, "crash")) {
-        volatile int *volatile p = NULL; /* volatile: the compiler cannot see it is NULL (no trap) */
-        *p = number;            /* a real SIGSEGV */
+        /* A store to a page with no access: a real SIGSEGV (not a null
+           pointer, which the compiler or UBSan would turn into something else). */
+        volatile int *p = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if ((void *)p != MAP_FAILED) *p = number;
     } else if (!strcmp(fault, "abort")) {
         abort();
     } else if (!strcmp(fault, "hang")) {
