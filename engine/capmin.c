@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/dmath.h"
 #include "engine/err.h"
 
 int capmin_eligible(const packed_net *p, int l) { return l > 0 && l < p->n_layers && !p->layers[l].first; }
@@ -139,7 +140,7 @@ int capmin_accuracy(const packed_net *p, int A, const int *lo, const int *hi, in
 
 /* ---- Capacitor model ---- */
 
-double capmin_g(int p) { return -log(1.0 - CAPMIN_V_TH / ((p + 1) * CAPMIN_V_U)); }
+double capmin_g(int p) { return -dmath_log(1.0 - CAPMIN_V_TH / ((p + 1) * CAPMIN_V_U)); }
 
 double capmin_min_gap(int lo, int hi, int step) {
     double gap = INFINITY;
@@ -152,7 +153,7 @@ double capmin_min_gap(int lo, int hi, int step) {
 
 double capmin_capacitance(double gap) { return isinf(gap) ? 0.0 : CAPMIN_CLOCK / (CAPMIN_R * gap); }
 
-static double capmin_q(double x) { return 0.5 * erfc(x / sqrt(2.0)); }
+static double capmin_q(double x) { return 0.5 * dmath_erfc(x / sqrt(2.0)); }
 
 double capmin_eps_guard(double eps0, int g) {
     if (eps0 <= 0) return 0;

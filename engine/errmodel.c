@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "engine/chunk.h"
+#include "engine/dmath.h"
 #include "engine/err.h"
 #include "engine/margin.h"
 
@@ -180,7 +181,7 @@ typedef struct {
 static double *errmodel_pow_table(double prob, int n) {
     if (!(prob > 0.0) || prob > 0.5) return NULL;
     double *pw = bn_malloc(sizeof(double) * (size_t)(n + 1));
-    for (int k = 0; k <= n; k++) pw[k] = pow(1.0 - prob, (double)k);
+    for (int k = 0; k <= n; k++) pw[k] = dmath_powi(1.0 - prob, k);
     return pw;
 }
 
@@ -315,13 +316,13 @@ static void errmodel_flip_bits(const packed_layer *L, const errmodel_layer *E, u
     double pmax = E->a_p01 > E->a_p10 ? E->a_p01 : E->a_p10;
     if (!(pmax > 0.0)) return;
     int64_t nbits = (int64_t)P * L->out_c;
-    double lq = pmax >= 1.0 ? -INFINITY : log1p(-pmax);
+    double lq = pmax >= 1.0 ? -INFINITY : dmath_log1p(-pmax);
     int64_t i = -1;
     for (;;) {
         double gap = 0.0;
         if (lq != -INFINITY) {
             double u = 1.0 - pcg32_double(g); /* (0, 1] */
-            gap = floor(log(u) / lq);
+            gap = floor(dmath_log(u) / lq);
         }
         if (gap >= (double)(nbits - 1 - i)) break;
         i += (int64_t)gap + 1;

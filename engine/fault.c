@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/dmath.h"
 #include "engine/err.h"
 #include "engine/margin.h"
 #include "engine/rng.h"
@@ -23,14 +24,14 @@ static double fault_band_hi(int k) { return ldexp(1.0, -k); }
 static double fault_band_log1mq(int k) {
     double a = ldexp(1.0, -k);
     double q = k == FAULT_BANDS - 1 ? a : (a / 2) / (1 - a / 2); /* = 1 - (1 - a) / (1 - a/2) */
-    return q >= 1.0 ? -INFINITY : log1p(-q);
+    return q >= 1.0 ? -INFINITY : dmath_log1p(-q);
 }
 
 /* Failures before the next visit: Geometric(q) with log(1 - q) = lq. */
 static uint64_t fault_gap(pcg32 *g, double lq) {
     if (lq == -INFINITY) return 0;
     double u = 1.0 - pcg32_double(g); /* (0, 1] */
-    double x = log(u) / lq;
+    double x = dmath_log(u) / lq;
     return x >= 1.8e19 ? UINT64_MAX : (uint64_t)x;
 }
 
@@ -657,7 +658,7 @@ double fault_t975(int df) {
     BN_ASSERT(df >= 1);
     if (df <= 30) return t[df];
     double z = 1.959963985, v = df; /* Cornish-Fisher expansion */
-    return z + (z * z * z + z) / (4 * v) + (5 * pow(z, 5) + 16 * z * z * z + 3 * z) / (96 * v * v);
+    return z + (z * z * z + z) / (4 * v) + (5 * z * z * z * z * z + 16 * z * z * z + 3 * z) / (96 * v * v);
 }
 
 void fault_stats_of(const double *acc, int R, fault_stats *s) {

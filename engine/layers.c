@@ -1,11 +1,13 @@
-/* Float-path layer kernels: im2col, matmul (BLAS), max-pool, batch norm, sign, losses. */
+/* Float-path layer kernels: im2col, matmul (engine/gemm.h), max-pool, batch norm, sign, losses. */
 #include "engine/layers.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
 
+#include "engine/dmath.h"
 #include "engine/err.h"
+#include "engine/gemm.h"
 
 /* Fixed number of row blocks for reductions: partial sums are combined in
    block order, so the result never depends on the thread count. */
@@ -74,26 +76,32 @@ void col2im3x3(float *dx, const float *dcol, int B, int H, int W, int C) {
 }
 
 void matmul_forward_ref(float *out, const float *x, const float *w, int M, int K, int N) {
-    for (int m = 0; m < M; m++)
-        for (int n = 0; n < N; n++) {
-            float s = 0.0f;
-            for (int k = 0; k < K; k++) s += x[(int64_t)m * K + k] * w[(int64_t)n * K + k];
-            out[(int64_t)m * N + n] = s;
-        }
+    gemm_ref(out, N, x, K, 1, w, 1, K, M, N, K, 0);
 }
 
+/* 1: the matmuls go through OpenBLAS (matmul_use_blas; benchmarks only). */
+static int matmul_blas;
+
+void matmul_use_blas(int on) { matmul_blas = on; }
+
 void matmul_forward(float *out, const float *x, const float *w, int M, int K, int N) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, out, N);
+    if (matmul_blas)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, out, N);
+    else
+        gemm(out, N, x, K, 1, w, 1, K, M, N, K, 0);
 }
 
 void matmul_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
                      int M, int K, int N) {
+    if (matmul_blas) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dout, N, x, K, 1.0f, dw, K);
+        if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, N, w, K, 0.0f, dx, K);
+        return;
+    }
     /* dw (N, K) += dout^T (N, M) . x (M, K) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dout, N, x, K, 1.0f, dw, K);
+    gemm(dw, K, dout, 1, N, x, K, 1, N, K, M, 1);
     /* dx (M, K) = dout (M, N) . w (N, K) */
-    if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, N, w, K, 0.0f,
-                    dx, K);
+    if (dx) gemm(dx, K, dout, N, 1, w, K, 1, M, K, N, 0);
 }
 
 void maxpool2_forward(float *out, int32_t *idx, const float *x, int B, int H, int W, int C) {
@@ -354,11 +362,11 @@ double loss_ce(float *dlogits, const float *logits, const uint8_t *labels, int B
         float mx = z[0];
         for (int c = 1; c < C; c++) mx = z[c] > mx ? z[c] : mx;
         double sum = 0;
-        for (int c = 0; c < C; c++) sum += exp((double)z[c] - mx);
-        double lse = mx + log(sum);
+        for (int c = 0; c < C; c++) sum += dmath_exp((double)z[c] - mx);
+        double lse = mx + dmath_log(sum);
         total += lse - z[labels[b]];
         for (int c = 0; c < C; c++)
-            dz[c] = (float)((exp((double)z[c] - lse) - (c == labels[b])) / B);
+            dz[c] = (float)((dmath_exp((double)z[c] - lse) - (c == labels[b])) / B);
     }
     return total / B;
 }

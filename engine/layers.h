@@ -22,15 +22,22 @@ void im2col3x3_ref(float *col, const float *x, int B, int H, int W, int C);
    each input summing the columns that read it. */
 void col2im3x3(float *dx, const float *dcol, int B, int H, int W, int C);
 
-/* Writes out (M, N) = x (M, K) . w (N, K)^T. */
+/* Writes out (M, N) = x (M, K) . w (N, K)^T, each element an fmaf chain in k
+   order (engine/gemm.h), so the same bits on every CPU and thread count. */
 void matmul_forward(float *out, const float *x, const float *w, int M, int K, int N);
-/* Reference twin of matmul_forward: plain triple loop, float accumulation in k order. */
+/* Reference twin of matmul_forward: the plain loop of gemm_ref. */
 void matmul_forward_ref(float *out, const float *x, const float *w, int M, int K, int N);
 
-/* Backward of matmul_forward: dw (N, K) += dout^T . x and, if dx is not NULL,
+/* Backward of matmul_forward: dw (N, K) += dout^T . x (each element's chain
+   starts from dw and runs over the M rows in order) and, if dx is not NULL,
    writes dx (M, K) = dout (M, N) . w (N, K). */
 void matmul_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
                      int M, int K, int N);
+
+/* Benchmarks only (`bnas bench`): on = 1 routes matmul_forward and
+   matmul_backward through OpenBLAS's sgemm, whose rounding depends on the CPU
+   kernel it picks and on the thread count; 0 (the default) through gemm. */
+void matmul_use_blas(int on);
 
 /* 2x2 max-pool, stride 2, floor: out (B, H/2, W/2, C) and idx (same shape),
    the flat input index of each maximum (first on ties), from x (B, H, W, C). */

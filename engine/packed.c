@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/dmath.h"
 #include "engine/err.h"
 
 #define PACKED_ACC_LIMIT (1 << 24) /* float sums of integers are exact below 2^24 */
@@ -265,11 +266,11 @@ static void packed_bernoulli_mask(uint64_t *mask, int64_t nbits, double prob, pc
         for (int64_t i = 0; i < nbits; i++) mask[i / 64] |= (uint64_t)1 << (i % 64);
         return;
     }
-    double lq = log1p(-prob);
+    double lq = dmath_log1p(-prob);
     int64_t i = -1;
     for (;;) {
         double u = 1.0 - pcg32_double(rng); /* (0, 1] */
-        double gap = floor(log(u) / lq);    /* failures before the next success */
+        double gap = floor(dmath_log(u) / lq);    /* failures before the next success */
         if (gap >= (double)(nbits - i)) break;
         i += (int64_t)gap + 1;
         if (i >= nbits) break;

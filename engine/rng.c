@@ -3,6 +3,8 @@
 
 #include <math.h>
 
+#include "engine/dmath.h"
+
 void pcg32_seed(pcg32 *rng, uint64_t initstate, uint64_t initseq) {
     rng->state = 0u;
     rng->inc = (initseq << 1u) | 1u;
@@ -42,7 +44,7 @@ double pcg32_double(pcg32 *rng) {
 double pcg32_normal(pcg32 *rng) {
     double u1 = pcg32_double(rng), u2 = pcg32_double(rng);
     if (u1 < 1e-300) u1 = 1e-300;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+    return sqrt(-2.0 * dmath_log(u1)) * dmath_cos2pi(u2);
 }
 
 uint32_t pcg32_binomial(pcg32 *rng, uint32_t n, double p) {
@@ -52,7 +54,7 @@ uint32_t pcg32_binomial(pcg32 *rng, uint32_t n, double p) {
     if ((double)n * p < 16.0) {
         /* Inversion by sequential search over the pmf; exact up to rounding. */
         double q = 1.0 - p, s = p / q, a = (double)(n + 1) * s;
-        double r = pow(q, (double)n), u = pcg32_double(rng);
+        double r = dmath_powi(q, n), u = pcg32_double(rng);
         uint32_t x = 0;
         while (u > r) {
             u -= r;
@@ -63,13 +65,13 @@ uint32_t pcg32_binomial(pcg32 *rng, uint32_t n, double p) {
         return x;
     }
     /* Count successes by jumping geometric gaps between them. */
-    double lq = log1p(-p);
+    double lq = dmath_log1p(-p);
     uint32_t count = 0;
     uint64_t pos = 0;
     for (;;) {
         double u = pcg32_double(rng);
         if (u < 1e-300) u = 1e-300;
-        uint64_t gap = (uint64_t)floor(log(u) / lq);
+        uint64_t gap = (uint64_t)floor(dmath_log(u) / lq);
         pos += gap + 1;
         if (pos > n) return count;
         count++;

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "engine/bop.h"
+#include "engine/dmath.h"
 #include "engine/err.h"
 #include "engine/errmodel.h"
 #include "engine/layers.h"
@@ -224,7 +225,7 @@ static void train_state_free(train_state *s) {
    where either end is 0 (as evaluators/fefet.c). */
 static double train_interp(double a, double b, double f) {
     if (!(a > 0) || !(b > 0)) return a + (b - a) * f;
-    return exp(log(a) + (log(b) - log(a)) * f);
+    return dmath_exp(dmath_log(a) + (dmath_log(b) - dmath_log(a)) * f);
 }
 
 void train_flip_rates(const train_recipe *r, uint64_t step, float *p01, float *p10, float *t) {
@@ -310,7 +311,7 @@ static void train_xnor_errors(train_state *s, int l, int rows, const train_recip
     double p01 = r->xnor_p01, p10 = r->xnor_p10;
     double *pw = bn_malloc(sizeof(double) * 2 * (size_t)(L->fan_in + 1)); /* (1-p01)^k, (1-p10)^k */
     for (int k = 0; k <= L->fan_in; k++)
-        pw[k] = pow(1.0 - p01, (double)k), pw[L->fan_in + 1 + k] = pow(1.0 - p10, (double)k);
+        pw[k] = dmath_powi(1.0 - p01, k), pw[L->fan_in + 1 + k] = dmath_powi(1.0 - p10, k);
     int hw = L->in_h * L->in_w;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < rows; i++) {
@@ -488,7 +489,7 @@ static void train_backward(train_state *s, int B, const train_recipe *r) {
 /* Adam on params[lo, hi). */
 static void train_adam_range(train_state *s, float lr, int64_t t, int64_t lo, int64_t hi) {
     const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
-    float c1 = 1.0f - powf(b1, (float)t), c2 = 1.0f - powf(b2, (float)t);
+    float c1 = 1.0f - (float)dmath_powi(b1, t), c2 = 1.0f - (float)dmath_powi(b2, t);
     net *n = s->n;
 #pragma omp parallel for schedule(static)
     for (int64_t i = lo; i < hi; i++) {
@@ -600,8 +601,8 @@ int train_run_traced(net *n, const dataset *train, const dataset *val, const tra
         float lr = r->lr;
         float bop_gamma = r->bop_gamma;
         if (r->lr_step > 0) {
-            lr *= powf(r->lr_gamma, (float)((epoch - 1) / r->lr_step));
-            bop_gamma *= powf(r->bop_gamma_decay, (float)((epoch - 1) / r->lr_step));
+            lr *= (float)dmath_powi(r->lr_gamma, (epoch - 1) / r->lr_step);
+            bop_gamma *= (float)dmath_powi(r->bop_gamma_decay, (epoch - 1) / r->lr_step);
         }
         if (s.use_bop) bop_reset_stats(&s.bop);
         for (int i = 0; i < train->n; i++) order[i] = i;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/dmath.h"
 #include "engine/err.h"
 #include "engine/parallel.h"
 #include "evaluators/evaluator.h"
@@ -149,7 +150,7 @@ int bopenc_search(const bopenc_config *c, const dataset *train, const dataset *v
     for (int t = 0; t < T; t++) {
         int epoch = t / per_epoch + 1;
         float gm = c->recipe.bop_gamma;
-        if (c->recipe.lr_step > 0) gm *= powf(c->recipe.bop_gamma_decay, (float)((epoch - 1) / c->recipe.lr_step));
+        if (c->recipe.lr_step > 0) gm *= (float)dmath_powi(c->recipe.bop_gamma_decay, (epoch - 1) / c->recipe.lr_step);
         gammas[t] = gm;
     }
     trace.n = S, trace.idx = idx, trace.max_steps = T, trace.g = g;
@@ -163,7 +164,8 @@ int bopenc_search(const bopenc_config *c, const dataset *train, const dataset *v
           res->acc_fp32, res->lost_fp32, S, trace.steps, res->sim_lost_fp32, res->max_m, res->seconds_fp32);
 
     /* 2 and 3: widths narrowest first; screen, then confirm the passing ones */
-    int emax_fit = res->max_m > 0 ? (int)floor(log2(res->max_m)) + 1 : 0;
+    int emax_fit = 0; /* floor(log2 max_m) + 1, exactly */
+    if (res->max_m > 0) frexp(res->max_m, &emax_fit);
     cand = bn_malloc(sizeof(screened) * 64);
     for (int bits = c->min_bits; bits <= c->max_bits && !res->found && res->n_tried < c->max_confirm; bits++) {
         int nc = 0;

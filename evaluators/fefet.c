@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/dmath.h"
 #include "engine/err.h"
 #include "engine/errmodel.h"
 #include "evaluators/evaluator.h"
@@ -122,7 +123,7 @@ int fefet_table_load(fefet_table *tb, const char *path) {
 
 static double fefet_interp(double a, double b, double f, int linear) {
     if (linear || !(a > 0) || !(b > 0)) return a + (b - a) * f;
-    return exp(log(a) + (log(b) - log(a)) * f);
+    return dmath_exp(dmath_log(a) + (dmath_log(b) - dmath_log(a)) * f);
 }
 
 int fefet_table_at(const fefet_table *tb, double T, double *p01, double *p10) {

@@ -12,6 +12,8 @@
 #include "engine/data.h"
 #include "engine/err.h"
 #include "engine/fpfmt.h"
+#include "engine/gemm.h"
+#include "engine/layers.h"
 #include "engine/model.h"
 #include "engine/packed.h"
 #include "engine/parallel.h"
@@ -220,7 +222,25 @@ done:
 
 /* ---- bench ---- */
 
-/* sgemm GFLOP/s on square n x n matrices at the current thread count. */
+/* GFLOP/s of the fixed-order gemm (engine/gemm.h) on square n x n matrices. */
+static double bench_gemm(int n) {
+    float *a = bn_aligned_alloc(sizeof(float) * (size_t)n * n);
+    float *b = bn_aligned_alloc(sizeof(float) * (size_t)n * n);
+    float *c = bn_aligned_alloc(sizeof(float) * (size_t)n * n);
+    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = (float)(i % 7) - 3, b[i] = (float)(i % 5) - 2;
+    gemm(c, n, a, n, 1, b, n, 1, n, n, n, 0);
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = par_seconds();
+        gemm(c, n, a, n, 1, b, n, 1, n, n, n, 0);
+        double g = 2.0 * n * n * (double)n / (par_seconds() - t0) / 1e9;
+        if (g > best) best = g;
+    }
+    free(a), free(b), free(c);
+    return best;
+}
+
+/* OpenBLAS sgemm GFLOP/s on square n x n matrices at the current thread count. */
 static double bench_sgemm(int n) {
     float *a = bn_aligned_alloc(sizeof(float) * (size_t)n * n);
     float *b = bn_aligned_alloc(sizeof(float) * (size_t)n * n);
@@ -306,8 +326,11 @@ static const char *bench_usage =
     "usage: bnas bench [--quick] [--data DIR]\n"
     "Measures in one run, at 1 thread and at all threads: the sgemm roof (GFLOP/s);\n"
     "the parallel ceiling (speed-up of a register-only loop: what the cores can give);\n"
+    "the fixed-order gemm that training uses (engine/gemm.h) beside it;\n"
     "for FC512-FC512 and VGG3 (C64-MP2-C64-MP2-FC2048): training images/s at batch 256\n"
-    "and effective GFLOP/s (6 x MACs per image), the float evaluation path's and the\n"
+    "and effective GFLOP/s (6 x MACs per image), the same epoch with OpenBLAS's sgemm in\n"
+    "place of the fixed-order gemm (faster on some CPUs, but not reproducible) and the\n"
+    "cost of reproducibility (time with gemm / time with OpenBLAS - 1), the float evaluation path's and the\n"
     "packed inference's images/s and their ratio; then fault injection on the packed\n"
     "model against the float path with the same flips.\n";
 
@@ -339,15 +362,17 @@ int cmd_bench(int argc, char **argv) {
     for (int t = 0; t < n_tc; t++) {
         par_set_threads(thread_counts[t]);
         roof[t] = bench_sgemm(quick ? 1024 : 2048);
-        printf("sgemm roof          %d thread%s  %8.1f GFLOP/s\n", thread_counts[t], thread_counts[t] > 1 ? "s" : " ", roof[t]);
+        printf("sgemm roof          %d thread%s  %8.1f GFLOP/s (OpenBLAS)\n", thread_counts[t], thread_counts[t] > 1 ? "s" : " ", roof[t]);
+        printf("fixed-order gemm    %d thread%s  %8.1f GFLOP/s (%s kernels)\n", thread_counts[t], thread_counts[t] > 1 ? "s" : " ",
+               bench_gemm(quick ? 1024 : 2048), gemm_kernels_name(NULL));
     }
     if (n_tc > 1) {
         double t1 = bench_spin(1), tn = bench_spin(all);
         printf("parallel ceiling    %d threads  %8.2fx  (register-only loop: %d threads' work in %.2f s, 1 thread's in %.2f s)\n",
                all, all * t1 / tn, all, tn, t1);
     }
-    printf("\n%-12s %-7s %11s %11s %9s %11s %12s %8s\n", "network", "threads", "train img/s", "eff GFLOP/s",
-           "of roof", "float img/s", "packed img/s", "ratio");
+    printf("\n%-12s %-7s %11s %11s %9s %10s %6s %11s %12s %8s\n", "network", "threads", "train img/s", "eff GFLOP/s",
+           "of roof", "blas img/s", "cost", "float img/s", "packed img/s", "ratio");
     for (size_t k = 0; k < sizeof nets / sizeof nets[0]; k++) {
         arch a;
         net n;
@@ -365,16 +390,20 @@ int cmd_bench(int argc, char **argv) {
         }
         for (int t = 0; t < n_tc; t++) {
             par_set_threads(thread_counts[t]);
-            double ips = 0, macs = 0;
-            if (bench_train(nets[k].topo, &train, nets[k].train_images, &ips, &macs)) {
+            double ips = 0, macs = 0, blas_ips = 0;
+            matmul_use_blas(1);
+            int brc = bench_train(nets[k].topo, &train, nets[k].train_images, &blas_ips, &macs);
+            matmul_use_blas(0);
+            if (brc || bench_train(nets[k].topo, &train, nets[k].train_images, &ips, &macs)) {
                 fprintf(stderr, "bnas bench: %s\n", bn_errmsg());
                 return 1;
             }
             double fe = bench_float_eval(&n, &test, nets[k].float_images);
             double pk = packed_bench_images_per_s(&p, test.pixels, test.n, thread_counts[t]);
             double gf = 6.0 * macs * ips / 1e9;
-            printf("%-12s %-7d %11.0f %11.1f %8.1f%% %11.0f %12.0f %7.1fx\n", nets[k].name, thread_counts[t], ips,
-                   gf, 100.0 * gf / roof[t], fe, pk, pk / fe);
+            printf("%-12s %-7d %11.0f %11.1f %8.1f%% %10.0f %5.1f%% %11.0f %12.0f %7.1fx\n", nets[k].name,
+                   thread_counts[t], ips, gf, 100.0 * gf / roof[t], blas_ips, 100.0 * (blas_ips / ips - 1.0), fe, pk,
+                   pk / fe);
         }
         packed_free(&p);
         net_free(&n);

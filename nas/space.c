@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/dmath.h"
 #include "engine/err.h"
 #include "engine/train.h"
 
@@ -75,7 +76,7 @@ static double draw_gene(const spec_dim *d, pcg32 *rng) {
     case DIM_CHOICE: return (double)pcg32_bounded(rng, (uint32_t)d->n);
     case DIM_INT: return d->low + (double)pcg32_bounded(rng, (uint32_t)(d->high - d->low + 1));
     case DIM_FLOAT: return d->low + (d->high - d->low) * pcg32_double(rng);
-    case DIM_LOG: return exp(log(d->low) + (log(d->high) - log(d->low)) * pcg32_double(rng));
+    case DIM_LOG: return dmath_exp(dmath_log(d->low) + (dmath_log(d->high) - dmath_log(d->low)) * pcg32_double(rng));
     }
     return 0;
 }

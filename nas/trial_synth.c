@@ -10,6 +10,7 @@
 
 #include "engine/arch.h"
 #include "engine/bop.h"
+#include "engine/dmath.h"
 #include "engine/err.h"
 #include "engine/net.h"
 #include "engine/rng.h"
@@ -98,13 +99,13 @@ int trial_synthetic(void *user, const spec *s, const space_config *cfg, int numb
     rng_keyed(&r, seed, 0, RNG_INIT);
     /* Accuracy grows with capacity and epochs, saturating; MHL and flip
        training trade a little accuracy for tolerance. */
-    double cap = log2(1.0 + cfg->macs) / 30.0;
-    double acc = 0.95 - 0.5 * exp(-3.0 * cap) - 0.05 / cfg->epochs - 0.1 * cfg->flip_rate;
+    double cap = dmath_log(1.0 + cfg->macs) / (30.0 * 0.69314718055994530942);
+    double acc = 0.95 - 0.5 * dmath_exp(-3.0 * cap) - 0.05 / cfg->epochs - 0.1 * cfg->flip_rate;
     /* Bop loses momentum updates in a narrow format, about half as many per
        extra mantissa bit (papers.md section 7). */
     if (cfg->optimizer == 1) acc -= 0.3 * ldexp(1.0, -cfg->momentum.f);
     acc += 0.01 * (pcg32_double(&r) - 0.5);
-    double tol = 0.3 + 0.4 * (cfg->loss == 1) * (1.0 - exp(-cfg->mhl_b / 64.0)) + 2.0 * cfg->flip_rate;
+    double tol = 0.3 + 0.4 * (cfg->loss == 1) * (1.0 - dmath_exp(-cfg->mhl_b / 64.0)) + 2.0 * cfg->flip_rate;
     tol += 0.02 * (pcg32_double(&r) - 0.5);
     if (tol > 1) tol = 1;
     int rc;
