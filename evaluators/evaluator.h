@@ -20,7 +20,7 @@
 #include "engine/net.h"
 
 #define EVAL_MAX_PARAMS 32   /* parameters of one evaluator in a spec */
-#define EVAL_MAX_METRICS 128 /* metrics of one trial, all evaluators together */
+#define EVAL_MAX_METRICS 128 /* metrics of one trial, all evaluators and built-ins together */
 #define EVAL_NAME_MAX 64     /* longest metric or parameter name, NUL included */
 #define EVAL_VALUE_MAX 256   /* longest parameter value, NUL included */
 
@@ -95,6 +95,10 @@ int eval_split(const eval_context *ctx, const eval_params *p, const char *who, d
 
 /* Appends a metric; BN_EARG if out is full or the name is too long. */
 int eval_metrics_add(eval_metrics *out, const char *name, double value);
+
+/* Replaces the value of the metric called name, or appends it as
+   eval_metrics_add does (same errors). */
+int eval_metrics_set(eval_metrics *out, const char *name, double value);
 
 /* The value of the metric called name, or NaN if absent. */
 double eval_metrics_get(const eval_metrics *m, const char *name);

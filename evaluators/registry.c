@@ -142,12 +142,25 @@ int eval_param_list(const eval_params *p, const char *key, const double *def, in
 }
 
 int eval_metrics_add(eval_metrics *out, const char *name, double value) {
-    if (out->n >= EVAL_MAX_METRICS) return bn_error(BN_EARG, "too many metrics (at most %d)", EVAL_MAX_METRICS);
-    if (strlen(name) >= EVAL_NAME_MAX) return bn_error(BN_EARG, "metric name '%s' too long", name);
+    if (out->n >= EVAL_MAX_METRICS)
+        return bn_error(BN_EARG, "too many metrics: '%.80s' would be number %d (at most %d)", name,
+                        out->n + 1, EVAL_MAX_METRICS);
+    if (strlen(name) >= EVAL_NAME_MAX)
+        return bn_error(BN_EARG, "metric name '%.80s%s' is longer than %d characters", name,
+                        strlen(name) > 80 ? "..." : "", EVAL_NAME_MAX - 1);
     snprintf(out->m[out->n].name, EVAL_NAME_MAX, "%s", name);
     out->m[out->n].value = value;
     out->n++;
     return BN_OK;
+}
+
+int eval_metrics_set(eval_metrics *out, const char *name, double value) {
+    for (int i = 0; i < out->n; i++)
+        if (!strcmp(out->m[i].name, name)) {
+            out->m[i].value = value;
+            return BN_OK;
+        }
+    return eval_metrics_add(out, name, value);
 }
 
 double eval_metrics_get(const eval_metrics *m, const char *name) {

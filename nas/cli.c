@@ -67,34 +67,48 @@ static int wants_help(int argc, char **argv) {
     return 0;
 }
 
-/* Runs the search on an open store and reports; returns the exit code. */
-static int drive(store *st, const spec *s, int threads, int quiet, const char *db) {
+/* Runs the search on an open store and reports; returns the exit code.
+   in_process: trials on threads of this process (else worker processes).
+   *ran is set to the number of trials the study has finished or started, so
+   that a failed `bnas run` knows whether it left anything worth keeping. */
+static int drive(store *st, const spec *s, int threads, int quiet, int in_process, const char *db,
+                 int *ran) {
     void *env = NULL;
     trial_fn fn = NULL;
+    *ran = 1;
     int rc = store_lock(st);
     if (rc) {
         fprintf(stderr, "bnas: %s\n", bn_errmsg());
         return 1;
     }
-    rc = trial_env_create(&env, &fn, s);
-    if (rc) {
+    /* Worker processes load the data themselves; in-process trials share one copy. */
+    if (in_process && (rc = trial_env_create(&env, &fn, s))) {
         fprintf(stderr, "bnas: %s\n", bn_errmsg());
+        *ran = 0;
         return 1;
     }
     search_opts o;
     memset(&o, 0, sizeof o);
     o.fn = fn;
     o.fn_user = env;
+    o.worker_exe = in_process ? NULL : "/proc/self/exe";
     o.threads = threads;
     o.stop = &g_stop;
     trial_env_set_stop(env, &g_stop);
     if (!quiet) o.progress = on_progress;
     install_signals();
     rc = search_run(st, s, &o);
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", bn_errmsg());
     trial_env_free(env);
     if (!quiet && isatty(2)) fprintf(stderr, "\n");
     store_summary sum;
-    if (store_summary_get(st, &sum) == BN_OK && !quiet)
+    int have_sum = store_summary_get(st, &sum) == BN_OK;
+    if (have_sum) {
+        *ran = 0;
+        for (int k = 0; k <= TRIAL_INVALID; k++) *ran += sum.count[k];
+    }
+    if (have_sum && !quiet)
         fprintf(stderr, "%s: %d complete, %d failed, %d invalid, %d pending; front %d, hv %.6g; "
                         "%.1f s, of which controller %.3f s (%.2f%%)\n",
                 db, sum.count[TRIAL_COMPLETE], sum.count[TRIAL_FAIL], sum.count[TRIAL_INVALID],
@@ -106,7 +120,12 @@ static int drive(store *st, const spec *s, int threads, int quiet, const char *d
         return 1;
     }
     if (rc) {
-        fprintf(stderr, "bnas: %s\n", bn_errmsg());
+        fprintf(stderr, "bnas: %s\n", msg);
+        return 1;
+    }
+    if (have_sum && sum.count[TRIAL_COMPLETE] == 0 && sum.count[TRIAL_FAIL] > 0) {
+        fprintf(stderr, "bnas: every trial failed (%d FAIL, none complete); the reasons are in "
+                        "`bnas trials %s`\n", sum.count[TRIAL_FAIL], db);
         return 1;
     }
     return 0;
@@ -122,23 +141,31 @@ static int parse_threads(const char *v, int *out) {
 
 int cmd_run(int argc, char **argv) {
     static const char *help =
-        "usage: bnas run SPEC [--db FILE] [--threads N] [--quiet]\n"
+        "usage: bnas run SPEC [--db FILE] [--threads N] [--in-process] [--quiet]\n"
         "Starts the search declared in SPEC (YAML). The study is stored in FILE\n"
         "(default: NAME.db, NAME being the spec's name). --threads overrides the\n"
-        "spec's thread count; results do not depend on it.\n"
-        "Ctrl-C (or SIGTERM) starts no new trial and stops each running trial at the\n"
-        "end of its current epoch, then bnas exits with code 1. Committed trials are\n"
-        "kept; the others stay pending (trials commit in number order, so one that\n"
-        "finished after a stopped one is pending too) and `bnas resume` reruns them\n"
-        "with the same genome and seed. A second Ctrl-C quits at once.\n";
+        "spec's thread count; results do not depend on it. Each trial runs in one\n"
+        "of N worker processes (N = threads): a trial that crashes, exceeds\n"
+        "budget.trial_time or its memory limit (constraints.max_host_memory) is\n"
+        "stored as FAIL with the reason and the search goes on. --in-process runs\n"
+        "trials on threads of this process instead (debugging; no limits; same\n"
+        "results). Each trial is stored the moment it finishes. A run that fails\n"
+        "before any trial leaves no study file. Exit code 1 if interrupted, on an\n"
+        "error, or if every trial failed.\n"
+        "Ctrl-C (or SIGTERM) starts no new trial and ends the running ones: worker\n"
+        "processes are killed at once, in-process trials stop at the end of their\n"
+        "current epoch. Finished trials are kept; the others stay pending and\n"
+        "`bnas resume FILE` reruns them with the same genome and seed. A second\n"
+        "Ctrl-C quits at once.\n";
     if (wants_help(argc, argv)) {
         fputs(help, stdout);
         return 0;
     }
     const char *spec_path = NULL, *db = NULL;
-    int threads = 0, quiet = 0;
+    int threads = 0, quiet = 0, in_process = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--db") && i + 1 < argc) db = argv[++i];
+        else if (!strcmp(argv[i], "--in-process")) in_process = 1;
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             if (!parse_threads(argv[++i], &threads)) {
                 fprintf(stderr, "bnas run: --threads takes a number from 1 to 1024\n");
@@ -174,28 +201,35 @@ int cmd_run(int argc, char **argv) {
         return 1;
     }
     if (!quiet) fprintf(stderr, "study %s -> %s\n", s.name, db);
-    int code = drive(st, &s, threads, quiet, db);
+    int ran = 1;
+    int code = drive(st, &s, threads, quiet, in_process, db, &ran);
     store_close(st);
+    if (code && !ran) { /* nothing to keep: `bnas run` can simply be run again */
+        if (store_remove(db) == BN_OK) fprintf(stderr, "bnas run: no trial was run; %s removed\n", db);
+        else fprintf(stderr, "bnas: %s\n", bn_errmsg());
+    }
     spec_free(&s);
     return code;
 }
 
 int cmd_resume(int argc, char **argv) {
     static const char *help =
-        "usage: bnas resume DB [--force] [--threads N] [--quiet]\n"
+        "usage: bnas resume DB [--force] [--threads N] [--in-process] [--quiet]\n"
         "Continues the search stored in DB: completed trials are kept, trials that\n"
         "were running are run again with the same genome and seed, and the final\n"
         "file equals that of an uninterrupted run. The frozen spec in DB is used;\n"
         "if the spec file (or its search space file) has changed since, resume is\n"
-        "refused unless --force, which adopts the changed spec.\n";
+        "refused unless --force, which adopts the changed spec. Trials run in worker\n"
+        "processes as with `bnas run` (--in-process: on threads of this process).\n";
     if (wants_help(argc, argv)) {
         fputs(help, stdout);
         return 0;
     }
     const char *db = NULL;
-    int threads = 0, quiet = 0, force = 0;
+    int threads = 0, quiet = 0, force = 0, in_process = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--force")) force = 1;
+        else if (!strcmp(argv[i], "--in-process")) in_process = 1;
         else if (!strcmp(argv[i], "--quiet")) quiet = 1;
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             if (!parse_threads(argv[++i], &threads)) {
@@ -258,7 +292,8 @@ int cmd_resume(int argc, char **argv) {
     } else if (!quiet) {
         fprintf(stderr, "bnas resume: %s is gone; using the frozen copy in %s\n", s.path, db);
     }
-    int code = drive(st, &s, threads, quiet, db);
+    int ran;
+    int code = drive(st, &s, threads, quiet, in_process, db, &ran);
     store_close(st);
     spec_free(&s);
     return code;

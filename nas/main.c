@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "nas/commands.h"
+#include "nas/worker.h"
 
 typedef struct {
     const char *name;                 /* command word */
@@ -60,6 +61,7 @@ int main(int argc, char **argv) {
         {"measure", cmd_measure},
         {"encodings", cmd_encodings},
         {"bench", cmd_bench},
+        {"worker", cmd_worker}, /* hidden: the trial worker process of run/resume (nas/worker.h) */
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         if (strcmp(argv[1], cmds[i].name)) continue;

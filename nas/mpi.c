@@ -4,12 +4,15 @@
 **
 ** Rank 0 is the controller and the only process that opens the study file. It
 ** runs the ordinary search loop (nas/search.c) unchanged, with one OpenMP
-** thread per worker slot and a trial function (remote_trial) that ships the
-** trial's number, seed and decoded configuration to a free slot and waits for
-** the metrics and packed model to come back. Ranks 1.. are workers: each loads
-** the data once and runs --threads slots, one OpenMP thread per slot, each
-** training one trial at a time with the spec's trial function; one more
-** thread sends a heartbeat to the controller every HB_PERIOD seconds.
+** thread per worker slot and a runner (remote_trial, search_opts.remote) that
+** ships the trial's ASSIGN frame (nas/worker.h: number, seed, config hash,
+** genome) to a free slot and waits for its RESULT frame (metrics, packed model
+** or fail reason). Ranks 1.. run --threads slots, one OpenMP thread per slot,
+** each relaying its frames to its own `bnas worker` process (the local worker
+** pool of nas/worker.h, the same protocol and bytes as `bnas run`), so a trial
+** that crashes, exceeds budget.trial_time or its memory limit is a FAIL row
+** with the reason and that slot gets a fresh worker; one more thread sends a
+** heartbeat to the controller every HB_PERIOD seconds.
 **
 ** Determinism: a trial's result depends only on (configuration, seed), and the
 ** search proposes in batches and commits in trial-number order whatever the
@@ -23,14 +26,15 @@
 ** gets --enable-recovery; with it the survivors go on, and at the end every
 ** rank leaves without MPI_Finalize (which would wait for the dead rank).
 **
-** Messages per trial: one TRIAL (controller -> worker, ~3 KB) and one RESULT
-** (worker -> controller, ~3.5 KB + the packed model); heartbeats are
-** per worker and second, not per trial. The controller's database writes per
-** trial are those of the single-process search: one insert (batched per
-** proposal batch), one mark-running update and one completion transaction.
+** Messages per trial: one ASSIGN (controller -> worker, ~100 bytes + the
+** genome text) and one RESULT (worker -> controller, ~30 bytes per metric +
+** the packed model); heartbeats are per worker and second, not per trial. The
+** controller's database writes per trial are those of the single-process
+** search: one insert (batched per proposal batch), one mark-running update
+** and one completion transaction.
 **
-** The message layout is raw C structs: all ranks must run the same bnas binary
-** on the same architecture (a homogeneous cluster).
+** The frames hold integers and doubles in host byte order: all ranks must run
+** the same bnas binary on the same architecture (a homogeneous cluster).
 */
 #define _XOPEN_SOURCE 700
 #include <signal.h>
@@ -64,15 +68,14 @@ int cmd_mpi(int argc, char **argv) {
 #include "nas/store.h"
 #include "nas/strategy.h"
 #include "nas/trial.h"
-
-void openblas_set_num_threads(int n);
+#include "nas/worker.h"
 
 enum {
     TAG_HELLO = 1,     /* worker -> controller: int slots (0: the worker could not start) */
     TAG_HB = 2,        /* worker -> controller: int rank, every HB_PERIOD seconds */
     TAG_STOP = 3,      /* controller -> worker: int (1: MPI_Finalize, 0: leave without it) */
-    TAG_TRIAL = 100,   /* + slot: controller -> worker: mpi_trial_msg */
-    TAG_RESULT = 1100, /* + slot: worker -> controller: mpi_result_msg + model bytes */
+    TAG_TRIAL = 100,   /* + slot: controller -> worker: an ASSIGN frame (nas/worker.h) */
+    TAG_RESULT = 1100, /* + slot: worker -> controller: a RESULT frame (nas/worker.h) */
 };
 
 #define MPI_MAX_SLOTS 256   /* slots per worker */
@@ -80,20 +83,6 @@ enum {
 #define POLL_NS 1000000L    /* sleep between polls (1 ms): waiting ranks leave the cores to trials */
 #define POLL_SLOW_NS 10000000L /* after POLL_SLOW_AFTER s of waiting: 10 ms (many slots, long trials) */
 #define POLL_SLOW_AFTER 0.2
-
-/* A trial to run. */
-typedef struct {
-    int number;          /* trial number */
-    uint64_t seed;       /* trial seed */
-    space_config cfg;    /* decoded configuration */
-} mpi_trial_msg;
-
-/* A trial's outcome; the packed model's bytes follow it in the message. */
-typedef struct {
-    int rc;              /* trial function result code */
-    trial_result res;    /* metrics, format, fail reason (res.model is not sent) */
-    uint64_t model_size; /* bytes of model that follow */
-} mpi_result_msg;
 
 static double now_s(void) {
     struct timespec ts;
@@ -193,28 +182,30 @@ static void declare_dead(mpi_ctl *C, int r) {
     }
 }
 
-/* The search's trial function on the controller: runs the trial on a worker. */
-static int remote_trial(void *user, const spec *s, const space_config *cfg, int number, uint64_t seed,
-                        trial_result *out) {
-    (void)s;
+/* The search's runner on the controller (search_opts.remote): sends the
+   ASSIGN frame of nas/worker.h to a free slot and waits for its RESULT frame. */
+static int remote_trial(void *user, int k_search, const worker_assign *a, trial_result *out, int *trc) {
+    (void)k_search;
     mpi_ctl *C = user;
-    mpi_trial_msg msg;
-    memset(&msg, 0, sizeof msg);
-    msg.number = number;
-    msg.seed = seed;
-    msg.cfg = *cfg;
+    int number = a->number;
+    uint8_t *msg = NULL;
+    size_t len = 0;
+    worker_encode_assign(a, &msg, &len);
     for (int attempt = 0;; attempt++) {
         int k;
         while ((k = grab_slot(C)) == -1) {
-            if (C->stop && *C->stop) return bn_error(BN_EINTR, "trial %d: stopped", number);
+            if (C->stop && *C->stop) {
+                free(msg);
+                return bn_error(BN_EINTR, "trial %d: stopped", number);
+            }
             drain_heartbeats(C);
             nap();
         }
         if (k == -2) {
-            snprintf(out->fail_reason, sizeof out->fail_reason, "trial %d: every MPI worker has died", number);
             /* Not the trial's fault: leave it pending (a resume reruns it). */
             if (C->stop) *C->stop = 1;
-            return bn_error(BN_EINTR, "%s", out->fail_reason);
+            free(msg);
+            return bn_error(BN_EINTR, "trial %d: every MPI worker has died", number);
         }
         if (attempt > 0) {
 #pragma omp atomic
@@ -222,7 +213,7 @@ static int remote_trial(void *user, const spec *s, const space_config *cfg, int 
         }
         int r = C->slot_rank[k], idx = C->slot_idx[k];
         MPI_Request q;
-        MPI_Isend(&msg, (int)sizeof msg, MPI_BYTE, r, TAG_TRIAL + idx, MPI_COMM_WORLD, &q);
+        MPI_Isend(msg, (int)len, MPI_BYTE, r, TAG_TRIAL + idx, MPI_COMM_WORLD, &q);
         double last_check = now_s(), sent_at = last_check;
         for (;;) {
             int flag = 0;
@@ -231,23 +222,21 @@ static int remote_trial(void *user, const spec *s, const space_config *cfg, int 
             if (flag) {
                 int n = 0;
                 MPI_Get_count(&st, MPI_BYTE, &n);
-                char *buf = bn_malloc((size_t)n);
+                uint8_t *buf = bn_malloc(n > 0 ? (size_t)n : 1);
                 MPI_Recv(buf, n, MPI_BYTE, r, TAG_RESULT + idx, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-                mpi_result_msg h;
-                BN_ASSERT((size_t)n >= sizeof h);
-                memcpy(&h, buf, sizeof h);
-                BN_ASSERT((size_t)n == sizeof h + h.model_size);
-                *out = h.res;
-                out->model = NULL;
-                if (h.model_size) {
-                    out->model = bn_malloc(h.model_size);
-                    memcpy(out->model, buf + sizeof h, h.model_size);
-                }
-                out->model_size = h.model_size;
+                int got = -1;
+                int drc = worker_decode_result(buf, (size_t)n, &got, trc, out);
                 free(buf);
                 wait_req(&q, -1);
                 release_slot(C, k);
-                if (h.rc) return bn_error(h.rc, "%s", out->fail_reason);
+                free(msg);
+                if (!drc && got != number)
+                    drc = bn_error(BN_EFORMAT, "rank %d answered trial %d with trial %d", r, number, got);
+                if (drc) { /* a broken message fails the trial, not the study */
+                    trial_result_free(out);
+                    snprintf(out->fail_reason, sizeof out->fail_reason, "%s", bn_errmsg());
+                    *trc = BN_EFORMAT;
+                }
                 return BN_OK;
             }
             double t = now_s();
@@ -411,8 +400,8 @@ static int controller(const mpi_args *a, int n_ranks) {
 
     search_opts o;
     memset(&o, 0, sizeof o);
-    o.fn = remote_trial;
-    o.fn_user = &C;
+    o.remote = remote_trial;
+    o.remote_user = &C;
     o.threads = C.n_slot;
     o.stop = &g_stop;
     if (!a->quiet) o.progress = on_progress;
@@ -463,11 +452,12 @@ static int worker(const mpi_args *a, int rank) {
     if (status) return 1;
     char *path = recv_str(), *text = recv_str(), *space_path = recv_str(), *space_text = recv_str();
     spec s;
-    void *env = NULL;
-    trial_fn fn = NULL;
+    worker_pool *pool = NULL;
     int slots = a->threads, rc = spec_parse(&s, path ? path : "spec", text ? text : "", space_path, space_text);
+    /* Each slot trains in its own worker process (nas/worker.h), so a trial
+       that crashes or passes a limit is a FAIL row, as in `bnas run`. */
     if (!rc) {
-        rc = trial_env_create(&env, &fn, &s);
+        rc = worker_pool_start(&pool, "/proc/self/exe", slots, &s, NULL);
         if (rc) spec_free(&s);
     }
     if (rc) {
@@ -486,7 +476,6 @@ static int worker(const mpi_args *a, int rank) {
         wait_req(&q, -1);
         return 1;
     }
-    openblas_set_num_threads(1);
     omp_set_max_active_levels(1);
     volatile int quit = 0;
     int finalize = 1;
@@ -515,35 +504,49 @@ static int worker(const mpi_args *a, int rank) {
             }
         } else if (t <= slots) {
             int slot = t - 1;
-            mpi_trial_msg msg;
             double idle_since = now_s();
             while (!quit) {
                 int flag = 0;
-                MPI_Iprobe(0, TAG_TRIAL + slot, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+                MPI_Status mst;
+                MPI_Iprobe(0, TAG_TRIAL + slot, MPI_COMM_WORLD, &flag, &mst);
                 if (!flag) {
                     nap_waited(now_s() - idle_since);
                     continue;
                 }
-                MPI_Recv(&msg, (int)sizeof msg, MPI_BYTE, 0, TAG_TRIAL + slot, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-                maybe_die(rank, msg.number);
-                mpi_result_msg *h = bn_calloc(1, sizeof *h);
-                h->rc = fn(env, &s, &msg.cfg, msg.number, msg.seed, &h->res);
-                if (h->rc && !h->res.fail_reason[0])
-                    snprintf(h->res.fail_reason, sizeof h->res.fail_reason, "%s",
-                             bn_errmsg()[0] ? bn_errmsg() : bn_strerror(h->rc));
-                h->model_size = h->res.model ? h->res.model_size : 0;
-                size_t n = sizeof *h + h->model_size;
-                char *buf = bn_malloc(n);
-                void *model = h->res.model;
-                h->res.model = NULL;
-                memcpy(buf, h, sizeof *h);
-                if (h->model_size) memcpy(buf + sizeof *h, model, h->model_size);
-                h->res.model = model;
-                trial_result_free(&h->res);
-                free(h);
-                BN_ASSERT(n <= INT_MAX);
+                int n = 0;
+                MPI_Get_count(&mst, MPI_BYTE, &n);
+                uint8_t *in = bn_malloc(n > 0 ? (size_t)n : 1);
+                MPI_Recv(in, n, MPI_BYTE, 0, TAG_TRIAL + slot, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                worker_assign wa;
+                char genome[2048];
+                trial_result res;
+                memset(&res, 0, sizeof res);
+                int number = -1, trc = BN_EFORMAT;
+                if (worker_decode_assign(in, (size_t)n, &wa, genome, sizeof genome) == BN_OK) {
+                    number = wa.number;
+                    maybe_die(rank, number);
+                    if (worker_pool_run(pool, slot, &wa, &res, &trc) != BN_OK) {
+                        /* no fresh worker could start on this rank: the trial fails with why */
+                        trc = BN_EIO;
+                        snprintf(res.fail_reason, sizeof res.fail_reason, "rank %d: %s", rank, bn_errmsg());
+                    }
+                } else {
+                    snprintf(res.fail_reason, sizeof res.fail_reason, "rank %d: %s", rank, bn_errmsg());
+                }
+                free(in);
+                uint8_t *buf;
+                size_t len;
+                worker_encode_result(number, trc, &res, &buf, &len);
+                trial_result_free(&res);
+                if (len > INT_MAX) { /* cannot go in one MPI message: fail the trial instead */
+                    free(buf);
+                    memset(&res, 0, sizeof res);
+                    snprintf(res.fail_reason, sizeof res.fail_reason, "trial %d: result of %zu bytes is too "
+                             "large for one MPI message", number, len);
+                    worker_encode_result(number, BN_EARG, &res, &buf, &len);
+                }
                 MPI_Request q;
-                MPI_Isend(buf, (int)n, MPI_BYTE, 0, TAG_RESULT + slot, MPI_COMM_WORLD, &q);
+                MPI_Isend(buf, (int)len, MPI_BYTE, 0, TAG_RESULT + slot, MPI_COMM_WORLD, &q);
                 /* Poll, so that a stop (the controller gave up on us) ends the wait. */
                 int sent = 0;
                 while (!sent && !quit) {
@@ -556,7 +559,7 @@ static int worker(const mpi_args *a, int rank) {
             }
         }
     }
-    trial_env_free(env);
+    worker_pool_stop(pool);
     spec_free(&s);
     return finalize;
 }

@@ -1,4 +1,5 @@
-/* The search loop: batches of proposals, parallel trials, commits in trial-number order. */
+/* The search loop: batches of proposals, parallel trials (threads or worker processes),
+   each committed when it finishes, front and hypervolume derived in trial-number order. */
 #define _POSIX_C_SOURCE 200809L
 #include "nas/search.h"
 
@@ -33,8 +34,15 @@ typedef struct {
     trial_result res;     /* metrics and model */
     char reason[256];     /* fail reason */
     double t0, t1;        /* wall clock start and end */
-    int ready;            /* 1: finished, waiting for its turn to commit */
+    int committed;        /* 1: its completion is in the store */
 } slot;
+
+/* A finished trial whose front and hypervolume update waits for an earlier one. */
+typedef struct {
+    int number;                /* trial number */
+    int state;                 /* TRIAL_COMPLETE, TRIAL_FAIL or TRIAL_INVALID */
+    double obj[SPEC_MAX_OBJ];  /* objectives, minimisation form (COMPLETE) */
+} fin_trial;
 
 /* The search's in-memory view, rebuilt from the store on every start. */
 typedef struct {
@@ -48,8 +56,13 @@ typedef struct {
     int cur_batch;           /* batch of cur/slots, -1 if none */
     int next_number;         /* number of the next proposal */
     int next_batch;          /* index of the next batch */
-    int done, failed, invalid, completed; /* counters over the study */
-    int n_front;             /* front members */
+    int done, failed, invalid; /* counters over the study (finished in any order) */
+    fin_trial *fin;          /* finished trials at or after next_derive, any order */
+    int n_fin, cap_fin;
+    store_hv_row *rows;      /* (cap_fin) scratch: hypervolume rows of one derivation */
+    int next_derive;         /* every trial before it is finished and in the front/hv rows */
+    int completed;           /* COMPLETE trials before next_derive */
+    int n_front;             /* front members (of the trials before next_derive) */
     int *front_num;          /* (cap) their trial numbers */
     double *front_obj;       /* (cap, n_obj) their objectives, minimisation form */
     int cap_front;
@@ -65,6 +78,48 @@ static void cur_add(search_state *S, const hist_trial *t) {
         BN_ASSERT(S->cur != NULL);
     }
     S->cur[S->n_cur++] = *t;
+}
+
+static int front_add(search_state *S, int number, const double *obj);
+
+/* Queues a finished trial for the front and hypervolume derivation. */
+static void fin_add(search_state *S, int number, int state, const double *obj) {
+    if (S->n_fin == S->cap_fin) {
+        S->cap_fin = S->cap_fin ? S->cap_fin * 2 : 16;
+        S->fin = realloc(S->fin, (size_t)S->cap_fin * sizeof *S->fin);
+        S->rows = realloc(S->rows, (size_t)S->cap_fin * sizeof *S->rows);
+        BN_ASSERT(S->fin && S->rows);
+    }
+    fin_trial *f = &S->fin[S->n_fin++];
+    memset(f, 0, sizeof *f);
+    f->number = number;
+    f->state = state;
+    if (state == TRIAL_COMPLETE) memcpy(f->obj, obj, (size_t)S->s->n_obj * sizeof *obj);
+}
+
+/* Applies the queued trials that extend the finished prefix, in number order:
+   the front, and one hypervolume row per COMPLETE trial into S->rows. Returns
+   the rows made; *changed is set to 1 if the front changed. The same rows
+   come out whatever order the trials finished in. */
+static int derive(search_state *S, int *changed) {
+    int n = 0;
+    for (;;) {
+        int i = 0;
+        while (i < S->n_fin && S->fin[i].number != S->next_derive) i++;
+        if (i == S->n_fin) break;
+        fin_trial f = S->fin[i];
+        S->fin[i] = S->fin[--S->n_fin];
+        S->next_derive++;
+        if (f.state != TRIAL_COMPLETE) continue;
+        S->completed++;
+        if (front_add(S, f.number, f.obj)) *changed = 1;
+        store_hv_row *r = &S->rows[n++];
+        r->trial = f.number;
+        r->completed = S->completed;
+        r->front_size = S->n_front;
+        r->hv = S->hv;
+    }
+    return n;
 }
 
 static int cmp_hist(const void *a, const void *b) {
@@ -158,14 +213,19 @@ static int load_row(void *user, const store_trial *t) {
             S->rc = bn_error(BN_EFORMAT, "trial %d: %s", t->number, reason);
             return 1;
         }
-        S->completed++;
         S->done++;
-        front_add(S, t->number, ht.obj);
     } else if (t->state == TRIAL_FAIL) {
         S->done++;
         S->failed++;
     } else if (t->state == TRIAL_INVALID) {
         S->invalid++;
+    }
+    /* Finished trials enter the front in number order, up to the first
+       pending one: exactly those whose hypervolume rows are stored. */
+    if (t->state == TRIAL_COMPLETE || t->state == TRIAL_FAIL || t->state == TRIAL_INVALID) {
+        int changed = 0;
+        fin_add(S, t->number, t->state, ht.obj);
+        derive(S, &changed);
     }
     /* A new batch starts: the previous one is complete unless it has pending trials. */
     if (S->cur_batch >= 0 && t->batch != S->cur_batch) {
@@ -212,49 +272,95 @@ static uint64_t trial_seed(uint64_t study_seed, int number) {
     return (hi << 32) | pcg32_next(&r);
 }
 
-/* Commits slot sl (caller holds the store lock). */
-static int commit_slot(search_state *S, store *st, slot *sl) {
+/* Commits slot sl as soon as it finished, with the front and hypervolume
+   rows it lets us derive (caller holds the store lock). *t_acct is when
+   elapsed time was last added to the study; the time since goes with this
+   commit, so a killed session loses at most the time since its last commit. */
+static int commit_slot(search_state *S, store *st, slot *sl, double *t_acct) {
     const spec *s = S->s;
     hist_trial ht;
     memset(&ht, 0, sizeof ht);
     ht.number = sl->number;
     ht.g = sl->g;
     ht.hash = sl->cfg.hash;
-    ht.state = sl->state;
-    store_completion c;
-    memset(&c, 0, sizeof c);
-    c.number = sl->number;
-    c.res = &sl->res;
-    c.t_start = sl->t0;
-    c.t_end = sl->t1;
     if (sl->state == TRIAL_COMPLETE) {
         const char *names[TRIAL_MAX_METRICS];
-        for (int i = 0; i < sl->res.n_metrics; i++) names[i] = sl->res.name[i];
-        if (!objectives_of(s, names, sl->res.value, sl->res.n_metrics, ht.obj, sl->reason,
-                           sizeof sl->reason))
-            sl->state = ht.state = TRIAL_FAIL;
+        for (int i = 0; i < sl->res.metrics.n; i++) names[i] = sl->res.metrics.m[i].name;
+        double values[TRIAL_MAX_METRICS];
+        for (int i = 0; i < sl->res.metrics.n; i++) values[i] = sl->res.metrics.m[i].value;
+        if (!objectives_of(s, names, values, sl->res.metrics.n, ht.obj, sl->reason, sizeof sl->reason))
+            sl->state = TRIAL_FAIL;
     }
-    c.state = sl->state;
-    c.fail_reason = sl->reason;
-    if (sl->state == TRIAL_COMPLETE) {
-        S->completed++;
-        c.front_changed = front_add(S, sl->number, ht.obj);
-        c.front = S->front_num;
-        c.n_front = S->n_front;
-        c.completed = S->completed;
-        c.hv = S->hv;
-    } else {
+    ht.state = sl->state;
+    if (sl->state == TRIAL_FAIL) { /* no metrics or model from a failed trial */
+        free(sl->res.model);
+        sl->res.model = NULL;
+        sl->res.metrics.n = 0;
         S->failed++;
     }
     S->done++;
+    fin_add(S, sl->number, sl->state, ht.obj);
+    store_completion c;
+    memset(&c, 0, sizeof c);
+    c.number = sl->number;
+    c.state = sl->state;
+    c.res = &sl->res;
+    c.fail_reason = sl->reason;
+    c.t_start = sl->t0;
+    c.t_end = sl->t1;
+    c.n_hv = derive(S, &c.front_changed);
+    c.hv = S->rows;
+    c.front = S->front_num;
+    c.n_front = S->n_front;
+    double now = now_s();
+    c.elapsed = now - *t_acct;
     int rc = store_commit(st, &c);
+    if (!rc) *t_acct = now;
     trial_result_free(&sl->res);
+    sl->committed = 1;
     cur_add(S, &ht);
     return rc;
 }
 
+/* Runs slot sl's trial: in this thread (o->fn), on worker process k or o->remote slot k.
+   Returns BN_OK when the trial has an outcome in sl (state, result, reason),
+   BN_EINTR when it was stopped (it stays pending), or a study error. */
+static int run_slot(const spec *s, search_opts *o, worker_pool *pool, int k, slot *sl) {
+    memset(&sl->res, 0, sizeof sl->res);
+    sl->t0 = now_s();
+    int trc;
+    if (pool || o->remote) {
+        char gtext[2048];
+        space_genome_format(&sl->g, gtext, sizeof gtext);
+        worker_assign a = {sl->number, sl->seed, sl->cfg.hash, gtext};
+        int rc = pool ? worker_pool_run(pool, k, &a, &sl->res, &trc)
+                      : o->remote(o->remote_user, k, &a, &sl->res, &trc);
+        sl->t1 = now_s();
+        if (rc) {
+            trial_result_free(&sl->res);
+            return rc;
+        }
+    } else {
+        trc = o->fn(o->fn_user, s, &sl->cfg, sl->number, sl->seed, &sl->res);
+        sl->t1 = now_s();
+        if (trc == BN_EINTR && o->stop && *o->stop) { /* stopped by the user: not a failure */
+            trial_result_free(&sl->res);
+            return BN_EINTR;
+        }
+    }
+    if (trc == BN_OK) {
+        sl->state = TRIAL_COMPLETE;
+    } else {
+        sl->state = TRIAL_FAIL;
+        snprintf(sl->reason, sizeof sl->reason, "%s",
+                 sl->res.fail_reason[0] ? sl->res.fail_reason : bn_errmsg());
+        if (!sl->reason[0]) snprintf(sl->reason, sizeof sl->reason, "%s", bn_strerror(trc));
+    }
+    return BN_OK;
+}
+
 int search_run(store *st, const spec *s, search_opts *o) {
-    double t_begin = now_s(), ctl = 0;
+    double t_begin = now_s(), ctl = 0, t_acct = t_begin;
     search_state S;
     memset(&S, 0, sizeof S);
     S.s = s;
@@ -262,6 +368,7 @@ int search_run(store *st, const spec *s, search_opts *o) {
     space_init(&S.sp, s);
     history_init(&S.h);
     proposal *props = NULL;
+    worker_pool *pool = NULL;
     int rc = store_each_trial(st, 0, load_row, &S);
     if (!rc && S.bad) rc = S.rc;
     if (rc) goto done;
@@ -270,12 +377,18 @@ int search_run(store *st, const spec *s, search_opts *o) {
     if ((rc = store_summary_get(st, &sum))) goto done;
     double prev_elapsed = sum.elapsed;
     int threads = o->threads > 0 ? o->threads : s->threads;
+    if (threads > s->batch && !o->remote) threads = s->batch; /* no batch keeps more busy */
     openblas_set_num_threads(1);
     omp_set_max_active_levels(1);
     int session_commits = 0, session_done0 = S.done, running = 0;
     int max_props = s->batch * 8 + 16;
     props = bn_malloc((size_t)max_props * sizeof *props);
     ctl += now_s() - t_begin;
+    /* Worker processes start (and load the data) before anything is
+       proposed: a spec whose data cannot load stores no trial. */
+    if (o->worker_exe && S.done < s->max_trials &&
+        (rc = worker_pool_start(&pool, o->worker_exe, threads, s, o->stop)))
+        goto done;
     for (;;) {
         if (S.n_slots == 0) {
             double t0 = now_s();
@@ -315,6 +428,7 @@ int search_run(store *st, const spec *s, search_opts *o) {
                     ht.g = props[i].g;
                     ht.hash = props[i].cfg.hash;
                     cur_add(&S, &ht);
+                    fin_add(&S, ht.number, TRIAL_INVALID, NULL);
                     S.invalid++;
                     continue;
                 }
@@ -329,6 +443,8 @@ int search_run(store *st, const spec *s, search_opts *o) {
             S.next_number += made;
             ctl += now_s() - t0;
             if (S.n_slots == 0) { /* a batch of invalid proposals only */
+                int changed = 0;
+                derive(&S, &changed);
                 close_batch(&S);
                 if (arc) {
                     rc = arc;
@@ -338,8 +454,8 @@ int search_run(store *st, const spec *s, search_opts *o) {
             }
         }
         /* Run the pending trials of the batch, longest first (by MACs x epochs,
-           a fixed order that balances the threads); commit in number order. */
-        int n = S.n_slots, next_commit = 0, err = BN_OK;
+           a fixed order that balances the threads); commit each as it finishes. */
+        int n = S.n_slots, err = BN_OK;
         char errmsg[1024] = "";
         int *order = bn_malloc((size_t)n * sizeof *order);
         for (int i = 0; i < n; i++) order[i] = i;
@@ -372,41 +488,27 @@ int search_run(store *st, const spec *s, search_opts *o) {
                 }
             }
             if (!skip) {
-                sl->t0 = now_s();
-                memset(&sl->res, 0, sizeof sl->res);
-                int trc = o->fn(o->fn_user, s, &sl->cfg, sl->number, sl->seed, &sl->res);
-                sl->t1 = now_s();
-                int aborted = trc == BN_EINTR && o->stop && *o->stop;
-                if (aborted) {
-                    /* Stopped by the user: not a failure; stays pending for resume. */
-                    trial_result_free(&sl->res);
-                } else if (trc == BN_OK) {
-                    sl->state = TRIAL_COMPLETE;
-                } else {
-                    sl->state = TRIAL_FAIL;
-                    snprintf(sl->reason, sizeof sl->reason, "%s",
-                             sl->res.fail_reason[0] ? sl->res.fail_reason : bn_errmsg());
-                    if (!sl->reason[0]) snprintf(sl->reason, sizeof sl->reason, "%s", bn_strerror(trc));
-                    free(sl->res.model);
-                    sl->res.model = NULL;
-                    sl->res.n_metrics = 0;
-                }
+                int rrc = run_slot(s, o, pool, omp_get_thread_num(), sl);
 #pragma omp critical(bnas_store)
                 {
                     double t0 = now_s();
-                    sl->ready = !aborted;
                     running--;
-                    while (!err && next_commit < n && S.slots[next_commit].ready) {
-                        int crc = commit_slot(&S, st, &S.slots[next_commit]);
+                    if (rrc && rrc != BN_EINTR && !err) {
+                        err = rrc;
+                        snprintf(errmsg, sizeof errmsg, "%s", bn_errmsg());
+                    }
+                    if (!rrc && !err) {
+                        int crc = commit_slot(&S, st, sl, &t_acct);
                         if (crc) {
                             err = crc;
                             snprintf(errmsg, sizeof errmsg, "%s", bn_errmsg());
                         }
-                        next_commit++;
                         session_commits++;
+                    } else {
+                        trial_result_free(&sl->res);
                     }
                     ctl += now_s() - t0;
-                    if (o->progress) {
+                    if (o->progress && !rrc) {
                         search_progress p;
                         memset(&p, 0, sizeof p);
                         p.done = S.done;
@@ -429,24 +531,28 @@ int search_run(store *st, const spec *s, search_opts *o) {
             rc = bn_error(err, "%s", errmsg);
             break;
         }
-        if (next_commit < n) { /* stopped: uncommitted trials stay pending in the file */
-            for (int i = next_commit; i < n; i++) trial_result_free(&S.slots[i].res);
+        int left = 0;
+        for (int i = 0; i < n; i++) left += !S.slots[i].committed;
+        if (left) { /* stopped: the uncommitted trials stay pending in the file */
             rc = BN_EINTR;
             break;
         }
         close_batch(&S);
     }
 done:
+    worker_pool_stop(pool);
     o->session_seconds = now_s() - t_begin;
     o->controller_seconds = ctl;
     if (st && rc != BN_EDB) {
-        int erc = store_add_elapsed(st, o->session_seconds);
+        int erc = store_add_elapsed(st, now_s() - t_acct);
         if (!rc) rc = erc;
     }
     free(props);
     history_free(&S.h);
     free(S.cur);
     free(S.slots);
+    free(S.fin);
+    free(S.rows);
     free(S.front_num);
     free(S.front_obj);
     return rc;

@@ -7,9 +7,14 @@
 ** all of which are committed before batch k is proposed, and every draw is
 ** keyed by (study seed, trial number, purpose). The trials of a batch run in
 ** parallel (`threads` at a time, OpenMP dynamic schedule, longest expected
-** first), but their results are committed strictly in trial-number order, so the front and hypervolume
-** rows evolve identically. Hence the database (timings aside) is the same for
-** any thread count, and for a run that was interrupted and resumed.
+** first), in this process or in as many worker processes (nas/worker.h). Each
+** result is committed the moment it arrives, in whatever order the trials
+** finish; the front and the hypervolume rows are derived from them in
+** trial-number order, as far as the finished prefix reaches, in the same
+** transaction. So the rows evolve identically, and the database (timings
+** aside) is the same for any thread count, for in-process and worker trials,
+** and for a run that was interrupted (even by SIGKILL) and resumed; a finished
+** trial is never trained again.
 **
 ** Proposals that break a hard constraint are stored as INVALID in their batch
 ** and do not count against the budget; a batch keeps proposing until it has
@@ -17,6 +22,10 @@
 **
 ** Resume: trials WAITING or RUNNING in the file are run again with their
 ** stored genome and seed before anything new is proposed.
+**
+** Elapsed time: each commit adds the session's time since the previous one
+** to study.elapsed (and the end of the session the rest), so a killed session
+** loses only the time since its last commit from `budget.wall_time`.
 */
 #ifndef BNAS_SEARCH_H
 #define BNAS_SEARCH_H
@@ -26,6 +35,7 @@
 #include "nas/spec.h"
 #include "nas/store.h"
 #include "nas/trial.h"
+#include "nas/worker.h"
 
 /* A snapshot for the progress line, taken after every commit. */
 typedef struct {
@@ -41,10 +51,19 @@ typedef struct {
 } search_progress;
 
 typedef struct {
-    trial_fn fn;                     /* trains one trial */
+    trial_fn fn;                     /* trains one trial in this process (unused with worker_exe) */
     void *fn_user;                   /* its context */
+    const char *worker_exe;          /* non-NULL: run each trial in a worker process, `threads`
+                                        of them started by exec of this binary (`EXE worker`):
+                                        a crash, a time limit (budget.trial_time) or the memory
+                                        limit is a FAIL row and a fresh worker */
+    /* Or any other runner of assignments (the MPI controller, nas/mpi.c): runs a on
+       slot k (the OpenMP thread number, < threads), with worker_pool_run's contract. */
+    int (*remote)(void *user, int k, const worker_assign *a, trial_result *out, int *trc);
+    void *remote_user;               /* its context */
     int threads;                     /* parallel trials (0: the spec's `threads`) */
-    volatile sig_atomic_t *stop;     /* when set: start no new trial, return BN_EINTR */
+    volatile sig_atomic_t *stop;     /* when set: start no new trial, return BN_EINTR (worker
+                                        processes' running trials are killed and stay pending) */
     int stop_after;                  /* > 0: stop after this many commits in this session (tests) */
     void (*progress)(const search_progress *p, void *user); /* called after every commit */
     void *progress_user;             /* passed to progress */

@@ -744,7 +744,8 @@ static void parse_budget(pctx *c, struct fy_node *n, ploc at) {
         pathf(path, sizeof path, "budget.%s", key);
         if (!strcmp(key, "trials")) get_int(c, v, kat, path, 1, 1e7, &s->max_trials), have_trials = 1;
         else if (!strcmp(key, "wall_time")) get_duration(c, v, kat, path, &s->wall_time);
-        else perr(c, kat, path, "unknown key (expected trials, wall_time)");
+        else if (!strcmp(key, "trial_time")) get_duration(c, v, kat, path, &s->trial_time);
+        else perr(c, kat, path, "unknown key (expected trials, wall_time, trial_time)");
     }
     if (!have_trials) perr(c, at, "budget.trials", "missing (number of trials to train)");
 }

@@ -134,6 +134,8 @@ typedef struct {
     /* budget */
     int max_trials;           /* trials to train (COMPLETE or FAIL) */
     double wall_time;         /* seconds, 0 = unlimited (stops proposing new batches) */
+    double trial_time;        /* seconds one trial may run in a worker process, 0 = unlimited;
+                                 past it the worker is killed and the trial is FAIL */
 
     /* objectives and constraints */
     int n_obj;                            /* 1..SPEC_MAX_OBJ */

@@ -83,7 +83,8 @@ static int open_conn(store *st, const char *path, int flags) {
         st->db = NULL;
         return rc;
     }
-    sqlite3_busy_timeout(st->db, 10000);
+    /* Writers wait out a commit of another connection; readers (status) need not wait long. */
+    sqlite3_busy_timeout(st->db, flags & SQLITE_OPEN_READONLY ? 2000 : 10000);
     return BN_OK;
 }
 
@@ -164,13 +165,25 @@ int store_open(store **out, const char *path, int readonly) {
     int rc = open_conn(st, path, readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
     if (rc) goto fail;
     sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(st->db, "SELECT version FROM schema_version", -1, &q, NULL) != SQLITE_OK) {
+    int prc = sqlite3_prepare_v2(st->db, "SELECT version FROM schema_version", -1, &q, NULL);
+    int ver = -1, step = prc == SQLITE_OK ? sqlite3_step(q) : prc;
+    if (step == SQLITE_ROW) ver = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    if ((step & 0xff) == SQLITE_BUSY || (step & 0xff) == SQLITE_LOCKED) {
+        /* Locked, not broken: say who holds it if it is a bnas run. */
+        long pid = store_lock_holder(path);
+        if (pid > 0)
+            rc = bn_error(BN_EIO, "%s: the study is busy: locked by bnas process %ld (%s)", path, pid,
+                          sqlite3_errmsg(st->db));
+        else
+            rc = bn_error(BN_EIO, "%s: the study is busy: locked by another program, not a bnas run (%s)",
+                          path, sqlite3_errmsg(st->db));
+        goto fail;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
         rc = bn_error(BN_EFORMAT, "%s: not a bnas study (%s)", path, sqlite3_errmsg(st->db));
         goto fail;
     }
-    int ver = -1;
-    if (sqlite3_step(q) == SQLITE_ROW) ver = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
     if (ver != STORE_SCHEMA_VERSION) {
         rc = bn_error(BN_EFORMAT, "%s: schema version %d, this bnas reads version %d", path, ver,
                       STORE_SCHEMA_VERSION);
@@ -187,11 +200,21 @@ fail:
 
 int store_lock(store *st) {
     snprintf(st->lock_path, sizeof st->lock_path, "%s.lock", st->path);
-    int fd = open(st->lock_path, O_RDWR | O_CREAT, 0644);
+    int fd = open(st->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644); /* not inherited by workers */
     if (fd < 0) return bn_error(BN_EIO, "%s: cannot create the lock file", st->lock_path);
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         close(fd);
-        return bn_error(BN_EIO, "%s: another bnas process is running this study", st->path);
+        long pid = store_lock_holder(st->path);
+        if (pid > 0)
+            return bn_error(BN_EIO, "%s: the study is busy: bnas process %ld is running it", st->path, pid);
+        return bn_error(BN_EIO, "%s: the study is busy: another bnas process is running it", st->path);
+    }
+    /* Who holds it, for the messages of the others. */
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
+        close(fd);
+        return bn_error(BN_EIO, "%s: cannot write the lock file", st->lock_path);
     }
     st->lock_fd = fd;
     return BN_OK;
@@ -205,6 +228,30 @@ int store_is_running(const char *path) {
     int busy = flock(fd, LOCK_SH | LOCK_NB) != 0;
     close(fd);
     return busy;
+}
+
+long store_lock_holder(const char *path) {
+    if (!store_is_running(path)) return 0;
+    char lp[600], buf[32] = "";
+    snprintf(lp, sizeof lp, "%s.lock", path);
+    int fd = open(lp, O_RDONLY);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    return strtol(buf, NULL, 10);
+}
+
+int store_remove(const char *path) {
+    static const char *const sfx[] = {"", "-wal", "-shm", ".lock"};
+    int rc = BN_OK;
+    for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s%s", path, sfx[i]);
+        if (unlink(p) != 0 && i == 0) rc = bn_error(BN_EIO, "%s: cannot remove", path);
+    }
+    return rc;
 }
 
 void store_close(store *st) {
@@ -407,11 +454,11 @@ int store_commit(store *st, const store_completion *c) {
     q = NULL;
     if (c->state == TRIAL_COMPLETE) {
         if ((rc = prepare(st, &q, "INSERT INTO metrics(trial,name,value) VALUES(?,?,?)"))) goto rollback;
-        for (int i = 0; i < c->res->n_metrics; i++) {
+        for (int i = 0; i < c->res->metrics.n; i++) {
             sqlite3_reset(q);
             sqlite3_bind_int(q, 1, c->number);
-            sqlite3_bind_text(q, 2, c->res->name[i], -1, SQLITE_TRANSIENT);
-            sqlite3_bind_double(q, 3, c->res->value[i]);
+            sqlite3_bind_text(q, 2, c->res->metrics.m[i].name, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_double(q, 3, c->res->metrics.m[i].value);
             if (sqlite3_step(q) != SQLITE_DONE) {
                 rc = db_err(st, "writing metrics");
                 goto rollback;
@@ -433,29 +480,44 @@ int store_commit(store *st, const store_completion *c) {
             sqlite3_finalize(q);
             q = NULL;
         }
-        if (c->front_changed) {
-            if ((rc = exec(st, "DELETE FROM pareto"))) goto rollback;
-            if ((rc = prepare(st, &q, "INSERT INTO pareto(trial) VALUES(?)"))) goto rollback;
-            for (int i = 0; i < c->n_front; i++) {
-                sqlite3_reset(q);
-                sqlite3_bind_int(q, 1, c->front[i]);
-                if (sqlite3_step(q) != SQLITE_DONE) {
-                    rc = db_err(st, "writing the front");
-                    goto rollback;
-                }
+    }
+    if (c->front_changed) {
+        if ((rc = exec(st, "DELETE FROM pareto"))) goto rollback;
+        if ((rc = prepare(st, &q, "INSERT INTO pareto(trial) VALUES(?)"))) goto rollback;
+        for (int i = 0; i < c->n_front; i++) {
+            sqlite3_reset(q);
+            sqlite3_bind_int(q, 1, c->front[i]);
+            if (sqlite3_step(q) != SQLITE_DONE) {
+                rc = db_err(st, "writing the front");
+                goto rollback;
             }
-            sqlite3_finalize(q);
-            q = NULL;
         }
+        sqlite3_finalize(q);
+        q = NULL;
+    }
+    if (c->n_hv > 0) {
         if ((rc = prepare(st, &q, "INSERT INTO hypervolume(trial,completed,front_size,hv) "
                                   "VALUES(?,?,?,?)")))
             goto rollback;
-        sqlite3_bind_int(q, 1, c->number);
-        sqlite3_bind_int(q, 2, c->completed);
-        sqlite3_bind_int(q, 3, c->n_front);
-        sqlite3_bind_double(q, 4, c->hv);
+        for (int i = 0; i < c->n_hv; i++) {
+            sqlite3_reset(q);
+            sqlite3_bind_int(q, 1, c->hv[i].trial);
+            sqlite3_bind_int(q, 2, c->hv[i].completed);
+            sqlite3_bind_int(q, 3, c->hv[i].front_size);
+            sqlite3_bind_double(q, 4, c->hv[i].hv);
+            if (sqlite3_step(q) != SQLITE_DONE) {
+                rc = db_err(st, "writing the hypervolume");
+                goto rollback;
+            }
+        }
+        sqlite3_finalize(q);
+        q = NULL;
+    }
+    if (c->elapsed > 0) {
+        if ((rc = prepare(st, &q, "UPDATE study SET elapsed = elapsed + ? WHERE id=1"))) goto rollback;
+        sqlite3_bind_double(q, 1, c->elapsed);
         if (sqlite3_step(q) != SQLITE_DONE) {
-            rc = db_err(st, "writing the hypervolume");
+            rc = db_err(st, "updating elapsed time");
             goto rollback;
         }
         sqlite3_finalize(q);

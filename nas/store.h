@@ -19,7 +19,9 @@
 ** are the only ones that differ between two runs of the same spec.
 **
 ** WAL mode; every write is one BEGIN IMMEDIATE transaction; a trial's
-** completion (state, metrics, model, front, hypervolume) is one transaction.
+** completion (state, metrics, model, the front and hypervolume rows it lets
+** the search derive, elapsed time) is one transaction, written when the trial
+** finishes, whatever the state of the earlier trials of its batch.
 ** A store handle is not thread-safe: the search serialises calls.
 */
 #ifndef BNAS_STORE_H
@@ -51,7 +53,7 @@ typedef struct {
     double seconds;              /* wall time of the trial (0 if not run) */
     double hv;                   /* hypervolume after its completion (COMPLETE only, else 0) */
     int n_metrics;               /* metrics stored */
-    char mname[TRIAL_MAX_METRICS][48]; /* their names, sorted */
+    char mname[TRIAL_MAX_METRICS][EVAL_NAME_MAX]; /* their names, sorted */
     double mvalue[TRIAL_MAX_METRICS];  /* their values */
 } store_trial;
 
@@ -72,17 +74,27 @@ typedef struct {
 int store_create(store **out, const char *path, const spec *s);
 
 /* Opens an existing study file (readonly: for status/trials/pareto). Fails if
-   the file is missing, not a study or of another schema version. */
+   the file is missing, not a study or of another schema version; BN_EIO
+   "the study is busy: locked by ..." if SQLite finds it locked. */
 int store_open(store **out, const char *path, int readonly);
 
 /* Takes the study's writer lock (an flock on PATH.lock, released when the
    process ends, even by SIGKILL; the file stays): only one bnas process runs
-   a study at once.
-   BN_EIO if another process holds it. */
+   a study at once. Writes this process's pid into PATH.lock.
+   BN_EIO ("the study is busy: bnas process PID is running it") if another
+   process holds it. */
 int store_lock(store *st);
 
 /* 1 if a bnas process holds the writer lock of the study at path. */
 int store_is_running(const char *path);
+
+/* The pid of the bnas process holding the writer lock of path (store_lock
+   writes it into PATH.lock), 0 if none or unknown. */
+long store_lock_holder(const char *path);
+
+/* Deletes the study file at path with its -wal, -shm and .lock companions
+   (a `bnas run` that failed before any trial). Close it first. */
+int store_remove(const char *path);
 
 void store_close(store *st);
 
@@ -116,21 +128,34 @@ int store_insert_batch(store *st, int batch, int first, const proposal *p, const
 /* WAITING -> RUNNING with its start time. */
 int store_mark_running(store *st, int number, double t_start);
 
-/* The completion of one trial. */
+/* A hypervolume row: derived, in trial-number order, once every earlier trial is finished. */
+typedef struct {
+    int trial;                  /* a COMPLETE trial */
+    int completed;              /* COMPLETE trials up to and including it */
+    int front_size;             /* front size after it */
+    double hv;                  /* hypervolume after it */
+} store_hv_row;
+
+/* The completion of one trial, stored as soon as it finished (in any order),
+   with the rows it lets the search derive: the hypervolume rows of the trials
+   whose ordered prefix it completed, and the front as of the last of them. */
 typedef struct {
     int number;                 /* trial */
     int state;                  /* TRIAL_COMPLETE or TRIAL_FAIL */
     const trial_result *res;    /* metrics and model (COMPLETE) */
     const char *fail_reason;    /* FAIL reason */
     double t_start, t_end;      /* wall clock, seconds since the epoch */
+    int n_hv;                   /* derived hypervolume rows */
+    const store_hv_row *hv;     /* (n_hv) them, in trial order */
     int front_changed;          /* 1: replace the pareto table by front[0..n_front) */
     const int *front;           /* front trial numbers */
     int n_front;                /* their count */
-    int completed;              /* COMPLETE trials including this one */
-    double hv;                  /* hypervolume after this trial (COMPLETE only) */
+    double elapsed;             /* seconds to add to study.elapsed (this session since the last commit) */
 } store_completion;
 
-/* Commits a trial's completion in one transaction. */
+/* Commits a trial's completion, its derived rows and elapsed time in one
+   transaction. Invariant kept by the search: a COMPLETE trial has its
+   hypervolume row iff every trial before it is finished. */
 int store_commit(store *st, const store_completion *c);
 
 /* Adds seconds to the study's elapsed time. */

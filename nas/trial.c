@@ -87,22 +87,29 @@ static int trial_real(void *user, const spec *s, const space_config *cfg, int nu
     r.seed = seed;
     epoch_watch w = {NAN, d->stop};
     if ((rc = train_run(&n, &d->train, NULL, &r, on_epoch, &w))) goto done;
-    trial_result_set(out, "val_acc", train_accuracy(&n, &d->val));
-    trial_result_set(out, "test_acc", train_accuracy(&n, &d->test));
-    trial_result_set(out, "model_bytes", (double)net_packed_bytes(&n));
-    trial_result_set(out, "macs", net_macs(&n));
-    trial_result_set(out, "train_loss", w.loss);
     bop_memory tm = r.optimizer == OPT_BOP ? bop_memory_model(&n, &cfg->momentum, r.batch)
                                            : bop_memory_model_adam(&n, r.batch);
-    trial_result_set(out, "train_memory", tm.total);
+    if ((rc = trial_result_set(out, "val_acc", train_accuracy(&n, &d->val))) ||
+        (rc = trial_result_set(out, "test_acc", train_accuracy(&n, &d->test))) ||
+        (rc = trial_result_set(out, "model_bytes", (double)net_packed_bytes(&n))) ||
+        (rc = trial_result_set(out, "macs", net_macs(&n))) ||
+        (rc = trial_result_set(out, "train_loss", w.loss)) ||
+        (rc = trial_result_set(out, "train_memory", tm.total)))
+        goto done;
     for (int e = 0; e < s->n_eval; e++) {
         eval_params ep;
         spec_eval_params(&s->eval[e], &ep);
         eval_context ctx = {&n, &d->train, &d->val, &d->test, seed};
         eval_metrics em;
         memset(&em, 0, sizeof em);
-        if ((rc = eval_run(s->eval[e].name, &ctx, &ep, &em))) goto done;
-        for (int i = 0; i < em.n; i++) trial_result_set(out, em.m[i].name, em.m[i].value);
+        rc = eval_run(s->eval[e].name, &ctx, &ep, &em);
+        for (int i = 0; i < em.n && !rc; i++) rc = trial_result_set(out, em.m[i].name, em.m[i].value);
+        if (rc) { /* any evaluator error fails the trial, naming the evaluator */
+            char msg[200];
+            snprintf(msg, sizeof msg, "%s", bn_errmsg());
+            rc = bn_error(rc, "evaluator %s: %s", s->eval[e].name, msg);
+            goto done;
+        }
     }
     if ((rc = model_save_mem(&n, &r, &blob, &blob_len))) goto done;
     out->model = blob;

@@ -14,16 +14,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "evaluators/evaluator.h"
 #include "nas/space.h"
 #include "nas/spec.h"
 
-#define TRIAL_MAX_METRICS 64
+/* A trial's metrics live in the evaluators' container (evaluators/evaluator.h):
+   one limit on their count and name length for evaluators, trials, the worker
+   messages and the store. */
+#define TRIAL_MAX_METRICS EVAL_MAX_METRICS
 
 /* What one trial produced. */
 typedef struct {
-    int n_metrics;                          /* used entries */
-    char name[TRIAL_MAX_METRICS][48];       /* metric names ("val_acc", "ber.acc_0.01", ...) */
-    double value[TRIAL_MAX_METRICS];        /* metric values */
+    eval_metrics metrics;                   /* metric names ("val_acc", "fault.acc", ...) and values */
     void *model;                            /* packed model blob (malloc'd, may be NULL) */
     size_t model_size;                      /* bytes of model */
     char model_format[16];                  /* what the blob is ("bnas-model", "synthetic") */
@@ -36,8 +38,9 @@ typedef struct {
 typedef int (*trial_fn)(void *user, const spec *s, const space_config *cfg, int number,
                         uint64_t seed, trial_result *out);
 
-/* Adds (or replaces) a metric. */
-void trial_result_set(trial_result *r, const char *name, double value);
+/* Adds (or replaces) a metric. BN_EARG (with a message naming the metric)
+   if the container is full or the name too long: the trial then fails. */
+int trial_result_set(trial_result *r, const char *name, double value);
 
 /* Looks a metric up; returns 1 and sets *value if present. */
 int trial_result_get(const trial_result *r, const char *name, double *value);
@@ -51,7 +54,13 @@ void trial_result_free(trial_result *r);
    train_memory the real training-memory model (as the real trainer's), and the
    blob is a few bytes derived from the configuration. Environment knobs for
    tests: BNAS_SYNTHETIC_MS (sleep per trial, milliseconds, default 0) and
-   BNAS_SYNTHETIC_FAIL=N (trials whose number % N == N-1 fail). user is unused. */
+   BNAS_SYNTHETIC_FAIL=N (trials whose number % N == N-1 fail) and
+   BNAS_SYNTHETIC_LOG=FILE (appends each completed trial's number, one line
+   per training, to FILE: tests count trainings with it). user is unused.
+   Test only, for the worker-process tests: BNAS_TEST_TRIAL_FAULT=KIND:N[,...]
+   makes trial N misbehave: crash (SIGSEGV), abort (SIGABRT), alloc (allocates
+   64 MiB blocks until the memory limit aborts it) or hang (sleeps forever).
+   Never set it for a real study: in-process it takes the whole bnas down. */
 int trial_synthetic(void *user, const spec *s, const space_config *cfg, int number, uint64_t seed,
                     trial_result *out);
 

@@ -3,7 +3,8 @@
 ** workers) through the real binary ($BNAS_BIN) must give the same database as
 ** `bnas run` of the same spec (timing columns excluded, store_dump): with real
 ** training on FashionMNIST, when a worker is killed mid-search (its trial is
-** rerun elsewhere), and when an MPI run resumes a half-finished study.
+** rerun elsewhere), when an MPI run resumes a half-finished study, and with a
+** trial that crashes and one that hangs (FAIL rows, as in `bnas run`).
 ** Skips only in a build without -DBNAS_MPI=ON.
 */
 #define _POSIX_C_SOURCE 200809L
@@ -195,6 +196,37 @@ static void test_resume(void **state) {
     free(b);
 }
 
+/* A trial that crashes and one that hangs past budget.trial_time on an MPI
+   rank are FAIL rows with the reasons of `bnas run` (the ranks relay to
+   worker processes), and the file equals the single-process one. */
+static void test_faults(void **state) {
+    (void)state;
+    if (!have_mpi) skip();
+    char text[4096];
+    snprintf(text, sizeof text, synth_spec, 24);
+    char *b = strstr(text, "budget: {trials: 24}");
+    assert_non_null(b);
+    const char *nb = "budget: {trials: 24, trial_time: 2}";
+    memmove(b + strlen(nb), b + strlen("budget: {trials: 24}"), strlen(b) - strlen("budget: {trials: 24}") + 1);
+    memcpy(b, nb, strlen(nb));
+    write_spec("faults", text);
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "BNAS_TEST_TRIAL_FAULT=crash:3,hang:9 '%s' run '%s/faults.yaml' --db "
+             "'%s/faults_single.db' --quiet", bin, dir, dir);
+    assert_int_equal(sh(cmd), 0);
+    char args[1200];
+    snprintf(args, sizeof args, "run '%s/faults.yaml' --db '%s/faults_mpi.db'", dir, dir);
+    assert_int_equal(run_mpi("BNAS_TEST_TRIAL_FAULT=crash:3,hang:9", "-x BNAS_TEST_TRIAL_FAULT", args,
+                             "faults_mpi"), 0);
+    char *a = dump_of("faults_single"), *m = dump_of("faults_mpi");
+    assert_non_null(strstr(m, "|FAIL|"));
+    assert_non_null(strstr(m, "killed by signal 11 (SIGSEGV)"));
+    assert_non_null(strstr(m, "time limit 2 s"));
+    assert_string_equal(a, m);
+    free(a);
+    free(m);
+}
+
 /* Usage errors: one rank only. */
 static void test_one_rank(void **state) {
     (void)state;
@@ -217,6 +249,7 @@ int main(void) {
         cmocka_unit_test(test_real_equal),
         cmocka_unit_test(test_worker_death),
         cmocka_unit_test(test_resume),
+        cmocka_unit_test(test_faults),
         cmocka_unit_test(test_one_rank),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

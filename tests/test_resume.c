@@ -2,8 +2,10 @@
 ** Resume after SIGKILL and Ctrl-C, through the real `bnas` binary ($BNAS_BIN):
 ** a search is killed at several points (after k committed trials, found by
 ** polling the study file), resumed, and its final file must equal that of an
-** uninterrupted run (timing columns excluded). Also: a changed spec is refused
-** unless --force, and the exit codes of the commands.
+** uninterrupted run (timing columns excluded); worker processes (the default),
+** --in-process and one thread give that same file. Also: a changed spec is
+** refused unless --force, a running study's lock names its process, and the
+** exit codes of the commands.
 */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -131,6 +133,16 @@ static void test_kill_and_resume(void **state) {
     assert_string_equal(want, got1);
     free(got1);
 
+    /* Trials on threads of one process give the same file as worker processes. */
+    char inproc[400];
+    snprintf(inproc, sizeof inproc, "%s/inproc.db", dir);
+    rm_db(inproc);
+    const char *a_in[] = {"run", spec_path, "--db", inproc, "--in-process", NULL};
+    assert_int_equal(run(a_in), 0);
+    char *got_in = dump_of(inproc);
+    assert_string_equal(want, got_in);
+    free(got_in);
+
     /* SIGKILL after 3 trials (first batch), then after 9 and 17, SIGINT after 21. */
     const char *a_run[] = {"run", spec_path, "--db", part, NULL};
     const char *a_resume[] = {"resume", part, NULL};
@@ -194,8 +206,15 @@ static void test_one_writer(void **state) {
     const char *a_run[] = {"run", spec_path, "--db", db, NULL};
     pid_t pid = spawn(a_run);
     kill_after(pid, db, 1, 0); /* signal 0: just wait for the first trial */
-    const char *a_resume[] = {"resume", db, NULL};
-    assert_int_equal(run(a_resume), 1); /* another process is running the study */
+    char cmd[1200], errp[400];
+    snprintf(errp, sizeof errp, "%s/locked.err", dir);
+    snprintf(cmd, sizeof cmd, "'%s' resume '%s' 2> '%s'", bin, db, errp);
+    assert_int_equal(sh(cmd), 1); /* another process is running the study: it says which */
+    char *e = slurp(errp, NULL), want[200];
+    assert_non_null(e);
+    snprintf(want, sizeof want, "the study is busy: bnas process %ld is running it", (long)pid);
+    assert_non_null(strstr(e, want));
+    free(e);
     assert_int_equal(wait_exit(pid), 0);
     assert_int_equal(done_count(db), 24);
 }

@@ -1,8 +1,8 @@
 /*
 ** The search machinery with the synthetic trial function (nas/trial_synth.c;
 ** the real trainer is not involved): thread-count independence, stop and
-** resume, failing trials, space exhaustion, and evolution against random
-** search on final hypervolume.
+** resume, failing trials, metric limits failing a trial (not aborting),
+** space exhaustion, and evolution against random search on final hypervolume.
 */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -151,6 +151,48 @@ static void test_failures_recorded(void **state) {
     assert_true(fails >= 4);
     assert_int_equal(fails + done, 20); /* failures count against the budget, the search goes on */
     assert_non_null(strstr(d, "synthetic failure of trial "));
+    free(d);
+    spec_free(&s);
+}
+
+/* A trial function that reports too many metrics (trial 1), a too-long
+   metric name (trial 2) or otherwise the synthetic metrics. */
+static int metric_abuse(void *user, const spec *s, const space_config *cfg, int number, uint64_t seed,
+                        trial_result *out) {
+    int rc = trial_synthetic(user, s, cfg, number, seed, out);
+    if (rc || number > 2 || number == 0) return rc;
+    char name[200];
+    for (int i = 0; i < (number == 1 ? 300 : 1) && !rc; i++) {
+        if (number == 1) snprintf(name, sizeof name, "extra.m%d", i);
+        else memset(name, 'x', 150), name[150] = 0;
+        rc = trial_result_set(out, name, i);
+    }
+    if (rc) snprintf(out->fail_reason, sizeof out->fail_reason, "%s", bn_errmsg());
+    return rc;
+}
+
+/* Too many metrics or a too-long name: a FAIL row with the reason, not an abort. */
+static void test_metric_limits_fail_trial(void **state) {
+    (void)state;
+    spec s;
+    make_spec(&s, "random", 4, 3, 6, 6);
+    char path[300];
+    db_path(path, sizeof path, "metrics");
+    store *st = NULL;
+    assert_int_equal(store_create(&st, path, &s), BN_OK);
+    search_opts o;
+    memset(&o, 0, sizeof o);
+    o.fn = metric_abuse;
+    o.threads = 2;
+    assert_int_equal(search_run(st, &s, &o), BN_OK);
+    char *d;
+    assert_int_equal(store_dump(st, &d), BN_OK);
+    store_close(st);
+    assert_int_equal(count_state(d, "FAIL"), 2);
+    assert_non_null(strstr(d, "|FAIL|"));
+    assert_non_null(strstr(d, "too many metrics: 'extra.m"));
+    assert_non_null(strstr(d, "(at most 128)"));
+    assert_non_null(strstr(d, "is longer than 63 characters"));
     free(d);
     spec_free(&s);
 }
@@ -312,6 +354,7 @@ int main(void) {
         cmocka_unit_test(test_threads_equal),
         cmocka_unit_test(test_stop_and_resume_equal),
         cmocka_unit_test(test_failures_recorded),
+        cmocka_unit_test(test_metric_limits_fail_trial),
         cmocka_unit_test(test_exhaustion_and_no_duplicates),
         cmocka_unit_test(test_evolution_beats_random),
         cmocka_unit_test(test_bop_search),
