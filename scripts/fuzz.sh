@@ -21,7 +21,10 @@ export BNAS_SOURCE_DIR=$PWD OMP_NUM_THREADS=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fuzz=build-fuzz/fuzz_$t
 if [ "$what" = merge ]; then
+    # Named inputs (the seeds and the regress-* crash reproducers) always stay; of the
+    # rest (named by their SHA-1), only those that add coverage.
     new=$(mktemp -d build-fuzz/merge-XXXXXX)
+    find "$corpus" -maxdepth 1 -type f ! -regex '.*/[0-9a-f]\{40\}' -exec cp {} "$new"/ \;
     "$fuzz" -merge=1 -max_len=200000 "$new" "$corpus" "$work"
     rm -f "$corpus"/*
     cp "$new"/* "$corpus"/
