@@ -17,6 +17,8 @@ CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBNAS_FUZZ=
 cmake --build build-fuzz -j"$(nproc)" --target "fuzz_$t" >/dev/null
 corpus=tests/fuzz/corpus/$t work=build-fuzz/corpus-$t crash=build-fuzz/crash-$t
 mkdir -p "$work" "$crash"
+# The targets write their input as files: on tmpfs if there is one.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
 export BNAS_SOURCE_DIR=$PWD OMP_NUM_THREADS=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fuzz=build-fuzz/fuzz_$t
