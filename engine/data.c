@@ -102,6 +102,36 @@ static int data_read(gzFile f, const char *path, void *buf, size_t len, size_t *
     return BN_OK;
 }
 
+/* Reads up to want bytes into a new malloc'd *out (freed by the caller; NULL on
+   error), growing it as the data arrives, so a header that claims more than the
+   file holds never allocates the claim. *got receives the bytes read (fewer
+   than want: the file is short). Errors as data_read. */
+static int data_read_alloc(gzFile f, const char *path, size_t want, uint8_t **out, size_t *got) {
+    size_t cap = want < ((size_t)1 << 20) ? want : (size_t)1 << 20, len = 0, n = 0;
+    uint8_t *buf = bn_malloc(cap);
+    int rc;
+    *out = NULL;
+    *got = 0;
+    while ((rc = data_read(f, path, buf + len, cap - len, &n)) == BN_OK) {
+        len += n;
+        if (len < cap || cap == want) break; /* end of file, or all of it */
+        cap = cap > want / 2 ? want : 2 * cap;
+        uint8_t *nb = realloc(buf, cap);
+        if (!nb) {
+            rc = bn_error(BN_ENOMEM, "%s: out of memory reading %zu bytes", path, cap);
+            break;
+        }
+        buf = nb;
+    }
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *got = len;
+    return BN_OK;
+}
+
 /* After the expected payload, checks that the file ends there. Reading past the
    payload also makes zlib verify the gzip trailer (CRC32 and length). */
 static int data_expect_end(gzFile f, const char *path, size_t payload_end) {
@@ -184,8 +214,7 @@ int data_load_idx(dataset *d, const char *images_path, const char *labels_path) 
         goto cleanup;
     }
 
-    pixels = bn_malloc((size_t)ibytes);
-    if ((rc = data_read(fi, images_path, pixels, (size_t)ibytes, &got))) goto cleanup;
+    if ((rc = data_read_alloc(fi, images_path, (size_t)ibytes, &pixels, &got))) goto cleanup;
     if (got < ibytes) {
         size_t per = (size_t)idim[1] * idim[2];
         rc = bn_error(BN_EFORMAT,
@@ -197,8 +226,7 @@ int data_load_idx(dataset *d, const char *images_path, const char *labels_path) 
     }
     if ((rc = data_expect_end(fi, images_path, 16 + (size_t)ibytes))) goto cleanup;
 
-    labels = bn_malloc((size_t)lbytes);
-    if ((rc = data_read(fl, labels_path, labels, (size_t)lbytes, &got))) goto cleanup;
+    if ((rc = data_read_alloc(fl, labels_path, (size_t)lbytes, &labels, &got))) goto cleanup;
     if (got < lbytes) {
         rc = bn_error(BN_EFORMAT, "%s: truncated label data: expected %llu labels, found %zu%s",
                       labels_path, (unsigned long long)lbytes, got, data_cut_note(fl));

@@ -13,17 +13,18 @@ int fpfmt_init(fpfmt *F, int e, int f, int bias, int subnormals) {
     memset(F, 0, sizeof *F);
     if (e < 2 || e > 8 || f < 1 || f > 23)
         return bn_error(BN_EARG, "float format e%dm%d: need 2 <= e <= 8 exponent and 1 <= f <= 23 mantissa bits", e, f);
-    int emax = (1 << e) - 2 - bias, emin_sub = 1 - bias - f;
+    /* 64-bit: any int bias (a model file's field) is refused, never overflows */
+    long long emax = (1LL << e) - 2 - bias, emin_sub = 1LL - bias - f;
     if (emax > 127 || emin_sub < -149)
         return bn_error(BN_EARG,
-                        "float format e%dm%db%d: exponents %d..%d do not fit binary32 (largest 127, "
+                        "float format e%dm%db%d: exponents %lld..%lld do not fit binary32 (largest 127, "
                         "smallest subnormal -149)",
                         e, f, bias, emin_sub, emax);
     F->e = e, F->f = f, F->bias = bias, F->subnormals = subnormals ? 1 : 0;
-    F->max = ldexp(2.0 - ldexp(1.0, -f), emax);
+    F->max = ldexp(2.0 - ldexp(1.0, -f), (int)emax);
     F->min_normal = ldexp(1.0, 1 - bias);
-    F->sub_q = ldexp(1.0, emin_sub);
-    F->inv_sub_q = ldexp(1.0, -emin_sub);
+    F->sub_q = ldexp(1.0, (int)emin_sub);
+    F->inv_sub_q = ldexp(1.0, (int)-emin_sub);
     return BN_OK;
 }
 

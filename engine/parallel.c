@@ -1,4 +1,5 @@
 /* Thread control for OpenMP and OpenBLAS, and a monotonic clock. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime: with clang and libomp no header defines it for us */
 #include "engine/parallel.h"
 
 #include <cblas.h>

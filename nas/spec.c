@@ -518,7 +518,32 @@ static void diag_quiet(struct fy_diag *diag, void *user, const char *buf, size_t
 }
 
 /* Builds a document; on a YAML syntax error reports it located and returns NULL. */
+/* Offset of the first byte of text that does not belong to valid UTF-8 (no
+   overlong forms, surrogates or code points above U+10FFFF), or -1. */
+static long utf8_bad_at(const char *text) {
+    const unsigned char *s = (const unsigned char *)text, *p = s;
+    while (*p) {
+        unsigned b = *p;
+        int n = b < 0x80 ? 0 : b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : -1;
+        if (n < 0) return (long)(p - s);
+        unsigned lo = b == 0xe0 ? 0xa0 : b == 0xf0 ? 0x90 : 0x80, hi = b == 0xed ? 0x9f : b == 0xf4 ? 0x8f : 0xbf;
+        for (int i = 1; i <= n; i++, lo = 0x80, hi = 0xbf)
+            if (p[i] < lo || p[i] > hi) return (long)(p - s); /* the NUL ends a cut sequence here */
+        p += n + 1;
+    }
+    return -1;
+}
+
 static struct fy_document *build_doc(pctx *c, const char *text) {
+    /* YAML text is Unicode, and libfyaml 0.7.12 loops forever on some invalid
+       UTF-8 (in a directive line): refuse it before parsing. */
+    long bad = utf8_bad_at(text);
+    if (bad >= 0) {
+        ploc at = {1, 1};
+        for (long i = 0; i < bad; i++) at = text[i] == '\n' ? (ploc){at.line + 1, 1} : (ploc){at.line, at.col + 1};
+        perr(c, at, "yaml", "invalid UTF-8 byte 0x%02x (spec files are UTF-8 text)", (unsigned)(unsigned char)text[bad]);
+        return NULL;
+    }
     struct fy_diag_cfg dcfg;
     fy_diag_cfg_default(&dcfg);
     dcfg.fp = NULL;

@@ -583,7 +583,7 @@ int store_get_model(store *st, int number, void **data, size_t *size, char *form
     col_copy(q, 0, format, fcap);
     int n = sqlite3_column_bytes(q, 1);
     *data = bn_malloc((size_t)n);
-    memcpy(*data, sqlite3_column_blob(q, 1), (size_t)n);
+    if (n > 0) memcpy(*data, sqlite3_column_blob(q, 1), (size_t)n); /* an empty blob is NULL */
     *size = (size_t)n;
     sqlite3_finalize(q);
     return BN_OK;

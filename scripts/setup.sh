@@ -35,5 +35,6 @@ cat "$err" >&2
     libsqlite3-dev sqlite3 libcmocka-dev zlib1g-dev libfyaml-dev \
     libopenblas0-openmp libopenblas-openmp-dev \
     openmpi-bin libopenmpi-dev \
+    clang libclang-rt-14-dev libomp-dev \
     chromium fonts-dejavu-core \
     dataset-fashion-mnist
