@@ -98,12 +98,7 @@ static char *study_dump(const char *env, int threads, const char *spec) {
     snprintf(cmd, sizeof cmd, "env %s '%s' run '%s' --db '%s' --threads %d --quiet > '%s' 2>&1", env, bnas_bin(),
              spec, db, threads, log);
     run_logged(cmd, log);
-    store *st = NULL;
-    assert_int_equal(store_open(&st, db, 1), BN_OK);
-    char *d = NULL;
-    assert_int_equal(store_dump(st, &d), BN_OK);
-    store_close(st);
-    return d;
+    return study_dump_of(db);
 }
 
 /* A real search (FashionMNIST training, fault injection, margin metric). */

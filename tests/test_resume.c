@@ -41,27 +41,6 @@ static void rm_db(const char *db) {
     unlink(p);
 }
 
-/* Starts bnas with args (NULL-terminated); returns the pid. */
-static pid_t spawn(const char *const *args) {
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        const char *argv[16];
-        int n = 0;
-        argv[n++] = bin;
-        for (int i = 0; args[i]; i++) argv[n++] = args[i];
-        argv[n] = NULL;
-        FILE *devnull = fopen("/dev/null", "w");
-        if (devnull) {
-            dup2(fileno(devnull), 1);
-            dup2(fileno(devnull), 2);
-        }
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
 static int wait_exit(pid_t pid) {
     int st = 0;
     assert_int_equal(waitpid(pid, &st, 0), pid);
@@ -69,7 +48,7 @@ static int wait_exit(pid_t pid) {
     return WEXITSTATUS(st);
 }
 
-static int run(const char *const *args) { return wait_exit(spawn(args)); }
+static int run(const char *const *args) { return wait_exit(bnas_spawn(NULL, args)); }
 
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -102,15 +81,6 @@ static void kill_after(pid_t pid, const char *db, int k, int sig) {
     kill(pid, sig);
 }
 
-static char *dump_of(const char *db) {
-    store *st = NULL;
-    assert_int_equal(store_open(&st, db, 1), BN_OK);
-    char *d = NULL;
-    assert_int_equal(store_dump(st, &d), BN_OK);
-    store_close(st);
-    return d;
-}
-
 static void test_kill_and_resume(void **state) {
     (void)state;
     char full[400], part[400];
@@ -120,7 +90,7 @@ static void test_kill_and_resume(void **state) {
     rm_db(part);
     const char *a_full[] = {"run", spec_path, "--db", full, NULL};
     assert_int_equal(run(a_full), 0);
-    char *want = dump_of(full);
+    char *want = study_dump_of(full);
     assert_non_null(strstr(want, "|BNASMDL1|")); /* packed models are stored */
 
     /* One thread gives the same file as two. */
@@ -129,7 +99,7 @@ static void test_kill_and_resume(void **state) {
     rm_db(one);
     const char *a_one[] = {"run", spec_path, "--db", one, "--threads", "1", NULL};
     assert_int_equal(run(a_one), 0);
-    char *got1 = dump_of(one);
+    char *got1 = study_dump_of(one);
     assert_string_equal(want, got1);
     free(got1);
 
@@ -139,36 +109,36 @@ static void test_kill_and_resume(void **state) {
     rm_db(inproc);
     const char *a_in[] = {"run", spec_path, "--db", inproc, "--in-process", NULL};
     assert_int_equal(run(a_in), 0);
-    char *got_in = dump_of(inproc);
+    char *got_in = study_dump_of(inproc);
     assert_string_equal(want, got_in);
     free(got_in);
 
     /* SIGKILL after 3 trials (first batch), then after 9 and 17, SIGINT after 21. */
     const char *a_run[] = {"run", spec_path, "--db", part, NULL};
     const char *a_resume[] = {"resume", part, NULL};
-    pid_t pid = spawn(a_run);
+    pid_t pid = bnas_spawn(NULL, a_run);
     kill_after(pid, part, 3, SIGKILL);
     assert_int_equal(wait_exit(pid), 128 + SIGKILL);
     int d1 = done_count(part);
     assert_true(d1 >= 3 && d1 < 24);
-    pid = spawn(a_resume);
+    pid = bnas_spawn(NULL, a_resume);
     kill_after(pid, part, 9, SIGKILL);
     assert_int_equal(wait_exit(pid), 128 + SIGKILL);
-    pid = spawn(a_resume);
+    pid = bnas_spawn(NULL, a_resume);
     kill_after(pid, part, 17, SIGKILL);
     assert_int_equal(wait_exit(pid), 128 + SIGKILL);
-    pid = spawn(a_resume);
+    pid = bnas_spawn(NULL, a_resume);
     kill_after(pid, part, 21, SIGINT);
     int code = wait_exit(pid); /* 1: interrupted; 0 only if it finished before the signal */
     assert_true(code == 1 || (code == 0 && done_count(part) == 24));
     assert_int_equal(run(a_resume), 0);
-    char *got = dump_of(part);
+    char *got = study_dump_of(part);
     assert_string_equal(want, got);
     free(got);
 
     /* A finished study resumes to itself. */
     assert_int_equal(run(a_resume), 0);
-    got = dump_of(part);
+    got = study_dump_of(part);
     assert_string_equal(want, got);
     free(got);
     free(want);
@@ -180,7 +150,7 @@ static void test_changed_spec_refused(void **state) {
     snprintf(db, sizeof db, "%s/changed.db", dir);
     rm_db(db);
     const char *a_run[] = {"run", spec_path, "--db", db, NULL};
-    pid_t pid = spawn(a_run);
+    pid_t pid = bnas_spawn(NULL, a_run);
     kill_after(pid, db, 2, SIGKILL);
     wait_exit(pid);
     /* Change the budget in the spec file. */
@@ -204,7 +174,7 @@ static void test_one_writer(void **state) {
     snprintf(db, sizeof db, "%s/locked.db", dir);
     rm_db(db);
     const char *a_run[] = {"run", spec_path, "--db", db, NULL};
-    pid_t pid = spawn(a_run);
+    pid_t pid = bnas_spawn(NULL, a_run);
     kill_after(pid, db, 1, 0); /* signal 0: just wait for the first trial */
     char cmd[1200], errp[400];
     snprintf(errp, sizeof errp, "%s/locked.err", dir);

@@ -68,15 +68,6 @@ static void db_of(char *buf, const char *name) {
     store_remove(buf);
 }
 
-static char *dump_of(const char *db) {
-    store *st = NULL;
-    assert_int_equal(store_open(&st, db, 1), BN_OK);
-    char *d = NULL;
-    assert_int_equal(store_dump(st, &d), BN_OK);
-    store_close(st);
-    return d;
-}
-
 /* `ENV bnas ARGS` with stderr to DIR/last.err; the exit code. Under the
    sanitizers a worker's SIGSEGV and out-of-memory must stay real signals
    (not ASan reports), so its options say so. */
@@ -128,28 +119,6 @@ static int done_count(const char *db) {
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-/* Starts `env... bnas args...` (stdout/stderr to /dev/null); the pid. */
-static pid_t spawn(const char *const *env, const char *const *args) {
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        for (int i = 0; env && env[i]; i += 2) setenv(env[i], env[i + 1], 1);
-        const char *argv[16];
-        int n = 0;
-        argv[n++] = bin;
-        for (int i = 0; args[i]; i++) argv[n++] = args[i];
-        argv[n] = NULL;
-        FILE *devnull = fopen("/dev/null", "w");
-        if (devnull) {
-            dup2(fileno(devnull), 1);
-            dup2(fileno(devnull), 2);
-        }
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
 }
 
 /* Waits until db has k finished trials (pid must keep running). */
@@ -282,12 +251,12 @@ static void test_same_database(void **state) {
     db_of(db, "same_cli");
     snprintf(args, sizeof args, "run '%s' --db '%s' --quiet", spec_path, db);
     assert_int_equal(bnas("", args), 0);
-    char *cli = dump_of(db);
+    char *cli = study_dump_of(db);
     assert_string_equal(ref, cli);
     db_of(db, "same_cli_inproc");
     snprintf(args, sizeof args, "run '%s' --db '%s' --quiet --in-process --threads 1", spec_path, db);
     assert_int_equal(bnas("", args), 0);
-    char *cli1 = dump_of(db);
+    char *cli1 = study_dump_of(db);
     assert_string_equal(ref, cli1);
     free(ref), free(w1), free(w2), free(cli), free(cli1);
     spec_free(&s);
@@ -324,7 +293,7 @@ static void test_kill_keeps_finished(void **state) {
     db_of(full, "keep_full");
     snprintf(args, sizeof args, "run '%s' --db '%s' --quiet", spec_path, full);
     assert_int_equal(bnas("", args), 0);
-    char *want = dump_of(full);
+    char *want = study_dump_of(full);
     for (int mode = 0; mode < 2; mode++) {
         char db[400], logp[400];
         db_of(db, mode ? "keep_inproc" : "keep_workers");
@@ -332,7 +301,7 @@ static void test_kill_keeps_finished(void **state) {
         unlink(logp);
         const char *env[] = {"BNAS_TEST_TRIAL_FAULT", "hang:0", "BNAS_SYNTHETIC_LOG", logp, NULL};
         const char *a_run[] = {"run", spec_path, "--db", db, mode ? "--in-process" : "--quiet", NULL};
-        pid_t pid = spawn(env, a_run);
+        pid_t pid = bnas_spawn(env, a_run);
         wait_done(pid, db, 3); /* trials 1, 2, 3 of batch 0 done; trial 0 runs (hangs) */
         int live = workers_with(logp);
         kill(pid, SIGKILL);
@@ -351,7 +320,7 @@ static void test_kill_keeps_finished(void **state) {
         }
         const char *env2[] = {"BNAS_SYNTHETIC_LOG", logp, NULL};
         const char *a_resume[] = {"resume", db, mode ? "--in-process" : "--quiet", NULL};
-        pid = spawn(env2, a_resume);
+        pid = bnas_spawn(env2, a_resume);
         assert_int_equal(waitpid(pid, &st, 0), pid);
         assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
         memset(counts, 0, sizeof counts);
@@ -359,7 +328,7 @@ static void test_kill_keeps_finished(void **state) {
         printf("mode %s: %d trainings for 16 trials\n", mode ? "in-process" : "workers", trainings);
         assert_int_equal(trainings, 16);
         for (int i = 0; i < 16; i++) assert_int_equal(counts[i], 1);
-        char *got = dump_of(db);
+        char *got = study_dump_of(db);
         assert_string_equal(want, got);
         free(got);
     }
@@ -374,7 +343,7 @@ static void test_elapsed_after_kill(void **state) {
     db_of(db, "elapsed");
     const char *env[] = {"BNAS_SYNTHETIC_MS", "40", NULL};
     const char *a_run[] = {"run", spec_path, "--db", db, "--quiet", NULL};
-    pid_t pid = spawn(env, a_run);
+    pid_t pid = bnas_spawn(env, a_run);
     wait_done(pid, db, 14);
     kill(pid, SIGKILL);
     int st;

@@ -15,6 +15,7 @@
 #include "engine/data.h"
 #include "engine/err.h"
 #include "engine/train.h"
+#include "nas/store.h"
 
 /* 1 under the sanitizer build (BNAS_SANITIZED set and not "0"): heavy tests
    shrink their sizes there, never their assertions. */
@@ -101,6 +102,44 @@ static inline int tmpdir_make(char *dir, size_t cap, const char *tag) {
     return mkdtemp(dir) ? 0 : -1;
 }
 #endif
+
+#if defined(_POSIX_C_SOURCE) && _POSIX_C_SOURCE >= 200809L
+#include <unistd.h>
+/* Starts `bnas args...` (the binary under test) with the environment pairs
+   env (NAME, VALUE, ..., NULL; env itself may be NULL) set, stdout and stderr
+   to /dev/null; returns its pid. args ends with NULL, at most 14 entries. */
+static inline pid_t bnas_spawn(const char *const *env, const char *const *args) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        for (int i = 0; env && env[i]; i += 2) setenv(env[i], env[i + 1], 1);
+        const char *argv[16];
+        int n = 0;
+        argv[n++] = bnas_bin();
+        for (int i = 0; args[i] && n < 15; i++) argv[n++] = args[i];
+        argv[n] = NULL;
+        FILE *devnull = fopen("/dev/null", "w");
+        if (devnull) {
+            dup2(fileno(devnull), 1);
+            dup2(fileno(devnull), 2);
+        }
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+#endif
+
+/* The study file db as text (store_dump: every row but the timing columns);
+   the caller frees it. Any error fails the test. */
+static inline char *study_dump_of(const char *db) {
+    store *st = NULL;
+    assert_int_equal(store_open(&st, db, 1), BN_OK);
+    char *d = NULL;
+    assert_int_equal(store_dump(st, &d), BN_OK);
+    store_close(st);
+    return d;
+}
 
 /* Removes the directory dir and everything in it. 0 or -1. */
 static inline int tmpdir_remove(const char *dir) {
