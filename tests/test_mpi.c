@@ -62,15 +62,11 @@ static void write_synth(char *text, size_t cap, int trials) {
     write_spec("synth", text);
 }
 
-static char *dump_of(const char *db) {
+/* The dump of study DIR/NAME.db. */
+static char *dump_of(const char *name) {
     char path[400];
-    snprintf(path, sizeof path, "%s/%s.db", dir, db);
-    store *st = NULL;
-    assert_int_equal(store_open(&st, path, 1), BN_OK);
-    char *d = NULL;
-    assert_int_equal(store_dump(st, &d), BN_OK);
-    store_close(st);
-    return d;
+    snprintf(path, sizeof path, "%s/%s.db", dir, name);
+    return study_dump_of(path);
 }
 
 /* `bnas run SPEC --db DB` in one process. */
