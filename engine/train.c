@@ -541,6 +541,13 @@ double train_accuracy(const net *n, const dataset *d) {
     return d->n ? (double)correct / d->n : 0.0;
 }
 
+/* Adds the time since *t to *phase and restarts the clock. */
+static void train_lap(double *phase, double *t) {
+    double now = par_seconds();
+    *phase += now - *t;
+    *t = now;
+}
+
 int train_run(net *n, const dataset *train, const dataset *val, const train_recipe *r,
               train_callback cb, void *user) {
     return train_run_traced(n, train, val, r, cb, user, NULL);
@@ -611,6 +618,7 @@ int train_run_traced(net *n, const dataset *train, const dataset *val, const tra
         rng_shuffle(&g, order, train->n);
         double loss_sum = 0;
         int64_t correct = 0, seen = 0;
+        double phase[TRAIN_PHASES] = {0}, tp = par_seconds();
         for (int start = 0; start < train->n; start += B) {
             int b = train->n - start < B ? train->n - start : B;
             for (int k = 0; k < b; k++) {
@@ -619,8 +627,10 @@ int train_run_traced(net *n, const dataset *train, const dataset *val, const tra
                 for (size_t q = 0; q < img; q++) dst[q] = (float)src[q];
                 s.labels[k] = train->labels[order[start + k]];
             }
+            train_lap(&phase[TRAIN_PHASE_BATCH], &tp);
             t++;
             if ((rc = train_forward(&s, b, r, (uint64_t)t))) break;
+            train_lap(&phase[TRAIN_PHASE_FORWARD], &tp);
             double loss = r->loss == LOSS_MHL
                               ? loss_mhl(s.dlogits, s.logits, s.labels, b, n->classes, r->mhl_b)
                               : loss_ce(s.dlogits, s.logits, s.labels, b, n->classes);
@@ -640,19 +650,24 @@ int train_run_traced(net *n, const dataset *train, const dataset *val, const tra
             }
             loss_sum += loss * b;
             seen += b;
+            train_lap(&phase[TRAIN_PHASE_LOSS], &tp);
             memset(s.grads, 0, sizeof(float) * n->n_params);
             train_backward(&s, b, r);
             if (trace && trace->steps < trace->max_steps) {
                 float *dst = trace->g + (size_t)trace->steps++ * trace->n;
                 for (int k = 0; k < trace->n; k++) dst[k] = s.grads[trace->idx[k]];
             }
+            train_lap(&phase[TRAIN_PHASE_BACKWARD], &tp);
             train_adam(&s, lr, t, r->clip, bop_gamma, r->bop_tau);
+            train_lap(&phase[TRAIN_PHASE_OPTIMIZER], &tp);
         }
         if (rc) break;
         double secs = par_seconds() - t0;
         train_progress p = {epoch, r->epochs, loss_sum / (double)seen, (double)correct / (double)seen,
                             val ? train_accuracy(n, val) : -1.0, (double)seen / secs, secs,
-                            s.use_bop && s.bop.counted ? (double)s.bop.lost / (double)s.bop.counted : -1.0};
+                            s.use_bop && s.bop.counted ? (double)s.bop.lost / (double)s.bop.counted : -1.0,
+                            {0}};
+        memcpy(p.phase, phase, sizeof phase);
         if (cb && cb(&p, user)) rc = bn_error(BN_EINTR, "train: stopped after epoch %d", epoch);
     }
     free(order);

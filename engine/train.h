@@ -78,6 +78,16 @@ train_recipe train_recipe_default(void);
    (0 with fixed rates). */
 void train_flip_rates(const train_recipe *r, uint64_t step, float *p01, float *p10, float *t);
 
+/* Phases of a training step, timed by train_run (train_progress.phase). */
+typedef enum {
+    TRAIN_PHASE_BATCH = 0, /* gather the shuffled images and labels into the batch */
+    TRAIN_PHASE_FORWARD,   /* binarize, forward pass, perturbations */
+    TRAIN_PHASE_LOSS,      /* loss, its gradient, margin regularizer, accuracy count */
+    TRAIN_PHASE_BACKWARD,  /* zero the gradients, backward pass */
+    TRAIN_PHASE_OPTIMIZER, /* Adam / Bop step, clipping */
+    TRAIN_PHASES
+} train_phase;
+
 /* Progress of one epoch, passed to the callback. */
 typedef struct {
     int epoch;            /* 1-based */
@@ -89,6 +99,8 @@ typedef struct {
     double seconds;       /* wall time of the epoch */
     double lost_updates;  /* Bop: mean over the epoch's steps of the fraction of momentum
                              values whose update the format lost (engine/bop.h); -1 with Adam */
+    double phase[TRAIN_PHASES]; /* wall seconds of the epoch in each phase (their sum is
+                                   `seconds` minus the validation pass) */
 } train_progress;
 
 /* Called after every epoch; return nonzero to stop training early (the net

@@ -292,15 +292,25 @@ static double bench_spin(int threads) {
     return t;
 }
 
-typedef struct { double images_per_s; } bench_train_result;
+typedef struct {
+    double images_per_s;
+    double seconds;
+    double phase[TRAIN_PHASES];
+} bench_train_result;
 
 static int bench_epoch(const train_progress *p, void *user) {
-    ((bench_train_result *)user)->images_per_s = p->images_per_s;
+    bench_train_result *res = user;
+    res->images_per_s = p->images_per_s;
+    res->seconds = p->seconds;
+    memcpy(res->phase, p->phase, sizeof res->phase);
     return 0;
 }
 
-/* Training images/s of one epoch over `images` training images. */
-static int bench_train(const char *topology, const dataset *train, int images, double *ips, double *macs) {
+/* Trains `epochs` epochs of topology on the first `images` training images with
+   the default recipe (Adam, batch 256) and reports the last epoch (the first pays
+   for page faults) in *res; *macs is the network's MACs per image. */
+static int bench_train_epochs(const char *topology, const dataset *train, int images, int epochs,
+                              bench_train_result *res, double *macs) {
     arch a;
     net n;
     int rc = arch_parse(&a, topology);
@@ -311,14 +321,85 @@ static int bench_train(const char *topology, const dataset *train, int images, d
     rng_keyed(&g, 1, 0, RNG_INIT);
     net_init_params(&n, &g);
     train_recipe r = train_recipe_default();
-    r.epochs = 2; /* the second epoch is measured: the first pays for page faults */
-    dataset sub = data_slice(train, 0, images);
-    bench_train_result res = {0};
-    rc = train_run(&n, &sub, NULL, &r, bench_epoch, &res);
-    *ips = res.images_per_s;
+    r.epochs = epochs;
+    dataset sub = data_slice(train, 0, images < train->n ? images : train->n);
+    memset(res, 0, sizeof *res);
+    rc = train_run(&n, &sub, NULL, &r, bench_epoch, res);
     *macs = net_macs(&n);
     net_free(&n);
     return rc;
+}
+
+/* Training images/s of one epoch over `images` training images. */
+static int bench_train(const char *topology, const dataset *train, int images, double *ips, double *macs) {
+    bench_train_result res;
+    int rc = bench_train_epochs(topology, train, images, 2, &res, macs);
+    *ips = res.images_per_s;
+    return rc;
+}
+
+static const char *bench_train_usage =
+    "usage: bnas bench train [--quick] [--data DIR] [--images N] [--topology T ...] [--threads N]\n"
+    "Where training time goes on this machine. Measures the sgemm roof (OpenBLAS, 2048^3, at\n"
+    "the thread count) first, then trains each network (default FC512-FC512, FC2048-FC2048 and\n"
+    "VGG3 = C64-MP2-C64-MP2-FC2048; --topology repeats) for two epochs over the first N\n"
+    "training images (default 60000, the whole set; 10240 with --quick; VGG3 a tenth) with the\n"
+    "default recipe (Adam, batch 256, portable products) and reports the second epoch: seconds,\n"
+    "seconds scaled to a 60000-image epoch, images/s, effective GFLOP/s (6 x MACs per image)\n"
+    "and its fraction of the roof, and the share of each phase of a step: batch (gather the\n"
+    "shuffled images), forward, loss, backward, optimizer.\n";
+
+/* `bnas bench train`: the per-phase breakdown of a training epoch. */
+static int cmd_bench_train(int argc, char **argv) {
+    const char *dir = NULL, *topos[16];
+    int n_topo = 0, quick = 0, images = 0, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(bench_train_usage, stdout); return 0; }
+        else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--data") && i + 1 < argc) dir = argv[++i];
+        else if (!strcmp(argv[i], "--images") && i + 1 < argc && (images = atoi(argv[++i])) > 0) continue;
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc && (threads = atoi(argv[++i])) > 0) continue;
+        else if (!strcmp(argv[i], "--topology") && i + 1 < argc && n_topo < 16) topos[n_topo++] = argv[++i];
+        else { fprintf(stderr, "bnas bench train: bad or unknown option '%s' (see --help)\n", argv[i]); return 2; }
+    }
+    static const char *defaults[] = {"FC512-FC512", "FC2048-FC2048", "C64-MP2-C64-MP2-FC2048"};
+    if (!n_topo)
+        for (int k = 0; k < 3; k++) topos[n_topo++] = defaults[k];
+    dataset train = {0}, test = {0};
+    if (data_load_fashion_mnist(&train, &test, dir)) {
+        fprintf(stderr, "bnas bench train: %s\n", bn_errmsg());
+        return 1;
+    }
+    par_set_threads(threads);
+    double roof = bench_sgemm(2048);
+    printf("bnas bench train: FashionMNIST, batch 256, %d thread%s, sgemm roof %.1f GFLOP/s (OpenBLAS 2048^3), "
+           "%s kernels\n\n", par_threads(), par_threads() > 1 ? "s" : "", roof, gemm_kernels_name(NULL));
+    static const char *phase_names[TRAIN_PHASES] = {"batch", "forward", "loss", "backward", "optimizer"};
+    printf("%-24s %7s %8s %9s %10s %11s %7s", "network", "images", "epoch s", "s/60k img", "img/s", "eff GFLOP/s",
+           "of roof");
+    for (int p = 0; p < TRAIN_PHASES; p++) printf(" %9s", phase_names[p]);
+    printf("\n");
+    int rc = 0;
+    for (int k = 0; k < n_topo && !rc; k++) {
+        int conv = topos[k][0] == 'C';
+        int m = images ? images : quick ? 10240 : 60000;
+        if (conv && !images) m /= 10;
+        bench_train_result res;
+        double macs = 0;
+        if ((rc = bench_train_epochs(topos[k], &train, m, 2, &res, &macs))) {
+            fprintf(stderr, "bnas bench train: %s: %s\n", topos[k], bn_errmsg());
+            break;
+        }
+        double gf = 6.0 * macs * res.images_per_s / 1e9, sum = 0;
+        for (int p = 0; p < TRAIN_PHASES; p++) sum += res.phase[p];
+        printf("%-24s %7d %8.3f %9.2f %10.0f %11.1f %6.1f%%", topos[k], m < train.n ? m : train.n, res.seconds,
+               60000.0 / res.images_per_s, res.images_per_s, gf, 100.0 * gf / roof);
+        for (int p = 0; p < TRAIN_PHASES; p++) printf(" %8.1f%%", sum > 0 ? 100.0 * res.phase[p] / sum : 0.0);
+        printf("\n");
+    }
+    par_set_threads(0);
+    data_free(&train), data_free(&test);
+    return rc ? 1 : 0;
 }
 
 /* Float evaluation path images/s over `images` images. */
@@ -334,6 +415,7 @@ static double bench_float_eval(const net *n, const dataset *d, int images) {
 
 static const char *bench_usage =
     "usage: bnas bench [--quick] [--data DIR]\n"
+    "       bnas bench train [--help]   the per-phase breakdown of a training epoch\n"
     "Measures in one run, at 1 thread and at all threads: the sgemm roof (GFLOP/s);\n"
     "the parallel ceiling (speed-up of a register-only loop: what the cores can give);\n"
     "the fixed-order gemm that training uses (engine/gemm.h) beside it;\n"
@@ -347,6 +429,7 @@ static const char *bench_usage =
 int cmd_bench(int argc, char **argv) {
     const char *dir = NULL;
     int quick = 0;
+    if (argc > 1 && !strcmp(argv[1], "train")) return cmd_bench_train(argc - 1, argv + 1);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(bench_usage, stdout); return 0; }
         else if (!strcmp(argv[i], "--quick")) quick = 1;
