@@ -42,6 +42,7 @@
 #include "engine/packed.h"
 #include "engine/lta.h"
 #include "engine/margin.h"
+#include "engine/optim.h"
 #include "engine/parallel.h"
 
 train_recipe train_recipe_default(void) {
@@ -429,7 +430,7 @@ static double train_margin_reg(const train_state *s, int l, int B, const train_r
     return w * total;
 }
 
-/* Backward from s->dlogits; fills s->grads (zeroed by the caller).
+/* Backward from s->dlogits; fills s->grads (zero: calloc, then each optimizer step).
    Scratch: g_a is d loss / d a of the current layer's output, g_z of its
    accumulators, g_x of its input (which becomes the previous layer's g_a). */
 static void train_backward(train_state *s, int B, const train_recipe *r) {
@@ -486,45 +487,29 @@ static void train_backward(train_state *s, int B, const train_recipe *r) {
     }
 }
 
-/* Adam on params[lo, hi). */
-static void train_adam_range(train_state *s, float lr, int64_t t, int64_t lo, int64_t hi) {
-    const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
-    float c1 = 1.0f - (float)dmath_powi(b1, t), c2 = 1.0f - (float)dmath_powi(b2, t);
+/* One optimizer step: Adam on every parameter (latent weights clamped to
+   [-1, 1] if clip), or Bop (rate gamma) on the binary weights and Adam on
+   batch norm and the scale. Leaves the gradients zeroed for the next step. */
+static void train_optimize(train_state *s, float lr, int64_t t, int clip, float gamma, float tau) {
     net *n = s->n;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = lo; i < hi; i++) {
-        float g = s->grads[i];
-        s->adam_m[i] = b1 * s->adam_m[i] + (1.0f - b1) * g;
-        s->adam_v[i] = b2 * s->adam_v[i] + (1.0f - b2) * g * g;
-        float mh = s->adam_m[i] / c1, vh = s->adam_v[i] / c2;
-        n->params[i] -= lr * mh / (sqrtf(vh) + eps);
+    optim_span spans[2 * NET_MAX_LAYERS + 1];
+    int ns = 0;
+    for (int l = 0; l < n->n_layers; l++) {
+        net_layer *L = &n->layers[l];
+        int64_t w0 = L->w - n->params, nw = (int64_t)L->out_c * L->fan_in;
+        if (!s->use_bop) spans[ns++] = (optim_span){w0, w0 + nw, clip};
+        if (!L->last) spans[ns++] = (optim_span){w0 + nw, w0 + nw + 2 * L->out_c, 0}; /* gamma, beta */
     }
-}
-
-/* One optimizer step: Adam on every parameter, or Bop (rate gamma) on the
-   binary weights and Adam on batch norm and the scale. */
-static void train_adam(train_state *s, float lr, int64_t t, int clip, float gamma, float tau) {
-    net *n = s->n;
+    int64_t sc = n->scale - n->params;
+    spans[ns++] = (optim_span){sc, sc + 1, 0};
+    optim_adam(n->params, s->grads, s->adam_m, s->adam_v, spans, ns, lr, t, 1);
     if (s->use_bop) {
-        for (int l = 0; l < n->n_layers; l++) {
-            net_layer *L = &n->layers[l];
-            if (L->last) continue;
-            int64_t g0 = L->gamma - n->params, b0 = L->beta - n->params;
-            train_adam_range(s, lr, t, g0, g0 + L->out_c);
-            train_adam_range(s, lr, t, b0, b0 + L->out_c);
-        }
-        int64_t sc = n->scale - n->params;
-        train_adam_range(s, lr, t, sc, sc + 1);
         bop_step(&s->bop, n, s->grads, gamma, tau);
-        return;
-    }
-    train_adam_range(s, lr, t, 0, (int64_t)n->n_params);
-    if (clip)
         for (int l = 0; l < n->n_layers; l++) {
             net_layer *L = &n->layers[l];
-            int64_t nw = (int64_t)L->out_c * L->fan_in;
-            for (int64_t i = 0; i < nw; i++) L->w[i] = L->w[i] > 1.0f ? 1.0f : L->w[i] < -1.0f ? -1.0f : L->w[i];
+            memset(grad_of(s, L->w), 0, sizeof(float) * (size_t)L->out_c * L->fan_in);
         }
+    }
 }
 
 double train_accuracy(const net *n, const dataset *d) {
@@ -651,14 +636,13 @@ int train_run_traced(net *n, const dataset *train, const dataset *val, const tra
             loss_sum += loss * b;
             seen += b;
             train_lap(&phase[TRAIN_PHASE_LOSS], &tp);
-            memset(s.grads, 0, sizeof(float) * n->n_params);
             train_backward(&s, b, r);
             if (trace && trace->steps < trace->max_steps) {
                 float *dst = trace->g + (size_t)trace->steps++ * trace->n;
                 for (int k = 0; k < trace->n; k++) dst[k] = s.grads[trace->idx[k]];
             }
             train_lap(&phase[TRAIN_PHASE_BACKWARD], &tp);
-            train_adam(&s, lr, t, r->clip, bop_gamma, r->bop_tau);
+            train_optimize(&s, lr, t, r->clip, bop_gamma, r->bop_tau);
             train_lap(&phase[TRAIN_PHASE_OPTIMIZER], &tp);
         }
         if (rc) break;
