@@ -13,7 +13,7 @@
 #include "engine/chunk.h"
 #include "engine/dmath.h"
 #include "engine/err.h"
-#include "engine/margin.h"
+#include "engine/trace.h"
 
 /* ---- Settings ---- */
 
@@ -162,7 +162,7 @@ int64_t errmodel_redraw_weights(packed_net *work, const packed_net *clean, const
     return flips;
 }
 
-/* ---- The hooked driver (margin_trace_hooks with chunk.c's chunked sums) ---- */
+/* ---- The hooked driver (trace_forward with chunk.c's chunked sums) ---- */
 
 /* Read-only per-layer tables of one call, shared by the threads. */
 typedef struct {
@@ -334,7 +334,7 @@ static void errmodel_flip_bits(const packed_layer *L, const errmodel_layer *E, u
     }
 }
 
-/* margin_layer_hook: chunked sums and product errors of a binary layer. */
+/* trace_layer_hook: chunked sums and product errors of a binary layer. */
 static int errmodel_layer_hook(void *user, int l, const packed_layer *L, const uint64_t *in, int32_t *acc) {
     errmodel_thread *t = user;
     const errmodel_run *run = t->run;
@@ -356,7 +356,7 @@ static int errmodel_layer_hook(void *user, int l, const packed_layer *L, const u
     return 1;
 }
 
-/* margin_bits_hook: decided bits (pooled as the max of the decisions before
+/* trace_bits_hook: decided bits (pooled as the max of the decisions before
    the invert bit, then the invert bit), then activation flips. */
 static void errmodel_bits_hook(void *user, int l, const packed_layer *L, uint64_t *out, int P) {
     errmodel_thread *t = user;
@@ -398,18 +398,18 @@ static void errmodel_drive(const packed_net *p, const errmodel *m, uint64_t seed
     {
         errmodel_thread t;
         errmodel_thread_init(&t, &run);
-        margin_scratch s;
-        margin_scratch_init(&s, p);
-        margin_hooks h = {errmodel_layer_hook, NULL, errmodel_bits_hook, &t};
+        trace_scratch s;
+        trace_scratch_init(&s, p);
+        trace_hooks h = {errmodel_layer_hook, NULL, errmodel_bits_hook, &t};
         int32_t *z = bn_malloc(sizeof(int32_t) * (size_t)p->classes);
 #pragma omp for schedule(dynamic, 16)
         for (int i = 0; i < B; i++) {
             t.image = (int64_t)first_image + i;
-            margin_trace_hooks(p, &s, x + (size_t)i * img_bytes, &h, z);
+            trace_forward(p, &s, x + (size_t)i * img_bytes, &h, z);
             for (int c = 0; c < p->classes; c++) logits[(size_t)i * p->classes + c] = p->scale * (float)z[c];
         }
         free(z);
-        margin_scratch_free(&s);
+        trace_scratch_free(&s);
         errmodel_thread_free(&t);
     }
     errmodel_run_free(&run);

@@ -47,7 +47,7 @@
 ** at once: user must be read-only or otherwise thread-safe; the rng they get
 ** is the image's keyed stream. The chunk sums come from engine/chunk.h
 ** (chunk_gather, chunk_sums_all, the same kernels as the chunked-sum driver)
-** and the forward pass is margin_trace_hooks (engine/margin.h).
+** and the forward pass is trace_forward (engine/trace.h).
 **
 ** Activations. Every output bit of a hidden layer that reads 0 becomes 1 with
 ** a_p01 and one that reads 1 becomes 0 with a_p10 (after the threshold and
