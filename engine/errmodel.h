@@ -174,6 +174,24 @@ int64_t errmodel_redraw_weights(packed_net *work, const packed_net *clean, const
    distribution in every case (pcg32_binomial for n*prob >= 16). */
 uint32_t errmodel_binomial(pcg32 *rng, uint32_t n, double prob, const double *pw);
 
+/* XNOR product errors of one accumulator acc of N +-1 products (P = (acc + N)
+   / 2 of them +1): acc - 2*B1 + 2*B2 with B1 ~ Bin(P, p10) drawn from g
+   first, then B2 ~ Bin(N - P, p01); pw01, pw10 from errmodel_pow_table (may
+   be NULL). The product errors of the driver and of training
+   (engine/perturb.h). */
+int32_t errmodel_product_errors(pcg32 *g, int32_t acc, int N, double p01, double p10, const double *pw01,
+                                const double *pw10);
+
+/* The table (1 - prob)^k, k = 0..n, of errmodel_binomial (n + 1 values; the
+   caller frees it), or NULL where errmodel_binomial does not use one (prob
+   <= 0 or > 0.5). */
+double *errmodel_pow_table(double prob, int n);
+
+/* Taps of a 3x3 convolution with zero padding at output position (y, x) of
+   an H x W map that fall inside the map (1 to 9): a conv position has
+   valid_taps * in_c products. */
+int errmodel_valid_taps(int y, int x, int H, int W);
+
 /* Images per second of the hooked driver (repeat 0) and of the fast path on
    the n images x with `threads` threads (each timed for ~0.5 s). */
 void errmodel_bench(const packed_net *p, const errmodel *m, const uint8_t *x, int n, int threads,

@@ -1,6 +1,6 @@
 /*
-** LTA on the chunked-sum engine, its training forward, and the hardware cost
-** model (engine/lta.h).
+** LTA on the chunked-sum engine, its training forward and perturbation hook,
+** and the hardware cost model (engine/lta.h).
 */
 #include "engine/lta.h"
 
@@ -211,6 +211,20 @@ done:
     chunk_layer_free(&C);
     free(T), free(inv), free(d), free(wf);
     return rc;
+}
+
+static int lta_training_act(const perturb *h, const perturb_site *s, float *a) {
+    const train_recipe *r = h->user;
+    if (s->L->first) return BN_OK;
+    lta_options o = {r->lta_n, 0, 0, 0, 0};
+    return lta_train_layer(s->L, &o, s->in, s->wb, s->B, a);
+}
+
+int lta_add_training(perturb_set *ps, const train_recipe *r) {
+    if (r->lta_n < 0) return bn_error(BN_EARG, "train: lta_n %d must be >= 0", r->lta_n);
+    if (r->lta_n == 0) return BN_OK;
+    perturb h = {NULL, NULL, NULL, lta_training_act, r};
+    return perturb_add(ps, &h);
 }
 
 /* ---- Hardware cost model ---- */

@@ -18,6 +18,7 @@
 #include "engine/packed.h"
 #include "engine/parallel.h"
 #include "engine/train.h"
+#include "evaluators/evaluator.h"
 #include "evaluators/fefet.h"
 
 /* ---- shared by the engine commands ---- */
@@ -217,7 +218,9 @@ int cmd_train(int argc, char **argv) {
            train.n, val.n, test.n, par_threads());
     dataset used = train_images > 0 ? data_slice(&train, 0, train_images) : train; /* counts checked above */
     if (used.n != train.n) printf("training on the first %d images of the training split\n", used.n);
-    rc = train_run(&n, &used, n_val ? &val : NULL, &r, print_progress, NULL);
+    perturb_set ps;
+    if ((rc = eval_perturbs(&r, &ps))) goto done;
+    rc = train_run(&n, &used, n_val ? &val : NULL, &r, &ps, print_progress, NULL);
     if (rc) goto done;
     printf("test accuracy %.2f%%  (%zu bytes packed)\n", 100 * train_accuracy(&n, &test), net_packed_bytes(&n));
     rc = model_save(&n, &r, out);
@@ -314,7 +317,7 @@ static int bench_train(const char *topology, const dataset *train, int images, d
     r.epochs = 2; /* the second epoch is measured: the first pays for page faults */
     dataset sub = data_slice(train, 0, images);
     bench_train_result res = {0};
-    rc = train_run(&n, &sub, NULL, &r, bench_epoch, &res);
+    rc = train_run(&n, &sub, NULL, &r, NULL, bench_epoch, &res); /* the default recipe: no perturbations */
     *ips = res.images_per_s;
     *macs = net_macs(&n);
     net_free(&n);

@@ -35,7 +35,7 @@ static int setup(void **state) {
     train_recipe r = train_recipe_default();
     r.epochs = 1;
     dataset tr = data_slice(&g_train, 0, sanitized() ? 1000 : 3000);
-    if (train_run(&g_cnn, &tr, NULL, &r, NULL, NULL)) return -1;
+    if (train_recipe_run(&g_cnn, &tr, NULL, &r, NULL, NULL)) return -1;
     if (packed_from_net(&g_p, &g_cnn)) return -1;
     g_small = data_slice(&g_test, 0, sanitized() ? 100 : 500);
     return 0;

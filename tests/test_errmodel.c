@@ -353,7 +353,7 @@ static int train_xnor(net *n, float p, int threads) {
     r.xnor_p01 = p, r.xnor_p10 = p;
     dataset tr = data_slice(&g_train, 0, sanitized() ? 300 : 1000);
     par_set_threads(threads);
-    int rc = train_run(n, &tr, NULL, &r, NULL, NULL);
+    int rc = train_recipe_run(n, &tr, NULL, &r, NULL, NULL);
     par_set_threads(2);
     return rc;
 }
@@ -369,7 +369,7 @@ static void test_train_xnor(void **state) {
     train_recipe bad = train_recipe_default();
     bad.xnor_p10 = 2.0f;
     dataset tr = data_slice(&g_train, 0, 10);
-    assert_int_equal(train_run(&c, &tr, NULL, &bad, NULL, NULL), BN_EARG);
+    assert_int_equal(train_recipe_run(&c, &tr, NULL, &bad, NULL, NULL), BN_EARG);
     net_free(&a), net_free(&b), net_free(&c);
 }
 
