@@ -60,7 +60,7 @@ typedef struct {
                             classifier, not the first layer): P(-1 product reads +1) */
     float xnor_p10;      /* P(+1 product reads -1); straight-through gradient (engine/errmodel.h) */
     int lta_n;           /* > 0: LTA-aware training, hidden layers after the first decide by local
-                            thresholding on columns of lta_n products (engine/lta.h), straight-through */
+                            thresholding on columns of lta_n products (evaluators/lta.h), straight-through */
     float act_p01, act_p10; /* activation flips while training (hidden layers after the first):
                                P(-1 output reads +1), P(+1 reads -1); straight-through */
 } train_recipe;

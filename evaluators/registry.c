@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "engine/err.h"
-#include "engine/lta.h"
+#include "evaluators/lta.h"
 
 extern const evaluator eval_accuracy;
 extern const evaluator eval_memory;

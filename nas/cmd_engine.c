@@ -60,7 +60,7 @@ static const char *train_usage =
     "                     format, at most 16 rows) and flips at the rates interpolated there (log p)\n"
     "  --xnor-p X | --xnor-p01 X --xnor-p10 X  XNOR product errors while training (not the first layer)\n"
     "  --lta-n N          LTA-aware training: hidden layers after the first decide by local thresholding\n"
-    "                     on columns of N products (straight-through; engine/lta.h)\n"
+    "                     on columns of N products (straight-through; evaluators/lta.h)\n"
     "  --act-p X | --act-p01 X --act-p10 X  activation flips while training (not the first layer)\n"
     "  --clip             clip latent weights to [-1, 1]\n"
     "  --reg-lambda X --reg-h H   direct margin regularizer: lambda * mean max(0, H - margin in flips)\n"

@@ -1,5 +1,5 @@
 /*
-** CapMin (engine/capmin.h) on a briefly trained FashionMNIST CNN: the full
+** CapMin (evaluators/capmin.h) on a briefly trained FashionMNIST CNN: the full
 ** window is the exact network, the histogram counts every chunk once, the
 ** window holds the most mass, clipping hurts monotonically little at first,
 ** the noise is thread-count independent, and the capacitor model behaves.
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/capmin.h"
+#include "evaluators/capmin.h"
 #include "engine/err.h"
 #include "engine/packed.h"
 #include "engine/train.h"

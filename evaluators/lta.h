@@ -32,6 +32,9 @@
 **
 ** LTA is applied to hidden layers that see binary inputs (not the first
 ** layer, not the classifier), as in the authors' code.
+**
+** The model of the evaluator "lta": both live in evaluators/lta.c (its
+** parameters and metrics in the comment at the top).
 */
 #ifndef BNAS_LTA_H
 #define BNAS_LTA_H
