@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "engine/err.h"
-#include "engine/margin.h"
+#include "engine/trace.h"
 
 int64_t chunk_round_div(int64_t a, int64_t b) {
     BN_ASSERT(b > 0);
@@ -230,7 +230,7 @@ void chunk_plan_free(chunk_plan *cp) {
 
 int chunk_threads(int threads) { return threads > 0 ? threads : omp_get_max_threads(); }
 
-/* ---- Driver (on margin_trace_hooks, engine/margin.h) ---- */
+/* ---- Driver (on trace_forward, engine/trace.h) ---- */
 
 /* Per-thread state of the driver: the layer hook's user. */
 typedef struct {
@@ -282,7 +282,7 @@ void chunk_gather(const chunk_layer *C, const packed_layer *L, const uint64_t *i
     }
 }
 
-/* margin_layer_hook: the chunked accumulators of layer l (before pooling). */
+/* trace_layer_hook: the chunked accumulators of layer l (before pooling). */
 static int chunk_layer_hook(void *user, int l, const packed_layer *L, const uint64_t *in, int32_t *acc) {
     chunk_thread *t = user;
     const chunk_layer *C = &t->cp->layers[l];
@@ -310,18 +310,18 @@ void chunk_logits(const chunk_plan *cp, float *logits, const uint8_t *x, int B, 
         for (int l = 0; l < p->n_layers; l++)
             if (cp->layers[l].n) chunk_work_reserve(&t.w, &cp->layers[l]);
         t.s = bn_malloc(sizeof(int32_t) * smax);
-        margin_scratch s;
-        margin_scratch_init(&s, p);
-        margin_hooks h = {chunk_layer_hook, NULL, NULL, &t};
+        trace_scratch s;
+        trace_scratch_init(&s, p);
+        trace_hooks h = {chunk_layer_hook, NULL, NULL, &t};
         int32_t *z = bn_malloc(sizeof(int32_t) * (size_t)p->classes);
 #pragma omp for schedule(dynamic, 16)
         for (int i = 0; i < B; i++) {
             t.image = (uint64_t)i;
-            margin_trace_hooks(p, &s, x + (size_t)i * img_bytes, &h, z);
+            trace_forward(p, &s, x + (size_t)i * img_bytes, &h, z);
             for (int c = 0; c < p->classes; c++) logits[(size_t)i * p->classes + c] = p->scale * (float)z[c];
         }
         free(z), free(t.s);
-        margin_scratch_free(&s);
+        trace_scratch_free(&s);
         chunk_work_free(&t.w);
     }
 }

@@ -30,7 +30,7 @@
 ** the ordinary packed kernels, so a config without chunked layers costs
 ** nothing beyond the per-image driver (and packed_logits stays untouched).
 **
-** The driver is margin_trace_hooks (engine/margin.h, the one traced packed
+** The driver is trace_forward (engine/trace.h, the one hooked packed
 ** forward pass) with a layer hook that computes the chunked layers; the chunk
 ** sums of all neurons at one position come from one count kernel call
 ** (chunk_sums_all; engine/chunk_simd.c: AVX-512 VPOPCNTDQ, POPCNT, portable,

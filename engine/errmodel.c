@@ -13,7 +13,7 @@
 #include "engine/chunk.h"
 #include "engine/dmath.h"
 #include "engine/err.h"
-#include "engine/margin.h"
+#include "engine/trace.h"
 
 /* ---- Settings ---- */
 
@@ -92,6 +92,14 @@ uint32_t errmodel_binomial(pcg32 *rng, uint32_t n, double prob, const double *pw
     return x;
 }
 
+int32_t errmodel_product_errors(pcg32 *g, int32_t acc, int N, double p01, double p10, const double *pw01,
+                                const double *pw10) {
+    int P = (acc + N) / 2;
+    int b1 = (int)errmodel_binomial(g, (uint32_t)P, p10, pw10);
+    int b2 = (int)errmodel_binomial(g, (uint32_t)(N - P), p01, pw01);
+    return acc + 2 * (b2 - b1);
+}
+
 static uint64_t errmodel_key(int repeat, int64_t image, int layer) {
     return (uint64_t)repeat << 40 | (uint64_t)image << 8 | (uint64_t)layer;
 }
@@ -162,7 +170,7 @@ int64_t errmodel_redraw_weights(packed_net *work, const packed_net *clean, const
     return flips;
 }
 
-/* ---- The hooked driver (margin_trace_hooks with chunk.c's chunked sums) ---- */
+/* ---- The hooked driver (trace_forward with chunk.c's chunked sums) ---- */
 
 /* Read-only per-layer tables of one call, shared by the threads. */
 typedef struct {
@@ -178,7 +186,7 @@ typedef struct {
     int repeat;
 } errmodel_run;
 
-static double *errmodel_pow_table(double prob, int n) {
+double *errmodel_pow_table(double prob, int n) {
     if (!(prob > 0.0) || prob > 0.5) return NULL;
     double *pw = bn_malloc(sizeof(double) * (size_t)(n + 1));
     for (int k = 0; k <= n; k++) pw[k] = dmath_powi(1.0 - prob, k);
@@ -243,7 +251,7 @@ static void errmodel_thread_free(errmodel_thread *t) {
 }
 
 /* Valid taps of conv output position (y, x) of an (H, W) map. */
-static int errmodel_valid_taps(int y, int x, int H, int W) {
+int errmodel_valid_taps(int y, int x, int H, int W) {
     int ny = 3 - (y == 0) - (y == H - 1), nx = 3 - (x == 0) - (x == W - 1);
     if (H == 1) ny = 1;
     if (W == 1) nx = 1;
@@ -302,12 +310,7 @@ static void errmodel_products(const errmodel_run *run, int l, int32_t *acc, int 
         int N = L->kind == NET_CONV ? errmodel_valid_taps(q / L->in_w, q % L->in_w, L->in_h, L->in_w) * L->in_c
                                     : L->fan_in;
         int32_t *a = acc + (size_t)q * L->np;
-        for (int n = 0; n < L->out_c; n++) {
-            int P = (a[n] + N) / 2;
-            int b1 = (int)errmodel_binomial(g, (uint32_t)P, E->x_p10, T->pw10);
-            int b2 = (int)errmodel_binomial(g, (uint32_t)(N - P), E->x_p01, T->pw01);
-            a[n] += 2 * (b2 - b1);
-        }
+        for (int n = 0; n < L->out_c; n++) a[n] = errmodel_product_errors(g, a[n], N, E->x_p01, E->x_p10, T->pw01, T->pw10);
     }
 }
 
@@ -334,7 +337,7 @@ static void errmodel_flip_bits(const packed_layer *L, const errmodel_layer *E, u
     }
 }
 
-/* margin_layer_hook: chunked sums and product errors of a binary layer. */
+/* trace_layer_hook: chunked sums and product errors of a binary layer. */
 static int errmodel_layer_hook(void *user, int l, const packed_layer *L, const uint64_t *in, int32_t *acc) {
     errmodel_thread *t = user;
     const errmodel_run *run = t->run;
@@ -356,7 +359,7 @@ static int errmodel_layer_hook(void *user, int l, const packed_layer *L, const u
     return 1;
 }
 
-/* margin_bits_hook: decided bits (pooled as the max of the decisions before
+/* trace_bits_hook: decided bits (pooled as the max of the decisions before
    the invert bit, then the invert bit), then activation flips. */
 static void errmodel_bits_hook(void *user, int l, const packed_layer *L, uint64_t *out, int P) {
     errmodel_thread *t = user;
@@ -398,18 +401,18 @@ static void errmodel_drive(const packed_net *p, const errmodel *m, uint64_t seed
     {
         errmodel_thread t;
         errmodel_thread_init(&t, &run);
-        margin_scratch s;
-        margin_scratch_init(&s, p);
-        margin_hooks h = {errmodel_layer_hook, NULL, errmodel_bits_hook, &t};
+        trace_scratch s;
+        trace_scratch_init(&s, p);
+        trace_hooks h = {errmodel_layer_hook, NULL, errmodel_bits_hook, &t};
         int32_t *z = bn_malloc(sizeof(int32_t) * (size_t)p->classes);
 #pragma omp for schedule(dynamic, 16)
         for (int i = 0; i < B; i++) {
             t.image = (int64_t)first_image + i;
-            margin_trace_hooks(p, &s, x + (size_t)i * img_bytes, &h, z);
+            trace_forward(p, &s, x + (size_t)i * img_bytes, &h, z);
             for (int c = 0; c < p->classes; c++) logits[(size_t)i * p->classes + c] = p->scale * (float)z[c];
         }
         free(z);
-        margin_scratch_free(&s);
+        trace_scratch_free(&s);
         errmodel_thread_free(&t);
     }
     errmodel_run_free(&run);

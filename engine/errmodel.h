@@ -47,7 +47,7 @@
 ** at once: user must be read-only or otherwise thread-safe; the rng they get
 ** is the image's keyed stream. The chunk sums come from engine/chunk.h
 ** (chunk_gather, chunk_sums_all, the same kernels as the chunked-sum driver)
-** and the forward pass is margin_trace_hooks (engine/margin.h).
+** and the forward pass is trace_forward (engine/trace.h).
 **
 ** Activations. Every output bit of a hidden layer that reads 0 becomes 1 with
 ** a_p01 and one that reads 1 becomes 0 with a_p10 (after the threshold and
@@ -173,6 +173,24 @@ int64_t errmodel_redraw_weights(packed_net *work, const packed_net *clean, const
    for k = 0..n, which makes the inversion for small n*prob cheap. Exact in
    distribution in every case (pcg32_binomial for n*prob >= 16). */
 uint32_t errmodel_binomial(pcg32 *rng, uint32_t n, double prob, const double *pw);
+
+/* XNOR product errors of one accumulator acc of N +-1 products (P = (acc + N)
+   / 2 of them +1): acc - 2*B1 + 2*B2 with B1 ~ Bin(P, p10) drawn from g
+   first, then B2 ~ Bin(N - P, p01); pw01, pw10 from errmodel_pow_table (may
+   be NULL). The product errors of the driver and of training
+   (engine/perturb.h). */
+int32_t errmodel_product_errors(pcg32 *g, int32_t acc, int N, double p01, double p10, const double *pw01,
+                                const double *pw10);
+
+/* The table (1 - prob)^k, k = 0..n, of errmodel_binomial (n + 1 values; the
+   caller frees it), or NULL where errmodel_binomial does not use one (prob
+   <= 0 or > 0.5). */
+double *errmodel_pow_table(double prob, int n);
+
+/* Taps of a 3x3 convolution with zero padding at output position (y, x) of
+   an H x W map that fall inside the map (1 to 9): a conv position has
+   valid_taps * in_c products. */
+int errmodel_valid_taps(int y, int x, int H, int W);
 
 /* Images per second of the hooked driver (repeat 0) and of the fast path on
    the n images x with `threads` threads (each timed for ~0.5 s). */

@@ -12,8 +12,8 @@
 
 #include "engine/dmath.h"
 #include "engine/err.h"
-#include "engine/margin.h"
 #include "engine/rng.h"
+#include "engine/trace.h"
 
 /* ---- Nested sparse uniforms ---- */
 
@@ -301,22 +301,23 @@ void fault_ctx_predict(fault_ctx *c, const fault_model *m, uint64_t seed, int re
     int nt = threads > 0 ? threads : omp_get_max_threads();
 #pragma omp parallel num_threads(nt)
     {
-        margin_scratch s;
-        margin_scratch_init(&s, p);
+        trace_scratch s;
+        trace_scratch_init(&s, p);
         fault_act a = {m, seed, 0, bn_malloc(sizeof(uint64_t) * maxw), bn_malloc(sizeof(uint64_t) * maxw),
                        (const uint64_t *const *)avalid, 0, 0};
+        trace_hooks h = {NULL, NULL, fault_act_hook, &a};
         int32_t *z = bn_malloc(sizeof(int32_t) * (size_t)p->classes);
 #pragma omp for schedule(dynamic, 32)
         for (int i = 0; i < d->n; i++) {
             a.key_base = (uint64_t)1 << 63 | (uint64_t)repeat << 36 | (uint64_t)i << 8;
-            margin_trace(p, &s, d->pixels + (size_t)i * img_bytes, NULL, fault_act_hook, &a, z);
+            trace_forward(p, &s, d->pixels + (size_t)i * img_bytes, &h, z);
             int best = 0;
             for (int k = 1; k < p->classes; k++)
                 if (p->scale * (float)z[k] > p->scale * (float)z[best]) best = k;
             pred[i] = best;
         }
         free(z), free(a.mask), free(a.seen);
-        margin_scratch_free(&s);
+        trace_scratch_free(&s);
 #pragma omp critical
         {
             c->flips01[FAULT_ACTIVATIONS] += a.n01;

@@ -1,32 +1,22 @@
 /*
-** The training loop: forward with binarized (optionally flipped) weights,
+** The training loop: forward with binarized (optionally perturbed) weights,
 ** loss, backward with straight-through estimators, Adam.
 **
 ** The forward pass of one hidden layer l, for a batch of B images:
 **
 **   x (rows_in, in_c)  --im2col (conv)-->  col (rows, fan_in)
-**   z (rows, out_c)    = col . wb^T         wb = flip(sign(w)), (out_c, fan_in)
+**   wb = sign(w), then the weights hooks    (out_c, fan_in)
+**   z (rows, out_c)    = col . wb^T, then the accumulator hooks
 **   p (rows_out, out_c) = maxpool2(z)        (conv with pool; else p = z)
 **   y = BN_batch(p * in_scale)               in_scale = 1/255 for the first layer
-**   a = sign(y)                              the next layer's x
+**   a = sign(y), then the activation hooks   the next layer's x
 **
-** The classifier computes z = x . wb^T and logits = s * z.
-**
-** Flip training (recipe flip): wb = sign(w) with each bit flipped with p10
-** (+1) or p01 (-1), rates fixed or drawn per mini-batch from the recipe's
-** flip-rate table (train_flip_rates); STE: the gradient ignores the flips;
-** naive: it passes through them.
-**
-** XNOR product errors (recipe xnor_p01/xnor_p10, engine/errmodel.h): in
-** hidden binary layers and the classifier, z' = z - 2*B1 + 2*B2 per row and
-** neuron before pooling, with B1 ~ Bin(P, xnor_p10), B2 ~ Bin(N - P, xnor_p01),
-** P = (z + N) / 2, N the row's product count; the gradient passes straight
-** through (dz = dz').
-**
-** LTA-aware training (recipe lta_n > 0, engine/lta.h) and activation flips
-** (act_p01/act_p10) act on the sign outputs a of hidden layers after the
-** first: a is overwritten with the LTA decisions, then flipped; the backward
-** pass still uses the pre-sign values y (straight-through).
+** The classifier computes z = x . wb^T (and its accumulator hooks) and
+** logits = s * z. The hooks are the run's perturbations (engine/perturb.h:
+** flip training, XNOR product errors, activation flips, LTA-aware training);
+** the backward pass uses the pre-sign values y and the unperturbed
+** accumulators' gradient (straight-through), and a weights hook's backward
+** where it has one.
 */
 #include "engine/train.h"
 
@@ -37,13 +27,12 @@
 #include "engine/bop.h"
 #include "engine/dmath.h"
 #include "engine/err.h"
-#include "engine/errmodel.h"
 #include "engine/layers.h"
 #include "engine/packed.h"
-#include "engine/lta.h"
 #include "engine/margin.h"
 #include "engine/optim.h"
 #include "engine/parallel.h"
+#include "engine/perturb.h"
 
 train_recipe train_recipe_default(void) {
     train_recipe r;
@@ -222,59 +211,15 @@ static void train_state_free(train_state *s) {
     free(s->adam_m), free(s->adam_v), free(s->d_a), free(s->d_b), free(s->d_z), free(s->d_col);
 }
 
-/* Rate between table rows a and b at fraction f: linear in log p, linear in p
-   where either end is 0 (as evaluators/fefet.c). */
-static double train_interp(double a, double b, double f) {
-    if (!(a > 0) || !(b > 0)) return a + (b - a) * f;
-    return dmath_exp(dmath_log(a) + (dmath_log(b) - dmath_log(a)) * f);
-}
-
-void train_flip_rates(const train_recipe *r, uint64_t step, float *p01, float *p10, float *t) {
-    if (r->flip_rows <= 0) {
-        *p01 = r->p01, *p10 = r->p10;
-        if (t) *t = 0.0f;
-        return;
-    }
-    int n = r->flip_rows;
-    /* key slot 0xFF: the layer slots of train_binarize's streams are < NET_MAX_LAYERS < 255 */
-    pcg32 g;
-    rng_keyed(&g, r->seed, (step << 8) | 0xFFu, RNG_FLIP);
-    double u = pcg32_double(&g), lo = r->flip_t[0], hi = r->flip_t[n - 1];
-    double T = lo + (hi - lo) * u;
-    int i = 0;
-    while (i + 2 < n && T > r->flip_t[i + 1]) i++;
-    if (n == 1) {
-        *p01 = r->flip_p01[0], *p10 = r->flip_p10[0];
-    } else {
-        double f = (T - r->flip_t[i]) / ((double)r->flip_t[i + 1] - r->flip_t[i]);
-        f = f < 0 ? 0 : f > 1 ? 1 : f;
-        *p01 = (float)train_interp(r->flip_p01[i], r->flip_p01[i + 1], f);
-        *p10 = (float)train_interp(r->flip_p10[i], r->flip_p10[i + 1], f);
-    }
-    if (t) *t = (float)T;
-}
-
-/* Binarizes layer l's weights and applies the training flips of this step. */
-static void train_binarize(train_state *s, int l, const train_recipe *r, uint64_t step) {
+/* Binarizes layer l's weights and applies the weights hooks of this step. */
+static void train_binarize(train_state *s, int l, const perturb_set *ps, uint64_t step) {
     net_layer *L = &s->n->layers[l];
     train_layer *T = &s->tl[l];
     int64_t nw = (int64_t)L->out_c * L->fan_in;
     for (int64_t i = 0; i < nw; i++) T->wb[i] = net_sign(L->w[i]);
-    if (r->flip == FLIP_NONE) return;
-    float p01, p10;
-    train_flip_rates(r, step, &p01, &p10, NULL);
-    if (p01 <= 0.0f && p10 <= 0.0f) {
-        memset(T->flipped, 0, (size_t)nw);
-        return;
-    }
-    pcg32 g;
-    rng_keyed(&g, r->seed, (step << 8) | (uint64_t)l, RNG_FLIP);
-    for (int64_t i = 0; i < nw; i++) {
-        float p = T->wb[i] > 0 ? p10 : p01;
-        int f = pcg32_float(&g) < p;
-        T->flipped[i] = (uint8_t)f;
-        if (f) T->wb[i] = -T->wb[i];
-    }
+    perturb_site site = {l, L, 0, 0, step, NULL, NULL};
+    for (int k = 0; ps && k < ps->n; k++)
+        if (ps->h[k].weights) ps->h[k].weights(&ps->h[k], &site, T->wb, T->flipped);
 }
 
 /* z (rows, out_c) = x . wb^T for a layer with +-1 inputs x (B, in_h, in_w,
@@ -303,55 +248,8 @@ static void train_binary_forward(train_layer *T, const net_layer *L, const float
         for (int c = 0; c < L->out_c; c++) T->z[i * L->out_c + c] = (float)T->iacc[i * np + c];
 }
 
-/* XNOR product errors on z (rows, out_c) of hidden binary layer l (not the
-   first): each row keyed by (seed, step, row, layer), so results do not depend
-   on the thread count. */
-static void train_xnor_errors(train_state *s, int l, int rows, const train_recipe *r, uint64_t step) {
-    const net_layer *L = &s->n->layers[l];
-    float *z = s->tl[l].z;
-    double p01 = r->xnor_p01, p10 = r->xnor_p10;
-    double *pw = bn_malloc(sizeof(double) * 2 * (size_t)(L->fan_in + 1)); /* (1-p01)^k, (1-p10)^k */
-    for (int k = 0; k <= L->fan_in; k++)
-        pw[k] = dmath_powi(1.0 - p01, k), pw[L->fan_in + 1 + k] = dmath_powi(1.0 - p10, k);
-    int hw = L->in_h * L->in_w;
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < rows; i++) {
-        int N = L->fan_in;
-        if (L->kind == NET_CONV) {
-            int q = i % hw, y = q / L->in_w, x = q % L->in_w;
-            int ny = 3 - (y == 0) - (y == L->in_h - 1), nx = 3 - (x == 0) - (x == L->in_w - 1);
-            N = (L->in_h == 1 ? 1 : ny) * (L->in_w == 1 ? 1 : nx) * L->in_c;
-        }
-        pcg32 g;
-        rng_keyed(&g, r->seed, step << 40 | (uint64_t)i << 8 | (uint64_t)l, RNG_ACT);
-        float *zr = z + (size_t)i * L->out_c;
-        for (int o = 0; o < L->out_c; o++) {
-            int P = ((int)zr[o] + N) / 2;
-            int b1 = (int)errmodel_binomial(&g, (uint32_t)P, p10, pw + L->fan_in + 1);
-            int b2 = (int)errmodel_binomial(&g, (uint32_t)(N - P), p01, pw);
-            zr[o] += (float)(2 * (b2 - b1));
-        }
-    }
-    free(pw);
-}
-
-/* Activation flips of hidden layer l's outputs a (n values), keyed by
-   (seed, step, layer) in fixed chunks of rows, so independent of threads. */
-static void train_act_flips(float *a, int64_t n, int l, const train_recipe *r, uint64_t step) {
-    const int64_t span = 4096;
-#pragma omp parallel for schedule(static)
-    for (int64_t c0 = 0; c0 < n; c0 += span) {
-        pcg32 g;
-        rng_keyed(&g, r->seed, step << 40 | (uint64_t)(c0 / span) << 8 | (uint64_t)l, RNG_ACT + 64);
-        for (int64_t i = c0; i < c0 + span && i < n; i++) {
-            float p = a[i] > 0 ? r->act_p10 : r->act_p01;
-            if (pcg32_float(&g) < p) a[i] = -a[i];
-        }
-    }
-}
-
 /* Forward of a batch of B images; writes s->logits. */
-static int train_forward(train_state *s, int B, const train_recipe *r, uint64_t step) {
+static int train_forward(train_state *s, int B, const perturb_set *ps, uint64_t step) {
     net *n = s->n;
     const float *x = s->x0;
     for (int l = 0; l < n->n_layers; l++) {
@@ -359,7 +257,7 @@ static int train_forward(train_state *s, int B, const train_recipe *r, uint64_t 
         train_layer *T = &s->tl[l];
         int rows = L->kind == NET_CONV ? B * L->in_h * L->in_w : B;
         int rows_out = B * L->out_h * L->out_w;
-        train_binarize(s, l, r, step);
+        train_binarize(s, l, ps, step);
         if (T->fused) {
             for (int o = 0; o < L->out_c; o++)
                 for (int k = 0; k < L->fan_in; k++) T->wt[(int64_t)k * L->out_c + o] = T->wb[(int64_t)o * L->fan_in + k];
@@ -373,7 +271,9 @@ static int train_forward(train_state *s, int B, const train_recipe *r, uint64_t 
         } else {
             matmul_forward(T->z, x, T->wb, rows, L->fan_in, L->out_c);
         }
-        if (!L->first && (r->xnor_p01 > 0.0f || r->xnor_p10 > 0.0f)) train_xnor_errors(s, l, rows, r, step);
+        perturb_site site = {l, L, B, rows, step, L->kind == NET_CONV ? T->col : x, T->wb};
+        for (int k = 0; ps && k < ps->n && !T->fused; k++)
+            if (ps->h[k].acc) ps->h[k].acc(&ps->h[k], &site, T->z);
         float *acc = T->z;
         if (L->pool) {
             if (!T->fused) maxpool2_forward(T->p, T->idx, T->z, B, L->in_h, L->in_w, L->out_c);
@@ -389,12 +289,10 @@ static int train_forward(train_state *s, int B, const train_recipe *r, uint64_t 
         batchnorm_forward_train(T->y, T->xhat, T->mean, T->invstd, L->mean, L->var, acc, L->gamma,
                                 L->beta, rows_out, L->out_c, NET_BN_EPS, NET_BN_MOMENTUM);
         sign_forward(T->a, T->y, nout);
-        if (!L->first && r->lta_n > 0) {
-            lta_options o = {r->lta_n, 0, 0, 0, 0};
-            int rc = lta_train_layer(L, &o, L->kind == NET_CONV ? T->col : x, T->wb, B, T->a);
+        for (int k = 0; ps && k < ps->n; k++) {
+            int rc = ps->h[k].act ? ps->h[k].act(&ps->h[k], &site, T->a) : BN_OK;
             if (rc) return rc;
         }
-        if (!L->first && (r->act_p01 > 0.0f || r->act_p10 > 0.0f)) train_act_flips(T->a, nout, l, r, step);
         x = T->a;
     }
     return BN_OK;
@@ -433,7 +331,7 @@ static double train_margin_reg(const train_state *s, int l, int B, const train_r
 /* Backward from s->dlogits; fills s->grads (zero: calloc, then each optimizer step).
    Scratch: g_a is d loss / d a of the current layer's output, g_z of its
    accumulators, g_x of its input (which becomes the previous layer's g_a). */
-static void train_backward(train_state *s, int B, const train_recipe *r) {
+static void train_backward(train_state *s, int B, const train_recipe *r, const perturb_set *ps, uint64_t step) {
     net *n = s->n;
     float *g_a = s->d_a, *g_x = s->d_b, *g_z = s->d_z;
     for (int l = n->n_layers - 1; l >= 0; l--) {
@@ -476,12 +374,9 @@ static void train_backward(train_state *s, int B, const train_recipe *r) {
         } else {
             matmul_backward(g_x, dw, g_z, x, T->wb, rows, L->fan_in, L->out_c);
         }
-        if (r->flip == FLIP_NAIVE) {
-            /* the gradient goes through the flip: dL/dwb = m * dL/dwf, m = -1 where flipped */
-            int64_t nw = (int64_t)L->out_c * L->fan_in;
-            for (int64_t i = 0; i < nw; i++)
-                if (T->flipped[i]) dw[i] = -dw[i];
-        }
+        perturb_site site = {l, L, B, rows, step, NULL, T->wb};
+        for (int k = ps ? ps->n - 1 : -1; k >= 0; k--)
+            if (ps->h[k].weights_backward) ps->h[k].weights_backward(&ps->h[k], &site, dw, T->flipped);
         float *t = g_a;
         g_a = g_x, g_x = t;
     }
@@ -533,13 +428,13 @@ static void train_lap(double *phase, double *t) {
     *t = now;
 }
 
-int train_run(net *n, const dataset *train, const dataset *val, const train_recipe *r,
+int train_run(net *n, const dataset *train, const dataset *val, const train_recipe *r, const perturb_set *ps,
               train_callback cb, void *user) {
-    return train_run_traced(n, train, val, r, cb, user, NULL);
+    return train_run_traced(n, train, val, r, ps, cb, user, NULL);
 }
 
 int train_run_traced(net *n, const dataset *train, const dataset *val, const train_recipe *r,
-                     train_callback cb, void *user, train_trace *trace) {
+                     const perturb_set *ps, train_callback cb, void *user, train_trace *trace) {
     if (r->epochs < 0 || r->batch < 1 || !(r->lr > 0) || r->lr_step < 0 || !(r->lr_gamma > 0))
         return bn_error(BN_EARG, "train: bad recipe (epochs %d, batch %d, lr %g, lr_step %d, lr_gamma %g)",
                         r->epochs, r->batch, r->lr, r->lr_step, r->lr_gamma);
@@ -548,24 +443,6 @@ int train_run_traced(net *n, const dataset *train, const dataset *val, const tra
     if (r->reg_lambda < 0 || (r->reg_lambda > 0 && !(r->reg_h > 0)))
         return bn_error(BN_EARG, "train: regularizer needs lambda >= 0 and h > 0 (lambda %g, h %g)",
                         r->reg_lambda, r->reg_h);
-    if (r->flip != FLIP_NONE && (r->p01 < 0 || r->p01 > 1 || r->p10 < 0 || r->p10 > 1))
-        return bn_error(BN_EARG, "train: flip probabilities must be in [0, 1] (p01 %g, p10 %g)",
-                        r->p01, r->p10);
-    if (r->flip_rows < 0 || r->flip_rows > TRAIN_FLIP_ROWS)
-        return bn_error(BN_EARG, "train: flip-rate table has %d rows (0..%d)", r->flip_rows, TRAIN_FLIP_ROWS);
-    for (int i = 0; i < r->flip_rows; i++) {
-        if (!(r->flip_p01[i] >= 0 && r->flip_p01[i] <= 1 && r->flip_p10[i] >= 0 && r->flip_p10[i] <= 1))
-            return bn_error(BN_EARG, "train: flip-rate table row %d: rates (%g, %g) not in [0, 1]", i,
-                            r->flip_p01[i], r->flip_p10[i]);
-        if (!isfinite(r->flip_t[i]) || (i > 0 && !(r->flip_t[i] > r->flip_t[i - 1])))
-            return bn_error(BN_EARG, "train: flip-rate table row %d: %g does not increase", i, r->flip_t[i]);
-    }
-    if (!(r->xnor_p01 >= 0 && r->xnor_p01 <= 1 && r->xnor_p10 >= 0 && r->xnor_p10 <= 1))
-        return bn_error(BN_EARG, "train: XNOR product rates must be in [0, 1] (p01 %g, p10 %g)", r->xnor_p01,
-                        r->xnor_p10);
-    if (r->lta_n < 0 || !(r->act_p01 >= 0 && r->act_p01 <= 1 && r->act_p10 >= 0 && r->act_p10 <= 1))
-        return bn_error(BN_EARG, "train: lta_n %d must be >= 0 and activation flip rates in [0, 1] (%g, %g)",
-                        r->lta_n, r->act_p01, r->act_p10);
     if (r->optimizer != OPT_ADAM && r->optimizer != OPT_BOP)
         return bn_error(BN_EARG, "train: unknown optimizer code %d", (int)r->optimizer);
     fpfmt mom_fmt = fpfmt_binary32();
@@ -614,7 +491,7 @@ int train_run_traced(net *n, const dataset *train, const dataset *val, const tra
             }
             train_lap(&phase[TRAIN_PHASE_BATCH], &tp);
             t++;
-            if ((rc = train_forward(&s, b, r, (uint64_t)t))) break;
+            if ((rc = train_forward(&s, b, ps, (uint64_t)t))) break;
             train_lap(&phase[TRAIN_PHASE_FORWARD], &tp);
             double loss = r->loss == LOSS_MHL
                               ? loss_mhl(s.dlogits, s.logits, s.labels, b, n->classes, r->mhl_b)
@@ -636,7 +513,7 @@ int train_run_traced(net *n, const dataset *train, const dataset *val, const tra
             loss_sum += loss * b;
             seen += b;
             train_lap(&phase[TRAIN_PHASE_LOSS], &tp);
-            train_backward(&s, b, r);
+            train_backward(&s, b, r, ps, (uint64_t)t);
             if (trace && trace->steps < trace->max_steps) {
                 float *dst = trace->g + (size_t)trace->steps++ * trace->n;
                 for (int k = 0; k < trace->n; k++) dst[k] = s.grads[trace->idx[k]];

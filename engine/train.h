@@ -1,16 +1,19 @@
 /*
 ** Training a binarized network: mini-batch Adam on the latent weights with
 ** straight-through estimators, step learning-rate decay, cross-entropy or the
-** modified hinge loss (MHL), optional flip training.
+** modified hinge loss (MHL), the direct margin regularizer, Bop.
 **
-** A run is fully determined by (net initialisation, data, recipe): the data
-** order comes from the keyed stream (seed, epoch, RNG_SHUFFLE) and flips from
-** (seed, step, RNG_FLIP), so the result does not depend on the thread count.
-** Flip training uses fixed rates (p01, p10) or, with a flip-rate table
-** (flip_rows > 0), rates drawn per mini-batch over the table's range
-** (train_flip_rates): a network meant for a device whose error rates vary with
-** the operating point (FeFET over temperature) is trained over the whole
-** range instead of only at its worst case.
+** A run is fully determined by (net initialisation, data, recipe,
+** perturbations): the data order comes from the keyed stream (seed, epoch,
+** RNG_SHUFFLE) and every perturbation draws from streams keyed by (seed,
+** step, ...), so the result does not depend on the thread count.
+**
+** Perturbations. The training loop knows no device: flip training, XNOR
+** product errors, activation flips and LTA-aware training are hooks
+** (engine/perturb.h) the caller passes in. The recipe keeps their keys (flip,
+** p01/p10, the flip-rate table, xnor_p01/p10, lta_n, act_p01/p10) as data,
+** stored in model files; eval_perturbs (evaluators/evaluator.h) turns them
+** into the hooks.
 */
 #ifndef BNAS_TRAIN_H
 #define BNAS_TRAIN_H
@@ -38,7 +41,7 @@ typedef struct {
     train_flip flip;     /* flip training variant */
     float p01, p10;      /* flip probabilities of stored 0 (-1) and stored 1 (+1) (unused if flip_rows > 0) */
     int flip_rows;       /* > 0: flip training over a range (e.g. of temperatures): every mini-batch
-                            draws its own rates from this table, see train_flip_rates; 0: fixed p01/p10 */
+                            draws its own rates from this table, see perturb_flip_rates; 0: fixed p01/p10 */
     float flip_t[TRAIN_FLIP_ROWS];   /* (flip_rows) the table's abscissa, strictly increasing (e.g. deg C) */
     float flip_p01[TRAIN_FLIP_ROWS]; /* (flip_rows) p01 at flip_t, in [0, 1]; rows >= flip_rows are 0 */
     float flip_p10[TRAIN_FLIP_ROWS]; /* (flip_rows) p10 at flip_t, in [0, 1] */
@@ -57,7 +60,7 @@ typedef struct {
                             classifier, not the first layer): P(-1 product reads +1) */
     float xnor_p10;      /* P(+1 product reads -1); straight-through gradient (engine/errmodel.h) */
     int lta_n;           /* > 0: LTA-aware training, hidden layers after the first decide by local
-                            thresholding on columns of lta_n products (engine/lta.h), straight-through */
+                            thresholding on columns of lta_n products (evaluators/lta.h), straight-through */
     float act_p01, act_p10; /* activation flips while training (hidden layers after the first):
                                P(-1 output reads +1), P(+1 reads -1); straight-through */
 } train_recipe;
@@ -68,23 +71,13 @@ typedef struct {
    5.1), decay 1, binary32 momentum. */
 train_recipe train_recipe_default(void);
 
-/* The flip rates of training step `step` (1-based, the Adam step): r->p01 and
-   r->p10 if r->flip_rows == 0; else a point T uniform in [flip_t[0],
-   flip_t[flip_rows - 1]] drawn from the keyed stream (seed, step, RNG_FLIP)
-   (one draw per mini-batch, shared by all layers; independent of the thread
-   count), and the table's rates at T, interpolated linearly in log p between
-   the two neighbouring rows (linearly in p where either is 0), as the fefet
-   evaluator interpolates its temperature table. *t (may be NULL) receives T
-   (0 with fixed rates). */
-void train_flip_rates(const train_recipe *r, uint64_t step, float *p01, float *p10, float *t);
-
 /* Phases of a training step, timed by train_run (train_progress.phase). */
 typedef enum {
     TRAIN_PHASE_BATCH = 0, /* gather the shuffled images and labels into the batch */
     TRAIN_PHASE_FORWARD,   /* binarize, forward pass, perturbations */
     TRAIN_PHASE_LOSS,      /* loss, its gradient, margin regularizer, accuracy count */
-    TRAIN_PHASE_BACKWARD,  /* zero the gradients, backward pass */
-    TRAIN_PHASE_OPTIMIZER, /* Adam / Bop step, clipping */
+    TRAIN_PHASE_BACKWARD,  /* backward pass */
+    TRAIN_PHASE_OPTIMIZER, /* Adam / Bop step, clipping, zeroing the gradients */
     TRAIN_PHASES
 } train_phase;
 
@@ -107,11 +100,15 @@ typedef struct {
    keeps the state of the last finished epoch). */
 typedef int (*train_callback)(const train_progress *p, void *user);
 
-/* Trains n in place. val may be NULL. Returns BN_OK, BN_EDIVERGED if the loss
-   becomes NaN or infinite (message names epoch and step), BN_EARG for a bad
-   recipe, BN_EINTR if the callback asked to stop. */
+struct perturb_set; /* engine/perturb.h */
+
+/* Trains n in place under recipe r with the perturbations ps (NULL: none;
+   the recipe's perturbation keys are read only through ps). val may be NULL.
+   Returns BN_OK, BN_EDIVERGED if the loss becomes NaN or infinite (message
+   names epoch and step), BN_EARG for a bad recipe, BN_EINTR if the callback
+   asked to stop, or a hook's error. */
 int train_run(net *n, const dataset *train, const dataset *val, const train_recipe *r,
-              train_callback cb, void *user);
+              const struct perturb_set *ps, train_callback cb, void *user);
 
 /* Gradient trace: the gradients of n chosen parameters at every step, for
    offline studies (the Bop momentum-encoding search replays them). */
@@ -125,7 +122,7 @@ typedef struct {
 
 /* train_run that also records trace (may be NULL) after every backward. */
 int train_run_traced(net *n, const dataset *train, const dataset *val, const train_recipe *r,
-                     train_callback cb, void *user, train_trace *trace);
+                     const struct perturb_set *ps, train_callback cb, void *user, train_trace *trace);
 
 /* The direct margin regularizer (seed 002, section IV-A; a reconstruction,
    see papers.md section 2): for every hidden neuron j and batch input x (and

@@ -81,8 +81,9 @@ static int train_once(const bopenc_config *c, const fpfmt *F, const dataset *tra
     r.optimizer = OPT_BOP;
     r.mom_e = F->e, r.mom_f = F->f, r.mom_bias = F->bias, r.mom_subnormals = F->subnormals;
     run_log log = {0, 0};
+    perturb_set ps;
     double t0 = par_seconds();
-    rc = train_run_traced(&n, train, NULL, &r, run_epoch, &log, trace);
+    if (!(rc = eval_perturbs(&r, &ps))) rc = train_run_traced(&n, train, NULL, &r, &ps, run_epoch, &log, trace);
     *secs = par_seconds() - t0;
     if (!rc) {
         *acc = train_accuracy(&n, val);

@@ -18,6 +18,8 @@
 
 #include "engine/data.h"
 #include "engine/net.h"
+#include "engine/perturb.h"
+#include "engine/train.h"
 
 #define EVAL_MAX_PARAMS 32   /* parameters of one evaluator in a spec */
 #define EVAL_MAX_METRICS 128 /* metrics of one trial, all evaluators and built-ins together */
@@ -105,5 +107,13 @@ double eval_metrics_get(const eval_metrics *m, const char *name);
 
 /* Runs one evaluator by name with its parameters. */
 int eval_run(const char *name, const eval_context *ctx, const eval_params *params, eval_metrics *out);
+
+/* The training-time perturbations (engine/perturb.h) of recipe r's keys, in
+   call order: weight flips, XNOR product errors, the device studies' hooks
+   (LTA-aware training), activation flips (errors on the bits the layers
+   decided). Every caller of train_run gets its hooks here. ps is
+   overwritten; it points into r, which must outlive the training run.
+   Returns BN_OK or BN_EARG naming the bad key. */
+int eval_perturbs(const train_recipe *r, perturb_set *ps);
 
 #endif /* BNAS_EVALUATOR_H */

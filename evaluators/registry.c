@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "engine/err.h"
+#include "evaluators/lta.h"
 
 extern const evaluator eval_accuracy;
 extern const evaluator eval_memory;
@@ -39,6 +40,15 @@ static const evaluator *const registry[] = {
 };
 
 const evaluator *const *eval_all(void) { return registry; }
+
+int eval_perturbs(const train_recipe *r, perturb_set *ps) {
+    memset(ps, 0, sizeof *ps);
+    int rc;
+    if ((rc = perturb_add_weight_flips(ps, r)) || (rc = perturb_add_xnor_errors(ps, r)) ||
+        (rc = lta_add_training(ps, r)) || (rc = perturb_add_act_flips(ps, r)))
+        return rc;
+    return BN_OK;
+}
 
 const evaluator *eval_find(const char *name) {
     for (int i = 0; registry[i]; i++)

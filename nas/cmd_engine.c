@@ -18,6 +18,7 @@
 #include "engine/packed.h"
 #include "engine/parallel.h"
 #include "engine/train.h"
+#include "evaluators/evaluator.h"
 #include "evaluators/fefet.h"
 
 /* ---- shared by the engine commands ---- */
@@ -59,7 +60,7 @@ static const char *train_usage =
     "                     format, at most 16 rows) and flips at the rates interpolated there (log p)\n"
     "  --xnor-p X | --xnor-p01 X --xnor-p10 X  XNOR product errors while training (not the first layer)\n"
     "  --lta-n N          LTA-aware training: hidden layers after the first decide by local thresholding\n"
-    "                     on columns of N products (straight-through; engine/lta.h)\n"
+    "                     on columns of N products (straight-through; evaluators/lta.h)\n"
     "  --act-p X | --act-p01 X --act-p10 X  activation flips while training (not the first layer)\n"
     "  --clip             clip latent weights to [-1, 1]\n"
     "  --reg-lambda X --reg-h H   direct margin regularizer: lambda * mean max(0, H - margin in flips)\n"
@@ -217,7 +218,9 @@ int cmd_train(int argc, char **argv) {
            train.n, val.n, test.n, par_threads());
     dataset used = train_images > 0 ? data_slice(&train, 0, train_images) : train; /* counts checked above */
     if (used.n != train.n) printf("training on the first %d images of the training split\n", used.n);
-    rc = train_run(&n, &used, n_val ? &val : NULL, &r, print_progress, NULL);
+    perturb_set ps;
+    if ((rc = eval_perturbs(&r, &ps))) goto done;
+    rc = train_run(&n, &used, n_val ? &val : NULL, &r, &ps, print_progress, NULL);
     if (rc) goto done;
     printf("test accuracy %.2f%%  (%zu bytes packed)\n", 100 * train_accuracy(&n, &test), net_packed_bytes(&n));
     rc = model_save(&n, &r, out);
@@ -324,7 +327,7 @@ static int bench_train_epochs(const char *topology, const dataset *train, int im
     r.epochs = epochs;
     dataset sub = data_slice(train, 0, images < train->n ? images : train->n);
     memset(res, 0, sizeof *res);
-    rc = train_run(&n, &sub, NULL, &r, bench_epoch, res);
+    rc = train_run(&n, &sub, NULL, &r, NULL, bench_epoch, res); /* the default recipe: no perturbations */
     *macs = net_macs(&n);
     net_free(&n);
     return rc;

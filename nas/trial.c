@@ -86,7 +86,8 @@ static int trial_real(void *user, const spec *s, const space_config *cfg, int nu
     }
     r.seed = seed;
     epoch_watch w = {NAN, d->stop};
-    if ((rc = train_run(&n, &d->train, NULL, &r, on_epoch, &w))) goto done;
+    perturb_set ps;
+    if ((rc = eval_perturbs(&r, &ps)) || (rc = train_run(&n, &d->train, NULL, &r, &ps, on_epoch, &w))) goto done;
     bop_memory tm = r.optimizer == OPT_BOP ? bop_memory_model(&n, &cfg->momentum, r.batch)
                                            : bop_memory_model_adam(&n, r.batch);
     if ((rc = trial_result_set(out, "val_acc", train_accuracy(&n, &d->val))) ||

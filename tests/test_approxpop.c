@@ -1,5 +1,5 @@
 /*
-** Approximate popcount (engine/approxpop.h): the cell's truth table, the
+** Approximate popcount (evaluators/approxpop.h): the cell's truth table, the
 ** tree's exhaustive error distribution for small n, exactness with every
 ** level exact, adder counts, and the network evaluation with all levels exact
 ** equal to the packed network.
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/approxpop.h"
+#include "evaluators/approxpop.h"
 #include "engine/err.h"
 #include "engine/packed.h"
 

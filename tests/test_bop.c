@@ -414,7 +414,7 @@ static void test_bop_trains_fashion_mnist(void **state) {
         net_init_params(&n, &g);
         if (k == 1) r.mom_e = 5, r.mom_f = 3, r.mom_bias = 30; /* far too narrow */
         lost_log log = {0};
-        assert_int_equal(train_run(&n, &tr, NULL, &r, on_epoch, &log), BN_OK);
+        assert_int_equal(train_recipe_run(&n, &tr, NULL, &r, on_epoch, &log), BN_OK);
         acc[k] = train_accuracy(&n, &te), lost[k] = log.lost;
         print_message("Bop %s: accuracy %.4f, lost updates %.4f\n", k ? "e5m3b30" : "fp32", acc[k], lost[k]);
         net_free(&n);
@@ -429,14 +429,14 @@ static void test_bop_trains_fashion_mnist(void **state) {
     assert_int_equal(net_create(&n, &a, 1, 28, 28, 10), BN_OK);
     lost_log log = {0};
     dataset small = data_slice(&train, 0, 500);
-    assert_int_equal(train_run(&n, &small, NULL, &r, on_epoch, &log), BN_OK);
+    assert_int_equal(train_recipe_run(&n, &small, NULL, &r, on_epoch, &log), BN_OK);
     assert_true(log.lost == -1.0);
     /* bad Bop recipes */
     r.optimizer = OPT_BOP, r.bop_gamma = 0;
-    assert_int_equal(train_run(&n, &small, NULL, &r, NULL, NULL), BN_EARG);
+    assert_int_equal(train_recipe_run(&n, &small, NULL, &r, NULL, NULL), BN_EARG);
     r = train_recipe_default();
     r.optimizer = OPT_BOP, r.mom_e = 9;
-    assert_int_equal(train_run(&n, &small, NULL, &r, NULL, NULL), BN_EARG);
+    assert_int_equal(train_recipe_run(&n, &small, NULL, &r, NULL, NULL), BN_EARG);
     assert_non_null(strstr(bn_errmsg(), "momentum format"));
     net_free(&n);
     data_free(&train), data_free(&test);
@@ -459,7 +459,7 @@ static void test_bop_is_thread_count_independent(void **state) {
         rng_keyed(&g, 3, 0, RNG_INIT);
         net_init_params(&n[k], &g);
         par_set_threads(k + 1);
-        assert_int_equal(train_run(&n[k], &tr, NULL, &r, NULL, NULL), BN_OK);
+        assert_int_equal(train_recipe_run(&n[k], &tr, NULL, &r, NULL, NULL), BN_OK);
     }
     assert_memory_equal(n[0].params, n[1].params, sizeof(float) * n[0].n_params);
     net_free(&n[0]), net_free(&n[1]);

@@ -1,5 +1,5 @@
 /*
-** CapMin (engine/capmin.h) on a briefly trained FashionMNIST CNN: the full
+** CapMin (evaluators/capmin.h) on a briefly trained FashionMNIST CNN: the full
 ** window is the exact network, the histogram counts every chunk once, the
 ** window holds the most mass, clipping hurts monotonically little at first,
 ** the noise is thread-count independent, and the capacitor model behaves.
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/capmin.h"
+#include "evaluators/capmin.h"
 #include "engine/err.h"
 #include "engine/packed.h"
 #include "engine/train.h"
@@ -35,7 +35,7 @@ static int setup(void **state) {
     train_recipe r = train_recipe_default();
     r.epochs = 1;
     dataset tr = data_slice(&g_train, 0, sanitized() ? 1000 : 3000);
-    if (train_run(&g_cnn, &tr, NULL, &r, NULL, NULL)) return -1;
+    if (train_recipe_run(&g_cnn, &tr, NULL, &r, NULL, NULL)) return -1;
     if (packed_from_net(&g_p, &g_cnn)) return -1;
     g_small = data_slice(&g_test, 0, sanitized() ? 100 : 500);
     return 0;

@@ -20,9 +20,9 @@
 #include "engine/err.h"
 #include "engine/errmodel.h"
 #include "engine/fault.h"
-#include "engine/margin.h"
 #include "engine/packed.h"
 #include "engine/parallel.h"
+#include "engine/trace.h"
 #include "engine/train.h"
 #include "tests/testutil.h"
 
@@ -201,14 +201,15 @@ static void test_activation_rate_one(void **state) {
     int B = 20;
     float *a = malloc(sizeof(float) * B * 10);
     assert_int_equal(errmodel_logits(p, &m, 1, 0, a, g_test.pixels, B), BN_OK);
-    margin_scratch s;
-    margin_scratch_init(&s, p);
+    trace_scratch s;
+    trace_scratch_init(&s, p);
     int32_t z[10];
+    trace_hooks h = {NULL, NULL, invert_hook, NULL};
     for (int i = 0; i < B; i++) {
-        margin_trace(p, &s, g_test.pixels + (size_t)i * 784, NULL, invert_hook, NULL, z);
+        trace_forward(p, &s, g_test.pixels + (size_t)i * 784, &h, z);
         for (int c = 0; c < 10; c++) assert_true(a[i * 10 + c] == p->scale * (float)z[c]);
     }
-    margin_scratch_free(&s);
+    trace_scratch_free(&s);
     free(a);
 }
 
@@ -257,11 +258,11 @@ static void test_products_match_explicit(void **state) {
     const uint8_t *img = g_test.pixels + (size_t)image * 784;
     /* explicit: the classifier's products of class 0 from the traced input bits */
     capture cap = {{0}, p->n_layers - 2};
-    margin_scratch s;
-    margin_scratch_init(&s, p);
+    trace_scratch s;
+    trace_scratch_init(&s, p);
     int32_t z[10];
-    margin_trace(p, &s, img, NULL, capture_hook, &cap, z);
-    margin_scratch_free(&s);
+    trace_forward(p, &s, img, &(trace_hooks){NULL, NULL, capture_hook, &cap}, z);
+    trace_scratch_free(&s);
     int N = L->fan_in, lo = -N;
     long *ha = calloc((size_t)2 * N + 1, sizeof(long)), *hb = calloc((size_t)2 * N + 1, sizeof(long));
     pcg32 g;
@@ -352,7 +353,7 @@ static int train_xnor(net *n, float p, int threads) {
     r.xnor_p01 = p, r.xnor_p10 = p;
     dataset tr = data_slice(&g_train, 0, sanitized() ? 300 : 1000);
     par_set_threads(threads);
-    int rc = train_run(n, &tr, NULL, &r, NULL, NULL);
+    int rc = train_recipe_run(n, &tr, NULL, &r, NULL, NULL);
     par_set_threads(2);
     return rc;
 }
@@ -368,7 +369,7 @@ static void test_train_xnor(void **state) {
     train_recipe bad = train_recipe_default();
     bad.xnor_p10 = 2.0f;
     dataset tr = data_slice(&g_train, 0, 10);
-    assert_int_equal(train_run(&c, &tr, NULL, &bad, NULL, NULL), BN_EARG);
+    assert_int_equal(train_recipe_run(&c, &tr, NULL, &bad, NULL, NULL), BN_EARG);
     net_free(&a), net_free(&b), net_free(&c);
 }
 

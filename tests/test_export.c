@@ -131,7 +131,7 @@ static void train_net(net *n, const char *topo, int n_train, uint64_t seed) {
     r.batch = 100;
     r.seed = seed;
     dataset tr = data_slice(&g_train, 0, n_train);
-    assert_int_equal(train_run(n, &tr, NULL, &r, NULL, NULL), BN_OK);
+    assert_int_equal(train_recipe_run(n, &tr, NULL, &r, NULL, NULL), BN_OK);
 }
 
 /* Odd shapes with random weights and batch-norm statistics spread around the

@@ -1,5 +1,5 @@
 /*
-** Chunked sums and LTA (engine/chunk.h, engine/lta.h) on briefly trained
+** Chunked sums and LTA (engine/chunk.h, evaluators/lta.h) on briefly trained
 ** FashionMNIST networks: the chunk kernel equals its one-product reference,
 ** the chunked driver with the identity function equals packed inference bit
 ** for bit (for aligned and unaligned channel counts and chunk sizes), LTA
@@ -19,7 +19,7 @@
 
 #include "engine/chunk.h"
 #include "engine/err.h"
-#include "engine/lta.h"
+#include "evaluators/lta.h"
 #include "engine/packed.h"
 #include "engine/train.h"
 #include "tests/testutil.h"

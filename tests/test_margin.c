@@ -20,6 +20,7 @@
 #include "engine/err.h"
 #include "engine/margin.h"
 #include "engine/packed.h"
+#include "engine/trace.h"
 #include "engine/train.h"
 #include "tests/testutil.h"
 
@@ -78,14 +79,14 @@ static void check_trace_equals_packed(const net *n) {
     int B = sanitized() ? 50 : 500;
     float *logits = malloc(sizeof(float) * (size_t)B * 10);
     packed_logits(&p, logits, g_test.pixels, B);
-    margin_scratch s;
-    margin_scratch_init(&s, &p);
+    trace_scratch s;
+    trace_scratch_init(&s, &p);
     int32_t z[10];
     for (int i = 0; i < B; i++) {
-        margin_trace(&p, &s, g_test.pixels + (size_t)i * 784, NULL, NULL, NULL, z);
+        trace_forward(&p, &s, g_test.pixels + (size_t)i * 784, NULL, z);
         for (int c = 0; c < 10; c++) assert_true(p.scale * (float)z[c] == logits[(size_t)i * 10 + c]);
     }
-    margin_scratch_free(&s);
+    trace_scratch_free(&s);
     free(logits);
     packed_free(&p);
 }
@@ -124,14 +125,15 @@ static void bf_hook(void *user, int l, const packed_layer *L, int32_t *acc, int 
 }
 
 /* Runs the first `images` test images through n's packed copy with hook ah. */
-static void trace_test_images(const net *n, int images, margin_acc_hook ah, void *user) {
+static void trace_test_images(const net *n, int images, trace_acc_hook ah, void *user) {
     packed_net p;
     assert_int_equal(packed_from_net(&p, n), BN_OK);
-    margin_scratch s;
-    margin_scratch_init(&s, &p);
+    trace_scratch s;
+    trace_scratch_init(&s, &p);
     int32_t z[10];
-    for (int i = 0; i < images; i++) margin_trace(&p, &s, g_test.pixels + (size_t)i * 784, ah, NULL, user, z);
-    margin_scratch_free(&s);
+    trace_hooks h = {NULL, ah, NULL, user};
+    for (int i = 0; i < images; i++) trace_forward(&p, &s, g_test.pixels + (size_t)i * 784, &h, z);
+    trace_scratch_free(&s);
     packed_free(&p);
 }
 
@@ -261,8 +263,8 @@ static void check_theorem1(const net *n, int trials, uint64_t seed) {
     packed_net p, q;
     assert_int_equal(packed_from_net(&p, n), BN_OK);
     assert_int_equal(packed_from_net(&q, n), BN_OK);
-    margin_scratch s;
-    margin_scratch_init(&s, &p);
+    trace_scratch s;
+    trace_scratch_init(&s, &p);
     pcg32 g;
     rng_keyed(&g, seed, 0, 99);
     int32_t z[10];
@@ -275,7 +277,7 @@ static void check_theorem1(const net *n, int trials, uint64_t seed) {
         memset(o, 0, sizeof *o);
         o->layer = l, o->neuron = (int)pcg32_bounded(&g, (uint32_t)L->out_c);
         const uint8_t *img = g_test.pixels + (size_t)pcg32_bounded(&g, (uint32_t)g_test.n) * 784;
-        margin_trace(&p, &s, img, obs_acc, obs_bits, o, z);
+        trace_forward(&p, &s, img, &(trace_hooks){NULL, obs_acc, obs_bits, o}, z);
         /* Any m <= eta flips leave the output at every position unchanged: m = eta and a random m. */
         for (int rep = 0; rep < 2; rep++) {
             int m = rep == 0 ? o->eta : (int)pcg32_bounded(&g, (uint32_t)o->eta + 1);
@@ -289,7 +291,7 @@ static void check_theorem1(const net *n, int trials, uint64_t seed) {
             flip_weights(&q, l, o->neuron, idx, m);
             memset(o2, 0, sizeof *o2);
             o2->layer = l, o2->neuron = o->neuron;
-            margin_trace(&q, &s, img, obs_acc, obs_bits, o2, z);
+            trace_forward(&q, &s, img, &(trace_hooks){NULL, obs_acc, obs_bits, o2}, z);
             assert_int_equal(o2->P, o->P);
             for (int k = 0; k < o->P; k++) assert_int_equal(o2->out[k], o->out[k]);
             flip_weights(&q, l, o->neuron, idx, m); /* undo */
@@ -312,7 +314,7 @@ static void check_theorem1(const net *n, int trials, uint64_t seed) {
                 flip_weights(&q, l, o->neuron, idx, m);
                 memset(o2, 0, sizeof *o2);
                 o2->layer = l, o2->neuron = o->neuron;
-                margin_trace(&q, &s, img, obs_acc, obs_bits, o2, z);
+                trace_forward(&q, &s, img, &(trace_hooks){NULL, obs_acc, obs_bits, o2}, z);
                 tight_hit += o2->out[0] != o->out[0];
                 assert_int_equal(o2->out[0] != o->out[0], 1);
                 flip_weights(&q, l, o->neuron, idx, m);
@@ -324,7 +326,7 @@ static void check_theorem1(const net *n, int trials, uint64_t seed) {
                   trials, flips_total, nonzero, tight_hit, tight_tried);
     assert_true(nonzero > trials / 4);
     free(o), free(o2), free(idx), free(perm);
-    margin_scratch_free(&s);
+    trace_scratch_free(&s);
     packed_free(&p), packed_free(&q);
 }
 

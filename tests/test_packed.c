@@ -507,7 +507,7 @@ static void test_trained_net_equals_float_path(void **state) {
         r.epochs = 1;
         r.seed = 12;
         dataset tr = data_slice(&g_train, 0, sanitized() ? 2000 : 10000);
-        assert_int_equal(train_run(&n, &tr, NULL, &r, NULL, NULL), BN_OK);
+        assert_int_equal(train_recipe_run(&n, &tr, NULL, &r, NULL, NULL), BN_OK);
         int B = sanitized() ? 1000 : 10000;
         int *pp = malloc(sizeof(int) * (size_t)B);
         packed_net p;

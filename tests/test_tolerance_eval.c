@@ -38,7 +38,7 @@ static int setup(void **state) {
     g_recipe = train_recipe_default();
     g_recipe.epochs = 1;
     dataset tr = data_slice(&g_train, 0, sanitized() ? 3000 : 10000);
-    if (train_run(&g_net, &tr, NULL, &g_recipe, NULL, NULL)) return -1;
+    if (train_recipe_run(&g_net, &tr, NULL, &g_recipe, NULL, NULL)) return -1;
     g_val = data_slice(&g_train, 50000, sanitized() ? 300 : 2000);
     return 0;
 }

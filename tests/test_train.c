@@ -16,6 +16,7 @@
 
 #include "engine/err.h"
 #include "engine/parallel.h"
+#include "engine/perturb.h"
 #include "engine/train.h"
 #include "tests/testutil.h"
 
@@ -53,7 +54,7 @@ static void test_fc_learns_fashion_mnist(void **state) {
     train_recipe r = train_recipe_default();
     r.epochs = 1;
     dataset tr = sanitized() ? data_slice(&g_train, 0, 20000) : g_train;
-    assert_int_equal(train_run(&n, &tr, NULL, &r, NULL, NULL), BN_OK);
+    assert_int_equal(train_recipe_run(&n, &tr, NULL, &r, NULL, NULL), BN_OK);
     double acc = train_accuracy(&n, &g_test);
     print_message("FC512-FC512, 1 epoch on %d images: test accuracy %.4f\n", tr.n, acc);
     assert_true(acc >= (sanitized() ? 0.78 : 0.83));
@@ -108,7 +109,7 @@ static void test_memory_estimate(void **state) {
             make_net(&n, topos[i], 1);
             size_t est = train_memory_bytes(&plan, &r), eval = net_eval_bytes(&plan, 500);
             assert_int_equal(train_memory_bytes(&n, &r), est);
-            assert_int_equal(train_run(&n, &tr, NULL, &r, on_epoch_heap, &h), BN_EINTR); /* stopped */
+            assert_int_equal(train_recipe_run(&n, &tr, NULL, &r, on_epoch_heap, &h), BN_EINTR); /* stopped */
             print_message("%s %s: %zu bytes in use in training, estimate %zu (%zu of it a validation pass)\n",
                           topos[i], bop ? "bop" : "adam", h.used, est, eval);
             assert_true(h.used <= est);
@@ -129,9 +130,9 @@ static void test_training_is_thread_count_independent(void **state) {
     make_net(&b, "C8-MP2-FC32", 3);
     progress_log log = {0};
     par_set_threads(1);
-    assert_int_equal(train_run(&a, &tr, &val, &r, on_epoch, &log), BN_OK);
+    assert_int_equal(train_recipe_run(&a, &tr, &val, &r, on_epoch, &log), BN_OK);
     par_set_threads(2);
-    assert_int_equal(train_run(&b, &tr, &val, &r, NULL, NULL), BN_OK);
+    assert_int_equal(train_recipe_run(&b, &tr, &val, &r, NULL, NULL), BN_OK);
     assert_int_equal(log.calls, 2);
     assert_true(log.last_val > 0.3);
     assert_memory_equal(a.params, b.params, sizeof(float) * a.n_params);
@@ -140,7 +141,7 @@ static void test_training_is_thread_count_independent(void **state) {
     net c;
     make_net(&c, "C8-MP2-FC32", 3);
     r.seed = 8;
-    assert_int_equal(train_run(&c, &tr, NULL, &r, NULL, NULL), BN_OK);
+    assert_int_equal(train_recipe_run(&c, &tr, NULL, &r, NULL, NULL), BN_OK);
     assert_memory_not_equal(a.params, c.params, sizeof(float) * a.n_params);
     net_free(&a), net_free(&b), net_free(&c);
 }
@@ -157,7 +158,7 @@ static void test_flip_variants_and_mhl_learn(void **state) {
         train_recipe r = train_recipe_default();
         r.epochs = 2, r.batch = 100, r.loss = cases[k].loss, r.flip = cases[k].flip;
         r.p01 = r.p10 = 0.05f;
-        assert_int_equal(train_run(&n, &tr, NULL, &r, NULL, NULL), BN_OK);
+        assert_int_equal(train_recipe_run(&n, &tr, NULL, &r, NULL, NULL), BN_OK);
         double acc = train_accuracy(&n, &te);
         print_message("loss %d flip %d: accuracy %.4f\n", cases[k].loss, cases[k].flip, acc);
         assert_true(acc > 0.70);
@@ -174,7 +175,7 @@ static void set_flip_table(train_recipe *r) {
     r->flip_p10[0] = 5e-4f, r->flip_p10[1] = 4e-3f, r->flip_p10[2] = 4e-2f;
 }
 
-/* train_flip_rates: fixed rates without a table; with one, a point uniform
+/* perturb_flip_rates: fixed rates without a table; with one, a point uniform
    over the table's range per step (reproducible, mean and spread of a uniform
    distribution) and the rates interpolated in log p at it. */
 static void test_flip_rates_follow_the_table(void **state) {
@@ -182,13 +183,13 @@ static void test_flip_rates_follow_the_table(void **state) {
     train_recipe r = train_recipe_default();
     r.flip = FLIP_STE, r.p01 = 0.01f, r.p10 = 0.02f;
     float a, b, t;
-    train_flip_rates(&r, 5, &a, &b, &t);
+    perturb_flip_rates(&r, 5, &a, &b, &t);
     assert_true(a == 0.01f && b == 0.02f && t == 0.0f);
     set_flip_table(&r);
     double sum = 0, lo = 1e9, hi = -1e9;
     const int steps = 20000;
     for (int s = 1; s <= steps; s++) {
-        train_flip_rates(&r, (uint64_t)s, &a, &b, &t);
+        perturb_flip_rates(&r, (uint64_t)s, &a, &b, &t);
         assert_true(t >= -40.0f && t <= 100.0f);
         int i = t > 20.0f;
         double f = (t - r.flip_t[i]) / (r.flip_t[i + 1] - r.flip_t[i]);
@@ -197,17 +198,17 @@ static void test_flip_rates_follow_the_table(void **state) {
         assert_true(fabs(a - want01) <= 1e-5 * want01 && fabs(b - want10) <= 1e-5 * want10);
         sum += t, lo = t < lo ? t : lo, hi = t > hi ? t : hi;
         float a2, b2, t2;
-        train_flip_rates(&r, (uint64_t)s, &a2, &b2, &t2);
+        perturb_flip_rates(&r, (uint64_t)s, &a2, &b2, &t2);
         assert_true(a2 == a && b2 == b && t2 == t);
     }
     /* uniform on [-40, 100]: mean 30, sd 40.4, so the mean of 20,000 draws is 30 +- 0.3 */
     assert_true(fabs(sum / steps - 30.0) < 1.5);
     assert_true(lo < -39.0 && hi > 99.0);
     r.seed = 2;
-    train_flip_rates(&r, 1, &a, &b, &t);
+    perturb_flip_rates(&r, 1, &a, &b, &t);
     float t1;
     r.seed = 1;
-    train_flip_rates(&r, 1, &a, &b, &t1);
+    perturb_flip_rates(&r, 1, &a, &b, &t1);
     assert_true(t != t1);
 }
 
@@ -225,26 +226,26 @@ static void test_flip_table_training(void **state) {
     net a, b, c, d;
     make_net(&a, "FC64-FC32", 4), make_net(&b, "FC64-FC32", 4), make_net(&c, "FC64-FC32", 4);
     make_net(&d, "FC64-FC32", 4);
-    assert_int_equal(train_run(&a, &tr, NULL, &fixed, NULL, NULL), BN_OK);
-    assert_int_equal(train_run(&b, &tr, NULL, &one, NULL, NULL), BN_OK);
+    assert_int_equal(train_recipe_run(&a, &tr, NULL, &fixed, NULL, NULL), BN_OK);
+    assert_int_equal(train_recipe_run(&b, &tr, NULL, &one, NULL, NULL), BN_OK);
     assert_memory_equal(a.params, b.params, sizeof(float) * a.n_params);
     assert_memory_equal(a.stats, b.stats, sizeof(float) * a.n_stats);
     par_set_threads(1);
-    assert_int_equal(train_run(&c, &tr, NULL, &range, NULL, NULL), BN_OK);
+    assert_int_equal(train_recipe_run(&c, &tr, NULL, &range, NULL, NULL), BN_OK);
     par_set_threads(2);
-    assert_int_equal(train_run(&d, &tr, NULL, &range, NULL, NULL), BN_OK);
+    assert_int_equal(train_recipe_run(&d, &tr, NULL, &range, NULL, NULL), BN_OK);
     assert_memory_equal(c.params, d.params, sizeof(float) * c.n_params);
     assert_memory_equal(c.stats, d.stats, sizeof(float) * c.n_stats);
     assert_memory_not_equal(a.params, c.params, sizeof(float) * a.n_params);
     /* a table whose rows do not increase, or with a rate above 1, is refused */
     range.flip_t[1] = -50.0f;
-    assert_int_equal(train_run(&c, &tr, NULL, &range, NULL, NULL), BN_EARG);
+    assert_int_equal(train_recipe_run(&c, &tr, NULL, &range, NULL, NULL), BN_EARG);
     assert_non_null(strstr(bn_errmsg(), "does not increase"));
     set_flip_table(&range);
     range.flip_p10[2] = 1.5f;
-    assert_int_equal(train_run(&c, &tr, NULL, &range, NULL, NULL), BN_EARG);
+    assert_int_equal(train_recipe_run(&c, &tr, NULL, &range, NULL, NULL), BN_EARG);
     range.flip_p10[2] = 0.04f, range.flip_rows = TRAIN_FLIP_ROWS + 1;
-    assert_int_equal(train_run(&c, &tr, NULL, &range, NULL, NULL), BN_EARG);
+    assert_int_equal(train_recipe_run(&c, &tr, NULL, &range, NULL, NULL), BN_EARG);
     net_free(&a), net_free(&b), net_free(&c), net_free(&d);
 }
 
@@ -255,14 +256,14 @@ static void test_bad_recipes_are_refused(void **state) {
     dataset tr = data_slice(&g_train, 0, 10);
     train_recipe r = train_recipe_default();
     r.batch = 0;
-    assert_int_equal(train_run(&n, &tr, NULL, &r, NULL, NULL), BN_EARG);
+    assert_int_equal(train_recipe_run(&n, &tr, NULL, &r, NULL, NULL), BN_EARG);
     assert_non_null(strstr(bn_errmsg(), "batch"));
     r = train_recipe_default();
     r.loss = LOSS_MHL, r.mhl_b = 0;
-    assert_int_equal(train_run(&n, &tr, NULL, &r, NULL, NULL), BN_EARG);
+    assert_int_equal(train_recipe_run(&n, &tr, NULL, &r, NULL, NULL), BN_EARG);
     r = train_recipe_default();
     r.flip = FLIP_STE, r.p01 = 1.5f;
-    assert_int_equal(train_run(&n, &tr, NULL, &r, NULL, NULL), BN_EARG);
+    assert_int_equal(train_recipe_run(&n, &tr, NULL, &r, NULL, NULL), BN_EARG);
     net_free(&n);
 }
 

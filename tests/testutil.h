@@ -15,6 +15,7 @@
 #include "engine/data.h"
 #include "engine/err.h"
 #include "engine/train.h"
+#include "evaluators/evaluator.h"
 #include "nas/store.h"
 
 /* 1 under the sanitizer build (BNAS_SANITIZED set and not "0"): heavy tests
@@ -22,6 +23,15 @@
 static inline int sanitized(void) {
     const char *s = getenv("BNAS_SANITIZED");
     return s && *s && strcmp(s, "0") != 0;
+}
+
+/* train_run with the perturbations of r's keys (eval_perturbs), as the
+   bnas commands train: BN_EARG for bad perturbation keys. */
+static inline int train_recipe_run(net *n, const dataset *train, const dataset *val, const train_recipe *r,
+                                   train_callback cb, void *user) {
+    perturb_set ps;
+    int rc = eval_perturbs(r, &ps);
+    return rc ? rc : train_run(n, train, val, r, &ps, cb, user);
 }
 
 /* Creates n for FashionMNIST-shaped input with topology topo and trains it one
@@ -36,7 +46,7 @@ static inline int train_small_on(net *n, const dataset *train, const char *topo,
     r.epochs = 1;
     r.seed = seed;
     dataset tr = data_slice(train, 0, n_train);
-    return train_run(n, &tr, NULL, &r, NULL, NULL) ? -1 : 0;
+    return train_run(n, &tr, NULL, &r, NULL, NULL, NULL) ? -1 : 0;
 }
 
 /* Loads FashionMNIST into train and test; on failure prints the error to

@@ -42,6 +42,9 @@
 ** eps_g = Q((g + 1) Qinv(eps0)), at the price of a capacitor (g + 1) times
 ** larger (C = (g + 1) D / (R min_gap)). capmin_accuracy evaluates a misread
 ** probability eps on every chunk (keyed, thread-count independent noise).
+**
+** The model of the evaluator "capmin": both live in evaluators/capmin.c (its
+** parameters and metrics in the comment at the top).
 */
 #ifndef BNAS_CAPMIN_H
 #define BNAS_CAPMIN_H

@@ -32,6 +32,9 @@
 **
 ** LTA is applied to hidden layers that see binary inputs (not the first
 ** layer, not the classifier), as in the authors' code.
+**
+** The model of the evaluator "lta": both live in evaluators/lta.c (its
+** parameters and metrics in the comment at the top).
 */
 #ifndef BNAS_LTA_H
 #define BNAS_LTA_H
@@ -41,6 +44,7 @@
 #include "engine/chunk.h"
 #include "engine/data.h"
 #include "engine/packed.h"
+#include "engine/perturb.h"
 
 typedef struct {
     int n;            /* XNOR cells per column = products per chunk (>= 1) */
@@ -102,6 +106,13 @@ void lta_combine_all(void *user, int l, const packed_layer *L, const int32_t *s,
    its pre-sign values), which makes this a straight-through estimator.
    Returns BN_OK or packed_fold_threshold's error. */
 int lta_train_layer(const net_layer *L, const lta_options *opt, const float *in, const float *wb, int B, float *a);
+
+/* LTA-aware training, the perturbation (engine/perturb.h) of recipe r's
+   lta_n: if r->lta_n > 0, appends an activation hook that overwrites the sign
+   outputs of hidden layers after the first with lta_train_layer's decisions
+   at n = lta_n (no quirks, every layer). BN_EARG if lta_n < 0. r must
+   outlive the training run. */
+int lta_add_training(perturb_set *ps, const train_recipe *r);
 
 /* ---- Hardware cost model (port of resource_calculator.py, LTA-BNN) ---- */
 

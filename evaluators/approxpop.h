@@ -23,6 +23,9 @@
 ** resulting decision flips per layer against the exact popcount on the same
 ** inputs: that rate is the layer's abstracted activation flip probability,
 ** used for approximation-aware training (train recipe act_p01/act_p10).
+**
+** The model of the evaluator "approxpop": both live in evaluators/approxpop.c (its
+** parameters and metrics in the comment at the top).
 */
 #ifndef BNAS_APPROXPOP_H
 #define BNAS_APPROXPOP_H
