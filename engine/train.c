@@ -44,28 +44,6 @@
 #include "engine/margin.h"
 #include "engine/parallel.h"
 
-train_recipe train_recipe_default(void) {
-    train_recipe r;
-    memset(&r, 0, sizeof r);
-    r.epochs = 10;
-    r.batch = 256;
-    r.lr = 1e-3f;
-    r.lr_step = 10;
-    r.lr_gamma = 0.5f;
-    r.clip = 0;
-    r.loss = LOSS_CE;
-    r.mhl_b = 128.0f;
-    r.flip = FLIP_NONE;
-    r.reg_h = 1.0f;
-    r.seed = 1;
-    r.optimizer = OPT_ADAM;
-    r.bop_gamma = 1e-3f;
-    r.bop_tau = 1e-6f;
-    r.bop_gamma_decay = 1.0f;
-    r.mom_e = 8, r.mom_f = 23, r.mom_bias = 127, r.mom_subnormals = 1;
-    return r;
-}
-
 /* Forward caches and gradient scratch of one layer for one batch. */
 typedef struct {
     int rows;        /* rows of z: B * in_h * in_w (conv) or B (dense) */

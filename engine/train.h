@@ -65,7 +65,8 @@ typedef struct {
 /* The seed papers' defaults: batch 256, Adam lr 1e-3, step decay 0.5 every 10
    epochs, cross-entropy, no clipping, no flips, MHL b = 128. Optimizer Adam;
    the Bop fields default to gamma 1e-3, tau 1e-6 (Helwegen et al. section
-   5.1), decay 1, binary32 momentum. */
+   5.1), decay 1, binary32 momentum. Built from engine/recipe.c's key table
+   (defined there). */
 train_recipe train_recipe_default(void);
 
 /* The flip rates of training step `step` (1-based, the Adam step): r->p01 and
