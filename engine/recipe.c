@@ -13,7 +13,7 @@
 #include "engine/fpfmt.h"
 
 _Static_assert(sizeof(train_loss) == sizeof(int) && sizeof(train_flip) == sizeof(int) &&
-                   sizeof(train_optimizer) == sizeof(int),
+                   sizeof(train_optimizer) == sizeof(int) && sizeof(train_bn0) == sizeof(int),
                "word-valued recipe fields are held as int");
 
 #define OFF(f) offsetof(train_recipe, f)
@@ -71,6 +71,8 @@ const recipe_key recipe_keys[] = {
     {"flip_t", NULL, RECIPE_ROWS, OFF(flip_t), 0, 0, -F_HI, F_HI, {0}, 5, NULL, "flip-rate table: abscissa"},
     {"flip_p01", NULL, RECIPE_ROWS, OFF(flip_p01), 0, 0, 0, 1, {0}, 5, NULL, "flip-rate table: p01"},
     {"flip_p10", NULL, RECIPE_ROWS, OFF(flip_p10), 0, 0, 0, 1, {0}, 5, NULL, "flip-rate table: p10"},
+    {"flip_bn0", "flip-bn0", RECIPE_WORD, OFF(flip_bn0), 0, BN0_FLIPPED, 0, 1, {"flipped", "clean", NULL}, 6,
+     "flipped|clean", "flip training: the first layer's batch-norm statistics from the flipped or the unflipped products"},
 };
 const int recipe_n_keys = (int)(sizeof recipe_keys / sizeof recipe_keys[0]);
 

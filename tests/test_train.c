@@ -248,6 +248,61 @@ static void test_flip_table_training(void **state) {
     net_free(&a), net_free(&b), net_free(&c), net_free(&d);
 }
 
+/* flip_bn0 clean (the first layer normalised with the unflipped products'
+   statistics). Without flips (rates 0) the two paths compute the same
+   function, so the first step's gradients of the first layer (weights, gamma,
+   beta) agree with the ordinary batch norm's up to rounding, for a dense, a
+   fused conv + pool and an unfused conv first layer: the clean path's
+   wiring into the weight gradient is checked. With flips, the run is
+   thread-count independent and differs from flipped statistics. */
+static void test_flip_bn0_clean(void **state) {
+    (void)state;
+    dataset tr = data_slice(&g_train, 0, 200);
+    const char *topos[] = {"FC64-FC32", "C8-MP2-FC32", "C8-FC16"};
+    for (size_t t = 0; t < sizeof topos / sizeof topos[0]; t++) {
+        net a, b;
+        make_net(&a, topos[t], 5), make_net(&b, topos[t], 5);
+        const net_layer *L = &a.layers[0];
+        int64_t idx[96];
+        int n = 0;
+        for (int i = 0; i < 64; i++) idx[n++] = (L->w - a.params) + (int64_t)i * 37 % ((int64_t)L->out_c * L->fan_in);
+        for (int i = 0; i < 8; i++) idx[n++] = L->gamma - a.params + i, idx[n++] = L->beta - a.params + i;
+        float ga[96], gb[96];
+        train_trace ta = {n, idx, 1, ga, 0}, tb = {n, idx, 1, gb, 0};
+        train_recipe r = train_recipe_default();
+        r.epochs = 1, r.batch = 100, r.flip = FLIP_STE, r.p01 = r.p10 = 0.0f;
+        assert_int_equal(train_run_traced(&a, &tr, NULL, &r, NULL, NULL, &ta), BN_OK);
+        r.flip_bn0 = BN0_CLEAN;
+        assert_int_equal(train_run_traced(&b, &tr, NULL, &r, NULL, NULL, &tb), BN_OK);
+        double big = 0, diff = 0;
+        for (int i = 0; i < n; i++) {
+            big = fmax(big, fabs(ga[i]));
+            diff = fmax(diff, fabs((double)ga[i] - gb[i]));
+        }
+        print_message("%s: first-step gradients, clean vs flipped statistics without flips: largest %.3e, "
+                      "largest difference %.3e\n", topos[t], big, diff);
+        assert_true(big > 0);
+        assert_true(diff <= 1e-4 * big);
+        net_free(&a), net_free(&b);
+    }
+    /* with flips */
+    dataset tr2 = data_slice(&g_train, 0, 1000);
+    train_recipe r = train_recipe_default();
+    r.epochs = 1, r.batch = 100, r.flip = FLIP_STE, r.p01 = r.p10 = 0.1f, r.seed = 3;
+    net a, b, c;
+    make_net(&a, "C8-MP2-FC32", 6), make_net(&b, "C8-MP2-FC32", 6), make_net(&c, "C8-MP2-FC32", 6);
+    assert_int_equal(train_run(&a, &tr2, NULL, &r, NULL, NULL), BN_OK);
+    r.flip_bn0 = BN0_CLEAN;
+    par_set_threads(1);
+    assert_int_equal(train_run(&b, &tr2, NULL, &r, NULL, NULL), BN_OK);
+    par_set_threads(2);
+    assert_int_equal(train_run(&c, &tr2, NULL, &r, NULL, NULL), BN_OK);
+    assert_memory_equal(b.params, c.params, sizeof(float) * b.n_params);
+    assert_memory_equal(b.stats, c.stats, sizeof(float) * b.n_stats);
+    assert_memory_not_equal(a.stats, b.stats, sizeof(float) * a.n_stats);
+    net_free(&a), net_free(&b), net_free(&c);
+}
+
 static void test_bad_recipes_are_refused(void **state) {
     (void)state;
     net n;
@@ -274,6 +329,7 @@ int main(void) {
         cmocka_unit_test(test_bad_recipes_are_refused),
         cmocka_unit_test(test_flip_rates_follow_the_table),
         cmocka_unit_test(test_flip_table_training),
+        cmocka_unit_test(test_flip_bn0_clean),
         cmocka_unit_test(test_memory_estimate),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
