@@ -6,6 +6,8 @@
 **   - train_recipe_default (the defaults),
 **   - `bnas train`'s recipe options and their --help lines (nas/cmd_engine.c),
 **   - the recipe a search trial trains with (nas/space.c sets it by key name),
+**     and the keys a spec's search space may set beyond its own knobs (spec
+**     column: e.g. `flip_bn0: [flipped, clean]`, `lr_step: 5`),
 **   - the model file: format 6 stores the recipe as "key=value\n" text
 **     (recipe_to_text / recipe_from_text), and the binary recipe blocks of
 **     formats 1 to 5 are read by walking the table (recipe_read_legacy).
@@ -58,6 +60,7 @@ typedef struct {
                              (1..5, read by recipe_read_legacy); 6: text only; 0: not stored */
     const char *arg;      /* --help argument ("N", "X", "ce|mhl"); NULL for flags */
     const char *doc;      /* --help text */
+    int spec;             /* 1: a spec's search space may name it (fixed, a choice or a range) */
 } recipe_key;
 
 extern const recipe_key recipe_keys[];
