@@ -21,6 +21,7 @@
 #include "engine/data.h"
 #include "engine/err.h"
 #include "engine/recipe.h"
+#include "nas/strategy.h"
 #include "evaluators/evaluator.h"
 
 /* ---------------------------------------------------------------------------
@@ -779,14 +780,13 @@ static void parse_strategy(pctx *c, struct fy_node *n, ploc at) {
                                     "mutation_prob, crossover_prob)");
         }
     }
-    if (!strcmp(name, "random")) s->strategy = STRAT_RANDOM;
-    else if (!strcmp(name, "evolution") || !strcmp(name, "regularized_evolution") ||
-             !strcmp(name, "aging_evolution"))
-        s->strategy = STRAT_EVOLUTION;
-    else if (!strcmp(name, "nsga2") || !strcmp(name, "moea")) s->strategy = STRAT_NSGA2;
-    else if (!name[0]) perr(c, at, "strategy.name", "missing (random, evolution or nsga2)");
-    else perr(c, at, "strategy.name", "unknown strategy '%s' (expected random, evolution or nsga2)", name);
-    if (s->strategy == STRAT_EVOLUTION && s->sample > s->population)
+    int k = name[0] ? strategy_find(name) : -1;
+    char names[128];
+    strategy_names(names, sizeof names);
+    if (k >= 0) s->strategy = (spec_strategy_kind)k;
+    else if (!name[0]) perr(c, at, "strategy.name", "missing (%s)", names);
+    else perr(c, at, "strategy.name", "unknown strategy '%s' (expected %s)", name, names);
+    if (strategy_uses_sample(s->strategy) && s->sample > s->population)
         perr(c, at, "strategy.sample", "tournament size %d exceeds population %d", s->sample,
              s->population);
 }
