@@ -281,14 +281,22 @@ void batchnorm_forward_train(float *out, float *xhat, float *mean, float *invstd
                              float *run_mean, float *run_var, const float *x,
                              const float *gamma, const float *beta, int M, int C,
                              float eps, float momentum) {
+    batchnorm_forward_train_from(out, xhat, mean, invstd, run_mean, run_var, x, x, gamma, beta, M, C, eps,
+                                 momentum);
+}
+
+void batchnorm_forward_train_from(float *out, float *xhat, float *mean, float *invstd,
+                                  float *run_mean, float *run_var, const float *x, const float *st,
+                                  const float *gamma, const float *beta, int M, int C,
+                                  float eps, float momentum) {
     double *part = bn_malloc(sizeof(double) * RED_BLOCKS * (size_t)C);
-    colsum_blocks(part, x, NULL, M, C);
+    colsum_blocks(part, st, NULL, M, C);
     for (int c = 0; c < C; c++) {
         double s = 0;
         for (int blk = 0; blk < RED_BLOCKS; blk++) s += part[(int64_t)blk * C + c];
         mean[c] = (float)(s / M);
     }
-    colsum_blocks(part, x, mean, M, C);
+    colsum_blocks(part, st, mean, M, C);
     for (int c = 0; c < C; c++) {
         double s = 0;
         for (int blk = 0; blk < RED_BLOCKS; blk++) s += part[(int64_t)blk * C + c];
@@ -308,8 +316,11 @@ void batchnorm_forward_train(float *out, float *xhat, float *mean, float *invstd
         }
 }
 
-void batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
-                        const float *xhat, const float *gamma, const float *invstd, int M, int C) {
+/* Per channel S_g = sum dout * xhat into g[c] and S_b = sum dout into
+   g[C + c] (fixed blocks, so independent of the thread count); adds them to
+   dgamma and dbeta. */
+static void batchnorm_sums(float *g, float *dgamma, float *dbeta, const float *dout, const float *xhat, int M,
+                           int C) {
     double *part = bn_malloc(sizeof(double) * RED_BLOCKS * 2 * (size_t)C);
 #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < RED_BLOCKS; blk++) {
@@ -322,7 +333,6 @@ void batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dou
                 sb[c] += dout[r * C + c];
             }
     }
-    float *g = bn_malloc(sizeof(float) * 2 * (size_t)C), *bsum = g + C;
     for (int c = 0; c < C; c++) {
         double sg = 0, sb = 0;
         for (int blk = 0; blk < RED_BLOCKS; blk++) {
@@ -330,16 +340,37 @@ void batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dou
             sb += part[(int64_t)blk * 2 * C + C + c];
         }
         g[c] = (float)sg;
-        bsum[c] = (float)sb;
+        g[C + c] = (float)sb;
         dgamma[c] += (float)sg;
         dbeta[c] += (float)sb;
     }
     free(part);
+}
+
+void batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
+                        const float *xhat, const float *gamma, const float *invstd, int M, int C) {
+    float *g = bn_malloc(sizeof(float) * 2 * (size_t)C), *bsum = g + C;
+    batchnorm_sums(g, dgamma, dbeta, dout, xhat, M, C);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < M; r++)
         for (int c = 0; c < C; c++) {
             float k = gamma[c] * invstd[c] / (float)M;
             dx[r * C + c] = k * ((float)M * dout[r * C + c] - bsum[c] - xhat[r * C + c] * g[c]);
+        }
+    free(g);
+}
+
+void batchnorm_backward_from(float *dx, float *ds, float *dgamma, float *dbeta, const float *dout,
+                             const float *xhat, const float *s, const float *mean, const float *gamma,
+                             const float *invstd, int M, int C) {
+    float *g = bn_malloc(sizeof(float) * 2 * (size_t)C), *bsum = g + C;
+    batchnorm_sums(g, dgamma, dbeta, dout, xhat, M, C);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < M; r++)
+        for (int c = 0; c < C; c++) {
+            float k = gamma[c] * invstd[c], shat = (s[r * C + c] - mean[c]) * invstd[c];
+            ds[r * C + c] = -k / (float)M * (bsum[c] + g[c] * shat);
+            dx[r * C + c] = k * dout[r * C + c];
         }
     free(g);
 }

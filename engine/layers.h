@@ -71,6 +71,24 @@ void batchnorm_forward_train(float *out, float *xhat, float *mean, float *invstd
 void batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
                         const float *xhat, const float *gamma, const float *invstd, int M, int C);
 
+/* Batch norm of x (M, C) with the statistics of another batch s (M, C):
+   mean and invstd are s's, xhat = (x - mean) * invstd, out = gamma * xhat +
+   beta; the running statistics are updated from s. With s == x it is
+   batchnorm_forward_train (which calls it). Flip training uses it to
+   normalise the flipped products with the clean ones' statistics. */
+void batchnorm_forward_train_from(float *out, float *xhat, float *mean, float *invstd,
+                                  float *run_mean, float *run_var, const float *x, const float *s,
+                                  const float *gamma, const float *beta, int M, int C,
+                                  float eps, float momentum);
+/* Its backward, with S_b = sum_rows dout and S_g = sum_rows dout * xhat per
+   channel: writes dx = gamma * invstd * dout and ds = -(gamma * invstd / M) *
+   (S_b + S_g * shat), shat = (s - mean) * invstd (through the mean and the
+   variance of s), adds dgamma += S_g and dbeta += S_b. dout may alias dx, s
+   may alias ds. dx + ds is batchnorm_backward's dx when s == x. */
+void batchnorm_backward_from(float *dx, float *ds, float *dgamma, float *dbeta, const float *dout,
+                             const float *xhat, const float *s, const float *mean, const float *gamma,
+                             const float *invstd, int M, int C);
+
 /* out = sign(x) (x > 0 -> +1, else -1), n elements. */
 void sign_forward(float *out, const float *x, int64_t n);
 /* Clipped straight-through estimator: dx = dout * 1{|x| <= 1}; writes dx. dx may alias dout. */

@@ -16,19 +16,12 @@
 #include <zlib.h>
 
 #include "engine/err.h"
-#include "engine/fpfmt.h"
+#include "engine/recipe.h"
 
 #define MODEL_HEAD 28    /* bytes before the topology string */
-#define MODEL_FIXED 372  /* bytes of everything but topology, params and stats (version 5) */
-#define MODEL_FIXED_V4 176 /* the same in version 4 (no flip-rate table) */
-#define MODEL_FIXED_V3 164 /* the same in version 3 (no LTA / activation-flip fields) */
-#define MODEL_FIXED_V2 156 /* the same in version 2 (no XNOR product rates) */
-#define MODEL_FIXED_V1 124 /* the same in version 1 (no optimizer fields) */
-#define MODEL_RECIPE_V1 60 /* recipe block bytes in version 1 */
-#define MODEL_RECIPE_V2 92 /* recipe block bytes in version 2 */
-#define MODEL_RECIPE_V3 100 /* recipe block bytes in version 3 */
-#define MODEL_RECIPE_V4 112 /* recipe block bytes in version 4 */
-#define MODEL_RECIPE 308   /* recipe block bytes in version 5 */
+#define MODEL_FIXED 68   /* bytes of everything but topology, recipe text, params and stats (version 6) */
+#define MODEL_FIXED_OLD 64 /* the same in versions 1 to 5, without their binary recipe block */
+#define MODEL_MAX_RECIPE 65536 /* longest recipe text accepted */
 #define MODEL_MAX_DIM 65536
 #define MODEL_MAX_FILE ((uint64_t)1 << 33) /* larger files are refused, not allocated */
 
@@ -120,10 +113,19 @@ static int model_counts(const arch *a, int in_c, int in_h, int in_w, int classes
 ** Serialization
 */
 
-size_t model_size(const net *n) {
+/* The recipe as saved: NULL is the zero recipe. */
+static char *model_recipe_text(const train_recipe *r, size_t *len) {
+    train_recipe zero;
+    memset(&zero, 0, sizeof zero);
+    return recipe_to_text(r ? r : &zero, len);
+}
+
+size_t model_size(const net *n, const train_recipe *r) {
     char topo[MODEL_MAX_TOPO + 1];
     arch_format(&n->arch, topo, sizeof topo);
-    return MODEL_FIXED + strlen(topo) + 4 * (n->n_params + n->n_stats);
+    size_t rl;
+    free(model_recipe_text(r, &rl));
+    return MODEL_FIXED + strlen(topo) + rl + 4 * (n->n_params + n->n_stats);
 }
 
 int model_save_mem(const net *n, const train_recipe *r, uint8_t **buf, size_t *len) {
@@ -134,11 +136,10 @@ int model_save_mem(const net *n, const train_recipe *r, uint8_t **buf, size_t *l
     size_t t = strlen(topo);
     if (t > MODEL_MAX_TOPO)
         return bn_error(BN_EARG, "model: topology string longer than %d bytes", MODEL_MAX_TOPO);
-    train_recipe zero;
-    memset(&zero, 0, sizeof zero);
-    if (!r) r = &zero;
+    size_t rl;
+    char *text = model_recipe_text(r, &rl);
 
-    size_t total = MODEL_FIXED + t + 4 * (n->n_params + n->n_stats);
+    size_t total = MODEL_FIXED + t + rl + 4 * (n->n_params + n->n_stats);
     model_w w = {bn_malloc(total), 0};
     memcpy(w.p, MODEL_MAGIC, 8);
     w.at = 8;
@@ -152,37 +153,10 @@ int model_save_mem(const net *n, const train_recipe *r, uint8_t **buf, size_t *l
     put_i32(&w, n->in_h);
     put_i32(&w, n->in_w);
     put_i32(&w, n->classes);
-    put_i32(&w, r->epochs);
-    put_i32(&w, r->batch);
-    put_f32(&w, r->lr);
-    put_i32(&w, r->lr_step);
-    put_f32(&w, r->lr_gamma);
-    put_i32(&w, r->clip);
-    put_i32(&w, (int)r->loss);
-    put_f32(&w, r->mhl_b);
-    put_i32(&w, (int)r->flip);
-    put_f32(&w, r->p01);
-    put_f32(&w, r->p10);
-    put_f32(&w, r->reg_lambda);
-    put_f32(&w, r->reg_h);
-    put_u64(&w, r->seed);
-    put_i32(&w, (int)r->optimizer);
-    put_f32(&w, r->bop_gamma);
-    put_f32(&w, r->bop_tau);
-    put_f32(&w, r->bop_gamma_decay);
-    put_i32(&w, r->mom_e);
-    put_i32(&w, r->mom_f);
-    put_i32(&w, r->mom_bias);
-    put_i32(&w, r->mom_subnormals);
-    put_f32(&w, r->xnor_p01);
-    put_f32(&w, r->xnor_p10);
-    put_i32(&w, r->lta_n);
-    put_f32(&w, r->act_p01);
-    put_f32(&w, r->act_p10);
-    put_i32(&w, r->flip_rows);
-    for (int i = 0; i < TRAIN_FLIP_ROWS; i++) put_f32(&w, r->flip_t[i]);
-    for (int i = 0; i < TRAIN_FLIP_ROWS; i++) put_f32(&w, r->flip_p01[i]);
-    for (int i = 0; i < TRAIN_FLIP_ROWS; i++) put_f32(&w, r->flip_p10[i]);
+    put_u32(&w, (uint32_t)rl);
+    memcpy(w.p + w.at, text, rl);
+    w.at += rl;
+    free(text);
     put_u64(&w, (uint64_t)n->n_params);
     put_u64(&w, (uint64_t)n->n_stats);
     for (size_t i = 0; i < n->n_params; i++) put_f32(&w, n->params[i]);
@@ -222,8 +196,8 @@ int model_load_mem(net *n, train_recipe *r, const uint8_t *buf, size_t len, cons
     if ((uint64_t)len > total)
         return bn_error(BN_EFORMAT, "%s: %llu unexpected bytes after the model's %llu bytes", name,
                         (unsigned long long)(len - total), (unsigned long long)total);
-    const uint64_t fixed = version == 1 ? MODEL_FIXED_V1 : version == 2 ? MODEL_FIXED_V2 : version == 3 ? MODEL_FIXED_V3
-                         : version == 4 ? MODEL_FIXED_V4 : MODEL_FIXED;
+    /* everything but topology, params and stats; version 6 adds its recipe text below */
+    uint64_t fixed = version >= 6 ? MODEL_FIXED : MODEL_FIXED_OLD + recipe_legacy_bytes(version);
     if (total < fixed)
         return bn_error(BN_EFORMAT, "%s: model length %llu is below the minimum %llu", name,
                         (unsigned long long)total, (unsigned long long)fixed);
@@ -244,6 +218,7 @@ int model_load_mem(net *n, train_recipe *r, const uint8_t *buf, size_t len, cons
             return bn_error(BN_EFORMAT, "%s: topology contains byte 0x%02x at %u", name,
                             (unsigned)(uint8_t)topo[i], (unsigned)i);
     const uint8_t *p = buf + MODEL_HEAD + t;
+    int rc;
     int in_c = get_i32(p), in_h = get_i32(p + 4), in_w = get_i32(p + 8), classes = get_i32(p + 12);
     p += 16;
     if (in_c < 1 || in_c > MODEL_MAX_DIM || in_h < 1 || in_h > MODEL_MAX_DIM || in_w < 1 ||
@@ -252,89 +227,22 @@ int model_load_mem(net *n, train_recipe *r, const uint8_t *buf, size_t len, cons
                         in_w, in_c, classes);
     train_recipe rec;
     memset(&rec, 0, sizeof rec);
-    rec.epochs = get_i32(p);
-    rec.batch = get_i32(p + 4);
-    rec.lr = get_f32(p + 8);
-    rec.lr_step = get_i32(p + 12);
-    rec.lr_gamma = get_f32(p + 16);
-    rec.clip = get_i32(p + 20);
-    int loss = get_i32(p + 24);
-    rec.mhl_b = get_f32(p + 28);
-    int flip = get_i32(p + 32);
-    rec.p01 = get_f32(p + 36);
-    rec.p10 = get_f32(p + 40);
-    rec.reg_lambda = get_f32(p + 44);
-    rec.reg_h = get_f32(p + 48);
-    rec.seed = get_u64(p + 52);
-    p += MODEL_RECIPE_V1;
-    int optimizer = OPT_ADAM;
-    if (version >= 2) {
-        optimizer = get_i32(p);
-        rec.bop_gamma = get_f32(p + 4);
-        rec.bop_tau = get_f32(p + 8);
-        rec.bop_gamma_decay = get_f32(p + 12);
-        rec.mom_e = get_i32(p + 16);
-        rec.mom_f = get_i32(p + 20);
-        rec.mom_bias = get_i32(p + 24);
-        rec.mom_subnormals = get_i32(p + 28);
-        p += MODEL_RECIPE_V2 - MODEL_RECIPE_V1;
-    } else { /* version 1: Adam; the Bop fields take their defaults */
-        train_recipe d = train_recipe_default();
-        rec.bop_gamma = d.bop_gamma, rec.bop_tau = d.bop_tau, rec.bop_gamma_decay = d.bop_gamma_decay;
-        rec.mom_e = d.mom_e, rec.mom_f = d.mom_f, rec.mom_bias = d.mom_bias, rec.mom_subnormals = d.mom_subnormals;
-    }
-    if (version >= 3) { /* XNOR product error rates of training; versions 1-2: none (0) */
-        rec.xnor_p01 = get_f32(p);
-        rec.xnor_p10 = get_f32(p + 4);
-        p += MODEL_RECIPE_V3 - MODEL_RECIPE_V2;
-        if (!(rec.xnor_p01 >= 0.0f && rec.xnor_p01 <= 1.0f && rec.xnor_p10 >= 0.0f && rec.xnor_p10 <= 1.0f))
-            return bn_error(BN_EFORMAT, "%s: XNOR product rates (%g, %g) in the recipe are not in [0, 1]", name,
-                            (double)rec.xnor_p01, (double)rec.xnor_p10);
-    }
-    if (version >= 4) { /* LTA-aware training and activation flips; versions 1-3: none (0) */
-        rec.lta_n = get_i32(p);
-        rec.act_p01 = get_f32(p + 4);
-        rec.act_p10 = get_f32(p + 8);
-        p += MODEL_RECIPE_V4 - MODEL_RECIPE_V3;
-        if (rec.lta_n < 0)
-            return bn_error(BN_EFORMAT, "%s: LTA column size %d in the recipe is negative", name, rec.lta_n);
-        if (!(rec.act_p01 >= 0.0f && rec.act_p01 <= 1.0f && rec.act_p10 >= 0.0f && rec.act_p10 <= 1.0f))
-            return bn_error(BN_EFORMAT, "%s: activation flip rates (%g, %g) in the recipe are not in [0, 1]", name,
-                            (double)rec.act_p01, (double)rec.act_p10);
-    }
-    if (version >= 5) { /* flip-rate table of flip training over a range; versions 1-4: none (0 rows) */
-        rec.flip_rows = get_i32(p);
-        for (int i = 0; i < TRAIN_FLIP_ROWS; i++) {
-            rec.flip_t[i] = get_f32(p + 4 + 4 * i);
-            rec.flip_p01[i] = get_f32(p + 4 + 4 * TRAIN_FLIP_ROWS + 4 * i);
-            rec.flip_p10[i] = get_f32(p + 4 + 8 * TRAIN_FLIP_ROWS + 4 * i);
+    if (version >= 6) { /* u32 length, then the key=value text (engine/recipe.h) */
+        uint32_t rl = get_u32(p);
+        if (rl > MODEL_MAX_RECIPE || (uint64_t)rl > total - fixed - t)
+            return bn_error(BN_EFORMAT, "%s: bad recipe text length %u", name, (unsigned)rl);
+        if ((rc = recipe_from_text(&rec, (const char *)p + 4, rl, name))) return rc;
+        p += 4 + rl;
+        fixed += rl;
+    } else { /* the binary recipe block of versions 1 to 5 */
+        recipe_read_legacy(&rec, p, version);
+        p += recipe_legacy_bytes(version);
+        if ((rc = recipe_check(&rec))) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "%s", bn_errmsg());
+            return bn_error(BN_EFORMAT, "%s: %s", name, msg);
         }
-        p += MODEL_RECIPE - MODEL_RECIPE_V4;
-        if (rec.flip_rows < 0 || rec.flip_rows > TRAIN_FLIP_ROWS)
-            return bn_error(BN_EFORMAT, "%s: flip-rate table of %d rows in the recipe (0..%d)", name, rec.flip_rows,
-                            TRAIN_FLIP_ROWS);
-        for (int i = 0; i < rec.flip_rows; i++)
-            if (!(rec.flip_p01[i] >= 0.0f && rec.flip_p01[i] <= 1.0f && rec.flip_p10[i] >= 0.0f &&
-                  rec.flip_p10[i] <= 1.0f) || !isfinite(rec.flip_t[i]) || (i > 0 && !(rec.flip_t[i] > rec.flip_t[i - 1])))
-                return bn_error(BN_EFORMAT, "%s: flip-rate table row %d (%g, %g, %g) in the recipe is invalid", name, i,
-                                (double)rec.flip_t[i], (double)rec.flip_p01[i], (double)rec.flip_p10[i]);
     }
-    if (loss != LOSS_CE && loss != LOSS_MHL)
-        return bn_error(BN_EFORMAT, "%s: unknown loss code %d in the recipe", name, loss);
-    if (flip != FLIP_NONE && flip != FLIP_STE && flip != FLIP_NAIVE)
-        return bn_error(BN_EFORMAT, "%s: unknown flip-training code %d in the recipe", name, flip);
-    if (optimizer != OPT_ADAM && optimizer != OPT_BOP)
-        return bn_error(BN_EFORMAT, "%s: unknown optimizer code %d in the recipe", name, optimizer);
-    if (optimizer == OPT_BOP) {
-        fpfmt F;
-        if (fpfmt_init(&F, rec.mom_e, rec.mom_f, rec.mom_bias, rec.mom_subnormals))
-            return bn_error(BN_EFORMAT, "%s: bad Bop momentum format in the recipe: %s", name, bn_errmsg());
-    }
-    if (rec.mom_subnormals != 0 && rec.mom_subnormals != 1)
-        return bn_error(BN_EFORMAT, "%s: momentum subnormals flag %d is not 0 or 1", name, rec.mom_subnormals);
-    rec.loss = (train_loss)loss;
-    rec.flip = (train_flip)flip;
-    rec.optimizer = (train_optimizer)optimizer;
     uint64_t np = get_u64(p), ns = get_u64(p + 8);
     p += 16;
     uint64_t room = (total - fixed - t) / 4;
@@ -344,7 +252,7 @@ int model_load_mem(net *n, train_recipe *r, const uint8_t *buf, size_t len, cons
                         name, (unsigned long long)np, (unsigned long long)ns, (unsigned long long)total);
 
     arch a;
-    int rc = arch_parse(&a, topo);
+    rc = arch_parse(&a, topo);
     if (rc) return bn_error(BN_EFORMAT, "%s: bad topology: %s", name, bn_errmsg());
     uint64_t want_np = 0, want_ns = 0;
     if (!model_counts(&a, in_c, in_h, in_w, classes, &want_np, &want_ns) || want_np != np ||

@@ -17,6 +17,15 @@
 ** the backward pass uses the pre-sign values y and the unperturbed
 ** accumulators' gradient (straight-through), and a weights hook's backward
 ** where it has one.
+**
+** Clean first-layer statistics (recipe flip_bn0 clean, with flip training):
+** the first layer's batch norm normalises the flipped accumulators p with
+** the statistics of c, the accumulators of the unflipped weights sign(w)
+** (same pooling, same 1/255 scale): y = BN_stats(c)(p), batchnorm_forward_
+** train_from. The loss then sees the systematic shift the flips cause instead
+** of having it normalised away. The gradient reaches w through both p (as
+** usual, straight through the flips) and c (through the mean and variance;
+** never through the flips, also under naive flip training).
 */
 #include "engine/train.h"
 
@@ -33,28 +42,6 @@
 #include "engine/optim.h"
 #include "engine/parallel.h"
 #include "engine/perturb.h"
-
-train_recipe train_recipe_default(void) {
-    train_recipe r;
-    memset(&r, 0, sizeof r);
-    r.epochs = 10;
-    r.batch = 256;
-    r.lr = 1e-3f;
-    r.lr_step = 10;
-    r.lr_gamma = 0.5f;
-    r.clip = 0;
-    r.loss = LOSS_CE;
-    r.mhl_b = 128.0f;
-    r.flip = FLIP_NONE;
-    r.reg_h = 1.0f;
-    r.seed = 1;
-    r.optimizer = OPT_ADAM;
-    r.bop_gamma = 1e-3f;
-    r.bop_tau = 1e-6f;
-    r.bop_gamma_decay = 1.0f;
-    r.mom_e = 8, r.mom_f = 23, r.mom_bias = 127, r.mom_subnormals = 1;
-    return r;
-}
 
 /* Forward caches and gradient scratch of one layer for one batch. */
 typedef struct {
@@ -76,6 +63,11 @@ typedef struct {
     float *y;        /* (rows_out, out_c) pre-sign values (hidden only) */
     float *a;        /* (rows_out, out_c) sign outputs (hidden only) */
     float *mean, *invstd; /* (out_c) batch statistics */
+    float *clean;    /* (rows_out, out_c) flip_bn0 clean (first layer): the unflipped weights' scaled
+                        accumulators, the source of the batch statistics; their gradient in backward */
+    float *wc;       /* (out_c, fan_in) sign(w) without flips (flip_bn0 clean) */
+    float *zc;       /* (rows, out_c) their accumulators before pooling (flip_bn0 clean, pool, not fused) */
+    int32_t *idxc;   /* (rows_out, out_c) argmax of their pool (flip_bn0 clean, pool) */
 } train_layer;
 
 typedef struct {
@@ -94,6 +86,28 @@ typedef struct {
 } train_state;
 
 static float *grad_of(train_state *s, const float *param) { return s->grads + (param - s->n->params); }
+
+/* 1: the first layer's batch norm takes the unflipped products' statistics. */
+static int train_bn0_clean(const train_recipe *r) { return r->flip != FLIP_NONE && r->flip_bn0 == BN0_CLEAN; }
+
+/* Bytes of the flip_bn0 clean buffers of the first layer L (train_bn0_alloc). */
+static size_t train_bn0_bytes(const net_layer *L, size_t B) {
+    size_t rows = L->kind == NET_CONV ? B * L->in_h * L->in_w : B, rows_out = B * L->out_h * L->out_w;
+    int fused = L->kind == NET_CONV && L->pool && L->in_c <= 4;
+    size_t n = sizeof(float) * (rows_out * L->out_c + (size_t)L->out_c * L->fan_in);
+    if (L->pool) n += sizeof(int32_t) * rows_out * L->out_c + (fused ? 0 : sizeof(float) * rows * L->out_c);
+    return n;
+}
+
+/* Allocates the first layer's flip_bn0 clean buffers (counted by train_bn0_bytes). */
+static void train_bn0_alloc(train_layer *T, const net_layer *L) {
+    T->clean = bn_malloc(sizeof(float) * (size_t)T->rows_out * L->out_c);
+    T->wc = bn_malloc(sizeof(float) * (size_t)L->out_c * L->fan_in);
+    if (L->pool) {
+        T->idxc = bn_malloc(sizeof(int32_t) * (size_t)T->rows_out * L->out_c);
+        if (!T->fused) T->zc = bn_malloc(sizeof(float) * (size_t)T->rows * L->out_c);
+    }
+}
 
 /* Allocates the training buffers of n for batches of B (train_memory_bytes
    counts them: change both together). */
@@ -196,6 +210,7 @@ size_t train_memory_bytes(const net *n, const train_recipe *r) {
     total += f * B * n->in_h * n->in_w * n->in_c + B + 2 * f * B * n->classes; /* x0, labels, logits */
     total += 3 * f * n->n_params + 3 * f * max_act + f * max_col;       /* grads, Adam, gradient scratch */
     if (r->optimizer == OPT_BOP) total += f * n_weights;               /* Bop momentum */
+    if (train_bn0_clean(r)) total += train_bn0_bytes(&n->layers[0], B); /* clean first-layer statistics */
     return total + net_eval_bytes(n, 500);                              /* a validation pass (train_accuracy) */
 }
 
@@ -206,6 +221,7 @@ static void train_state_free(train_state *s) {
         free(T->xbits), free(T->iacc);
         free(T->wb), free(T->flipped), free(T->wt), free(T->col), free(T->z), free(T->p), free(T->idx);
         free(T->xhat), free(T->y), free(T->a), free(T->mean), free(T->invstd);
+        free(T->clean), free(T->wc), free(T->zc), free(T->idxc);
     }
     free(s->x0), free(s->labels), free(s->logits), free(s->dlogits), free(s->grads);
     free(s->adam_m), free(s->adam_v), free(s->d_a), free(s->d_b), free(s->d_z), free(s->d_col);
@@ -248,8 +264,46 @@ static void train_binary_forward(train_layer *T, const net_layer *L, const float
         for (int c = 0; c < L->out_c; c++) T->z[i * L->out_c + c] = (float)T->iacc[i * np + c];
 }
 
+/* flip_bn0 clean: T->clean (rows_out, out_c) = the first layer's scaled
+   accumulators with the unflipped weights sign(w), pooled like the flipped
+   ones (each by its own argmax). x is the layer input; T->col is filled. */
+static void train_bn0_forward(train_layer *T, const net_layer *L, const float *x, int B) {
+    int rows = L->kind == NET_CONV ? B * L->in_h * L->in_w : B;
+    int64_t nw = (int64_t)L->out_c * L->fan_in, nout = (int64_t)B * L->out_h * L->out_w * L->out_c;
+    for (int64_t i = 0; i < nw; i++) T->wc[i] = net_sign(L->w[i]);
+    if (T->fused) { /* T->wt is free again: the flipped forward is done, backward does not read it */
+        for (int o = 0; o < L->out_c; o++)
+            for (int k = 0; k < L->fan_in; k++) T->wt[(int64_t)k * L->out_c + o] = T->wc[(int64_t)o * L->fan_in + k];
+        conv3x3_pool2_forward(T->clean, T->idxc, x, T->wt, B, L->in_h, L->in_w, L->in_c, L->out_c);
+    } else {
+        float *z = L->pool ? T->zc : T->clean;
+        matmul_forward(z, L->kind == NET_CONV ? T->col : x, T->wc, rows, L->fan_in, L->out_c);
+        if (L->pool) maxpool2_forward(T->clean, T->idxc, T->zc, B, L->in_h, L->in_w, L->out_c);
+    }
+    for (int64_t i = 0; i < nout; i++) T->clean[i] *= (1.0f / 255.0f);
+}
+
+/* Backward of the clean path: T->clean holds d loss / d (scaled clean
+   accumulators); adds their weight gradient into dw (never through flips). */
+static void train_bn0_backward(train_layer *T, const net_layer *L, const float *x0, float *dw, int B) {
+    int rows = L->kind == NET_CONV ? B * L->in_h * L->in_w : B;
+    int64_t nout = (int64_t)B * L->out_h * L->out_w * L->out_c;
+    for (int64_t i = 0; i < nout; i++) T->clean[i] *= (1.0f / 255.0f);
+    if (T->fused) {
+        conv3x3_pool2_backward(dw, T->clean, T->idxc, x0, B, L->in_h, L->in_w, L->in_c, L->out_c);
+        return;
+    }
+    const float *g = T->clean;
+    if (L->pool) {
+        memset(T->zc, 0, sizeof(float) * (size_t)rows * L->out_c);
+        maxpool2_backward(T->zc, T->clean, T->idxc, (int)nout);
+        g = T->zc;
+    }
+    matmul_backward(NULL, dw, g, L->kind == NET_CONV ? T->col : x0, T->wc, rows, L->fan_in, L->out_c);
+}
+
 /* Forward of a batch of B images; writes s->logits. */
-static int train_forward(train_state *s, int B, const perturb_set *ps, uint64_t step) {
+static int train_forward(train_state *s, int B, const train_recipe *r, const perturb_set *ps, uint64_t step) {
     net *n = s->n;
     const float *x = s->x0;
     for (int l = 0; l < n->n_layers; l++) {
@@ -286,8 +340,13 @@ static int train_forward(train_state *s, int B, const perturb_set *ps, uint64_t 
         }
         if (L->first) /* pixels in [0, 1]: the 1/255 scale before batch norm */
             for (int64_t i = 0; i < nout; i++) acc[i] *= (1.0f / 255.0f);
-        batchnorm_forward_train(T->y, T->xhat, T->mean, T->invstd, L->mean, L->var, acc, L->gamma,
-                                L->beta, rows_out, L->out_c, NET_BN_EPS, NET_BN_MOMENTUM);
+        const float *stats = acc;
+        if (L->first && train_bn0_clean(r)) {
+            train_bn0_forward(T, L, x, B);
+            stats = T->clean;
+        }
+        batchnorm_forward_train_from(T->y, T->xhat, T->mean, T->invstd, L->mean, L->var, acc, stats, L->gamma,
+                                     L->beta, rows_out, L->out_c, NET_BN_EPS, NET_BN_MOMENTUM);
         sign_forward(T->a, T->y, nout);
         for (int k = 0; ps && k < ps->n; k++) {
             int rc = ps->h[k].act ? ps->h[k].act(&ps->h[k], &site, T->a) : BN_OK;
@@ -352,8 +411,12 @@ static void train_backward(train_state *s, int B, const train_recipe *r, const p
             sign_backward(g_a, g_a, T->y, nout);
             if (r->reg_lambda > 0) train_margin_reg(s, l, B, r, g_a);
             float *g_p = L->pool ? g_a : g_z;
-            batchnorm_backward(g_p, grad_of(s, L->gamma), grad_of(s, L->beta), g_a, T->xhat,
-                               L->gamma, T->invstd, rows_out, L->out_c);
+            if (L->first && train_bn0_clean(r)) /* the statistics' gradient goes to the clean path */
+                batchnorm_backward_from(g_p, T->clean, grad_of(s, L->gamma), grad_of(s, L->beta), g_a, T->xhat,
+                                        T->clean, T->mean, L->gamma, T->invstd, rows_out, L->out_c);
+            else
+                batchnorm_backward(g_p, grad_of(s, L->gamma), grad_of(s, L->beta), g_a, T->xhat,
+                                   L->gamma, T->invstd, rows_out, L->out_c);
             if (L->first)
                 for (int64_t i = 0; i < nout; i++) g_p[i] *= (1.0f / 255.0f);
             if (L->pool && !T->fused) {
@@ -377,6 +440,7 @@ static void train_backward(train_state *s, int B, const train_recipe *r, const p
         perturb_site site = {l, L, B, rows, step, NULL, T->wb};
         for (int k = ps ? ps->n - 1 : -1; k >= 0; k--)
             if (ps->h[k].weights_backward) ps->h[k].weights_backward(&ps->h[k], &site, dw, T->flipped);
+        if (L->first && train_bn0_clean(r)) train_bn0_backward(T, L, s->x0, dw, B); /* after the flips' backward */
         float *t = g_a;
         g_a = g_x, g_x = t;
     }
@@ -460,6 +524,7 @@ int train_run_traced(net *n, const dataset *train, const dataset *val, const tra
     int B = r->batch < train->n ? r->batch : train->n;
     train_state s;
     train_state_init(&s, n, B);
+    if (train_bn0_clean(r)) train_bn0_alloc(&s.tl[0], &n->layers[0]);
     if (r->optimizer == OPT_BOP) s.use_bop = 1, bop_create(&s.bop, n, &mom_fmt);
     int32_t *order = bn_malloc(sizeof(int32_t) * (size_t)train->n);
     size_t img = (size_t)train->h * train->w * train->c;
@@ -491,7 +556,7 @@ int train_run_traced(net *n, const dataset *train, const dataset *val, const tra
             }
             train_lap(&phase[TRAIN_PHASE_BATCH], &tp);
             t++;
-            if ((rc = train_forward(&s, b, ps, (uint64_t)t))) break;
+            if ((rc = train_forward(&s, b, r, ps, (uint64_t)t))) break;
             train_lap(&phase[TRAIN_PHASE_FORWARD], &tp);
             double loss = r->loss == LOSS_MHL
                               ? loss_mhl(s.dlogits, s.logits, s.labels, b, n->classes, r->mhl_b)

@@ -26,6 +26,7 @@
 typedef enum { LOSS_CE = 0, LOSS_MHL = 1 } train_loss;
 typedef enum { FLIP_NONE = 0, FLIP_STE = 1, FLIP_NAIVE = 2 } train_flip;
 typedef enum { OPT_ADAM = 0, OPT_BOP = 1 } train_optimizer;
+typedef enum { BN0_FLIPPED = 0, BN0_CLEAN = 1 } train_bn0;
 
 #define TRAIN_FLIP_ROWS 16 /* rows of a flip-rate table (recipe flip_rows) */
 
@@ -63,12 +64,16 @@ typedef struct {
                             thresholding on columns of lta_n products (evaluators/lta.h), straight-through */
     float act_p01, act_p10; /* activation flips while training (hidden layers after the first):
                                P(-1 output reads +1), P(+1 reads -1); straight-through */
+    train_bn0 flip_bn0;  /* flip training: the first layer's batch-norm statistics come from its
+                            flipped products (BN0_FLIPPED, the default) or from the products of the
+                            unflipped weights (BN0_CLEAN), so the loss sees the shift the flips cause */
 } train_recipe;
 
 /* The seed papers' defaults: batch 256, Adam lr 1e-3, step decay 0.5 every 10
    epochs, cross-entropy, no clipping, no flips, MHL b = 128. Optimizer Adam;
    the Bop fields default to gamma 1e-3, tau 1e-6 (Helwegen et al. section
-   5.1), decay 1, binary32 momentum. */
+   5.1), decay 1, binary32 momentum. Built from engine/recipe.c's key table
+   (defined there). */
 train_recipe train_recipe_default(void);
 
 /* Phases of a training step, timed by train_run (train_progress.phase). */

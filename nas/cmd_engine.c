@@ -11,12 +11,12 @@
 
 #include "engine/data.h"
 #include "engine/err.h"
-#include "engine/fpfmt.h"
 #include "engine/gemm.h"
 #include "engine/layers.h"
 #include "engine/model.h"
 #include "engine/packed.h"
 #include "engine/parallel.h"
+#include "engine/recipe.h"
 #include "engine/train.h"
 #include "evaluators/evaluator.h"
 #include "evaluators/fefet.h"
@@ -51,97 +51,50 @@ static const char *train_usage =
     "  --topology STR     hidden layers, e.g. FC512-FC512 or C64-MP2-C64-MP2-FC2048 (default FC512-FC512)\n"
     "  --dataset NAME     fashion (default) or cifar10\n"
     "  --data DIR         data folder (default: the Debian package's for fashion)\n"
-    "  --epochs N         (default 3)          --batch N      (default 256)\n"
-    "  --lr X             (default 1e-3)       --lr-step N    (default 10)   --lr-gamma X (default 0.5)\n"
-    "  --loss ce|mhl      (default ce)         --mhl-b X      (default 128)\n"
-    "  --flip none|ste|naive  flip training    --p X | --p01 X --p10 X  flip probabilities\n"
-    "  --flip-table FILE  flip training over a range: every mini-batch draws a point (e.g. a temperature)\n"
-    "                     uniformly over the range of FILE's rows 'x,p01,p10' (the fefet evaluator's table\n"
-    "                     format, at most 16 rows) and flips at the rates interpolated there (log p)\n"
-    "  --xnor-p X | --xnor-p01 X --xnor-p10 X  XNOR product errors while training (not the first layer)\n"
-    "  --lta-n N          LTA-aware training: hidden layers after the first decide by local thresholding\n"
-    "                     on columns of N products (straight-through; evaluators/lta.h)\n"
-    "  --act-p X | --act-p01 X --act-p10 X  activation flips while training (not the first layer)\n"
-    "  --clip             clip latent weights to [-1, 1]\n"
-    "  --reg-lambda X --reg-h H   direct margin regularizer: lambda * mean max(0, H - margin in flips)\n"
-    "  --optimizer adam|bop   (default adam) Bop: binary weights by Bop, batch norm and scale by Adam (--lr)\n"
-    "  --bop-gamma X      Bop momentum rate (default 1e-3)   --bop-tau X   flip threshold (default 1e-6)\n"
-    "  --bop-gamma-decay X  multiply gamma by X every --lr-step epochs (default 1)\n"
-    "  --momentum-format F  Bop momentum format: fp32 (default), fp16, bf16, eXmY[bZ][n] (e.g. e5m10, e4m7b20n)\n"
     "  --val N            validation images carved from the training set (default 5000, 0: none)\n"
     "  --train-images N   train on the first N images of the training split only (default: all)\n"
-    "  --seed N           (default 1)          --threads N    (default: all cores)\n"
+    "  --threads N        (default: all cores)\n"
     "  --determinism portable|fast  portable (default): the same model on every x86-64 host and\n"
     "                     thread count; fast: OpenBLAS's sgemm, reproducible only on the same\n"
     "                     host, CPU kernel and thread count (README, Reproducibility)\n"
     "  --init MODEL       start from MODEL's parameters (retraining; same topology)\n"
-    "  -o FILE            model file to write (default model.bnm)\n";
+    "  -o FILE            model file to write (default model.bnm)\n"
+    "  --flip-table FILE  flip training over a range: every mini-batch draws a point (e.g. a temperature)\n"
+    "                     uniformly over the range of FILE's rows 'x,p01,p10' (the fefet evaluator's table\n"
+    "                     format, at most 16 rows) and flips at the rates interpolated there (log p)\n"
+    "The training recipe (engine/recipe.c's key table; the model file stores it):\n";
+
+/* bnas train's recipe defaults: the table's, but 3 epochs. */
+static train_recipe train_cli_defaults(void) {
+    train_recipe r = train_recipe_default();
+    r.epochs = 3;
+    return r;
+}
 
 int cmd_train(int argc, char **argv) {
     const char *topology = "FC512-FC512", *dsname = "fashion", *dir = NULL, *out = "model.bnm", *init = NULL;
     const char *flip_table = NULL;
     int n_val = 5000, threads = 0, train_images = 0;
-    train_recipe r = train_recipe_default();
-    r.epochs = 3;
+    train_recipe r = train_cli_defaults();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEED_VALUE() do { if (!v) { fprintf(stderr, "bnas train: %s needs a value\n", a); return 2; } i++; } while (0)
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(train_usage, stdout); return 0; }
+        const recipe_key *k = !strncmp(a, "--", 2) ? recipe_find_option(a + 2) : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            train_recipe shown = train_cli_defaults();
+            fputs(train_usage, stdout);
+            recipe_print_help(stdout, &shown);
+            return 0;
+        }
+        else if (k && k->type == RECIPE_FLAG) { if (recipe_set(&r, k, "1")) goto bad_value; }
+        else if (k) { NEED_VALUE(); if (recipe_set(&r, k, v)) goto bad_value; }
         else if (!strcmp(a, "--topology")) { NEED_VALUE(); topology = v; }
         else if (!strcmp(a, "--dataset")) { NEED_VALUE(); dsname = v; }
         else if (!strcmp(a, "--data")) { NEED_VALUE(); dir = v; }
-        else if (!strcmp(a, "--epochs")) { NEED_VALUE(); r.epochs = atoi(v); }
-        else if (!strcmp(a, "--batch")) { NEED_VALUE(); r.batch = atoi(v); }
-        else if (!strcmp(a, "--lr")) { NEED_VALUE(); r.lr = strtof(v, NULL); }
-        else if (!strcmp(a, "--lr-step")) { NEED_VALUE(); r.lr_step = atoi(v); }
-        else if (!strcmp(a, "--lr-gamma")) { NEED_VALUE(); r.lr_gamma = strtof(v, NULL); }
-        else if (!strcmp(a, "--loss")) {
-            NEED_VALUE();
-            if (!strcmp(v, "ce")) r.loss = LOSS_CE;
-            else if (!strcmp(v, "mhl")) r.loss = LOSS_MHL;
-            else { fprintf(stderr, "bnas train: --loss must be ce or mhl\n"); return 2; }
-        }
-        else if (!strcmp(a, "--mhl-b")) { NEED_VALUE(); r.mhl_b = strtof(v, NULL); }
-        else if (!strcmp(a, "--flip")) {
-            NEED_VALUE();
-            if (!strcmp(v, "none")) r.flip = FLIP_NONE;
-            else if (!strcmp(v, "ste")) r.flip = FLIP_STE;
-            else if (!strcmp(v, "naive")) r.flip = FLIP_NAIVE;
-            else { fprintf(stderr, "bnas train: --flip must be none, ste or naive\n"); return 2; }
-        }
         else if (!strcmp(a, "--flip-table")) { NEED_VALUE(); flip_table = v; }
-        else if (!strcmp(a, "--p")) { NEED_VALUE(); r.p01 = r.p10 = strtof(v, NULL); }
-        else if (!strcmp(a, "--p01")) { NEED_VALUE(); r.p01 = strtof(v, NULL); }
-        else if (!strcmp(a, "--p10")) { NEED_VALUE(); r.p10 = strtof(v, NULL); }
-        else if (!strcmp(a, "--xnor-p")) { NEED_VALUE(); r.xnor_p01 = r.xnor_p10 = strtof(v, NULL); }
-        else if (!strcmp(a, "--xnor-p01")) { NEED_VALUE(); r.xnor_p01 = strtof(v, NULL); }
-        else if (!strcmp(a, "--xnor-p10")) { NEED_VALUE(); r.xnor_p10 = strtof(v, NULL); }
-        else if (!strcmp(a, "--lta-n")) { NEED_VALUE(); r.lta_n = atoi(v); }
-        else if (!strcmp(a, "--act-p")) { NEED_VALUE(); r.act_p01 = r.act_p10 = strtof(v, NULL); }
-        else if (!strcmp(a, "--act-p01")) { NEED_VALUE(); r.act_p01 = strtof(v, NULL); }
-        else if (!strcmp(a, "--act-p10")) { NEED_VALUE(); r.act_p10 = strtof(v, NULL); }
-        else if (!strcmp(a, "--clip")) r.clip = 1;
-        else if (!strcmp(a, "--reg-lambda")) { NEED_VALUE(); r.reg_lambda = strtof(v, NULL); }
-        else if (!strcmp(a, "--reg-h")) { NEED_VALUE(); r.reg_h = strtof(v, NULL); }
-        else if (!strcmp(a, "--optimizer")) {
-            NEED_VALUE();
-            if (!strcmp(v, "adam")) r.optimizer = OPT_ADAM;
-            else if (!strcmp(v, "bop")) r.optimizer = OPT_BOP;
-            else { fprintf(stderr, "bnas train: --optimizer must be adam or bop\n"); return 2; }
-        }
-        else if (!strcmp(a, "--bop-gamma")) { NEED_VALUE(); r.bop_gamma = strtof(v, NULL); }
-        else if (!strcmp(a, "--bop-tau")) { NEED_VALUE(); r.bop_tau = strtof(v, NULL); }
-        else if (!strcmp(a, "--bop-gamma-decay")) { NEED_VALUE(); r.bop_gamma_decay = strtof(v, NULL); }
-        else if (!strcmp(a, "--momentum-format")) {
-            NEED_VALUE();
-            fpfmt F;
-            if (fpfmt_parse(&F, v)) { fprintf(stderr, "bnas train: %s\n", bn_errmsg()); return 2; }
-            r.mom_e = F.e, r.mom_f = F.f, r.mom_bias = F.bias, r.mom_subnormals = F.subnormals;
-        }
         else if (!strcmp(a, "--val")) { NEED_VALUE(); n_val = atoi(v); }
         else if (!strcmp(a, "--train-images")) { NEED_VALUE(); train_images = atoi(v); }
-        else if (!strcmp(a, "--seed")) { NEED_VALUE(); r.seed = strtoull(v, NULL, 10); }
         else if (!strcmp(a, "--threads")) { NEED_VALUE(); threads = atoi(v); }
         else if (!strcmp(a, "--determinism")) {
             NEED_VALUE();
@@ -154,6 +107,10 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { NEED_VALUE(); out = v; }
         else if (!strcmp(a, "--init")) { NEED_VALUE(); init = v; }
         else { fprintf(stderr, "bnas train: unknown option '%s' (see bnas train --help)\n", a); return 2; }
+        continue;
+    bad_value:
+        fprintf(stderr, "bnas train: %s: %s\n", a, bn_errmsg());
+        return 2;
 #undef NEED_VALUE
     }
     if (flip_table) {

@@ -8,6 +8,7 @@
 
 #include "engine/dmath.h"
 #include "engine/err.h"
+#include "engine/recipe.h"
 #include "engine/train.h"
 
 /* Default value of a knob that the space does not declare. */
@@ -144,13 +145,10 @@ void space_crossover(const space *sp, pcg32 *rng, const genome *a, const genome 
         if (pcg32_next(rng) & 1u) child->g[i] = b->g[i];
 }
 
-/* Value of knob k for item `item` (or -1), marking the gene active. */
-static double knob_value(const space *sp, const spec *s, const genome *g, spec_knob k, int item,
-                         space_config *cfg) {
-    int d = s->knob_dim[k];
-    if (d < 0) return knob_default(k);
+/* Value of dimension d for item `item` (-1: not a per-item knob), marking the gene active. */
+static double dim_value(const space *sp, const spec *s, const genome *g, int d, int item, space_config *cfg) {
     for (int i = 0; i < sp->n_genes; i++) {
-        if (sp->dim[i] != d || sp->item[i] != (knob_per_item(k) ? item : -1)) continue;
+        if (sp->dim[i] != d || sp->item[i] != item) continue;
         cfg->active[i] = 1;
         const spec_dim *D = &s->dims[d];
         if (D->type == DIM_FIXED) return D->num[0];
@@ -164,6 +162,59 @@ static double knob_value(const space *sp, const spec *s, const genome *g, spec_k
     }
     BN_ASSERT(0 && "gene missing for knob");
     return 0;
+}
+
+/* Value of knob k for item `item` (or -1), marking the gene active. */
+static double knob_value(const space *sp, const spec *s, const genome *g, spec_knob k, int item,
+                         space_config *cfg) {
+    int d = s->knob_dim[k];
+    return d < 0 ? knob_default(k) : dim_value(sp, s, g, d, knob_per_item(k) ? item : -1, cfg);
+}
+
+/* The training recipe of a decoded configuration: the table's defaults, then
+   every knob named like a recipe key set through the table (loss, mhl_b,
+   epochs, lr, batch, optimizer, bop_gamma, bop_tau), flip_rate as STE flip
+   training at p01 = p10 = rate, the momentum format's four fields; then the
+   space's recipe-key dimensions (spec_dim.recipe), each appended to the
+   canonical text as "|key=value" unless at its default (so specs without
+   them keep their hashes). The trial adds its seed. */
+static train_recipe space_recipe(const space *sp, const spec *s, const genome *g, space_config *cfg) {
+    train_recipe r = train_recipe_default();
+    const struct { spec_knob k; double v; } set[] = {
+        {KNOB_LOSS, cfg->loss},         {KNOB_MHL_B, cfg->mhl_b},         {KNOB_EPOCHS, cfg->epochs},
+        {KNOB_LR, cfg->lr},             {KNOB_BATCH, cfg->batch},         {KNOB_OPTIMIZER, cfg->optimizer},
+        {KNOB_BOP_GAMMA, cfg->bop_gamma}, {KNOB_BOP_TAU, cfg->bop_tau},
+    };
+    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++) {
+        const recipe_key *k = recipe_find(spec_knob_name(set[i].k));
+        BN_ASSERT(k);
+        if (recipe_set_number(&r, k, set[i].v) && cfg->valid) { /* spec ranges lie inside the table's, */
+            cfg->valid = 0;                                       /* a damaged database's genome may not */
+            snprintf(cfg->reason, sizeof cfg->reason, "%s", bn_errmsg());
+        }
+    }
+    if (cfg->flip_rate > 0) {
+        r.flip = FLIP_STE;
+        r.p01 = r.p10 = (float)cfg->flip_rate;
+    }
+    r.mom_e = cfg->momentum.e, r.mom_f = cfg->momentum.f;
+    r.mom_bias = cfg->momentum.bias, r.mom_subnormals = cfg->momentum.subnormals;
+    for (int d = 0; d < s->n_dims; d++) {
+        if (!s->dims[d].recipe) continue;
+        const recipe_key *k = &recipe_keys[s->dims[d].recipe - 1];
+        double v = dim_value(sp, s, g, d, -1, cfg);
+        if (recipe_set_number(&r, k, v) && cfg->valid) { /* a genome from a damaged database */
+            cfg->valid = 0;
+            snprintf(cfg->reason, sizeof cfg->reason, "%s", bn_errmsg());
+        }
+        if (v == k->def) continue;
+        size_t used = strlen(cfg->canon);
+        if (k->type == RECIPE_WORD && v >= 0 && v < RECIPE_MAX_WORDS && k->words[(int)v])
+            snprintf(cfg->canon + used, sizeof cfg->canon - used, "|%s=%s", k->name, k->words[(int)v]);
+        else
+            snprintf(cfg->canon + used, sizeof cfg->canon - used, "|%s=%.6g", k->name, v);
+    }
+    return r;
 }
 
 /* Packed bytes of one neuron's weights: fan_in bits in whole 32-bit words (net_packed_bytes). */
@@ -241,6 +292,7 @@ void space_decode(const space *sp, const spec *s, const genome *g, space_config 
         snprintf(cfg->canon + used, sizeof cfg->canon - used, "|opt=bop|gamma=%.6g|tau=%.6g|mom=%s",
                  cfg->bop_gamma, cfg->bop_tau, fmt);
     }
+    cfg->recipe = space_recipe(sp, s, g, cfg);
     cfg->hash = spec_fnv64(SPEC_FNV_INIT, cfg->canon, strlen(cfg->canon));
     if (cfg->valid && s->max_model_bytes > 0 && (double)bytes > s->max_model_bytes) {
         cfg->valid = 0;
@@ -258,10 +310,7 @@ void space_decode(const space *sp, const spec *s, const genome *g, space_config 
     net plan;
     if (cfg->valid && arch_parse(&a, cfg->topology) == BN_OK &&
         net_plan(&plan, &a, s->in_c, s->in_h, s->in_w, s->classes) == BN_OK) {
-        train_recipe r = train_recipe_default();
-        r.batch = cfg->batch;
-        r.optimizer = cfg->optimizer == 1 ? OPT_BOP : OPT_ADAM;
-        double mem = (double)train_memory_bytes(&plan, &r);
+        double mem = (double)train_memory_bytes(&plan, &cfg->recipe);
         if (mem > s->max_host_memory) {
             cfg->valid = 0;
             snprintf(cfg->reason, sizeof cfg->reason, "training memory %.0f bytes exceeds max_host_memory %.0f",

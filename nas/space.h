@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "engine/rng.h"
+#include "engine/train.h"
 #include "nas/spec.h"
 
 #define SPACE_MAX_GENES (SPEC_MAX_DIMS * SPEC_MAX_ITEMS)
@@ -55,6 +56,8 @@ typedef struct {
     double bop_gamma;       /* Bop momentum rate (the default when not Bop) */
     double bop_tau;         /* Bop flip threshold (the default when not Bop) */
     fpfmt momentum;         /* Bop momentum format (binary32 when not Bop) */
+    train_recipe recipe;    /* the recipe built from the fields above (engine/recipe.h), seed 1:
+                               the trial trains with it under its own seed */
     size_t model_bytes;     /* packed model bytes, equal to engine/net.h net_packed_bytes */
     double macs;            /* multiply-accumulates of one forward pass */
     char canon[512];        /* canonical text of the configuration */

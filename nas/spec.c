@@ -20,6 +20,8 @@
 #include "engine/arch.h"
 #include "engine/data.h"
 #include "engine/err.h"
+#include "engine/recipe.h"
+#include "nas/strategy.h"
 #include "evaluators/evaluator.h"
 
 /* ---------------------------------------------------------------------------
@@ -351,12 +353,44 @@ static int knob_value(pctx *c, spec_knob k, struct fy_node *n, ploc at, const ch
     return 1;
 }
 
-static void parse_dim(pctx *c, spec_knob k, struct fy_node *n, ploc at, const char *path) {
+/* One value of recipe key rk (engine/recipe.h) named in a search space: a
+   word of a word-valued key (held as its code), else a number in the
+   table's range, an integer for integer keys. */
+static int recipe_value(pctx *c, const recipe_key *rk, struct fy_node *n, ploc at, const char *path, double *out) {
+    if (rk->type == RECIPE_WORD) {
+        char expected[64] = "";
+        for (int i = 0; rk->words[i]; i++)
+            snprintf(expected + strlen(expected), sizeof expected - strlen(expected), "%s%s", i ? " or " : "", rk->words[i]);
+        return knob_word(c, n, at, path, rk->name, rk->words, (const double[]){0, 1, 2, 3}, expected, out);
+    }
+    double v;
+    if (!get_number(c, n, at, path, rk->lo, rk->hi, &v)) return 0;
+    if (rk->type != RECIPE_FLOAT && v != floor(v)) {
+        perr(c, node_loc(n, at), path, "%s takes integers, found %g", rk->name, v);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* A value of knob k, or of recipe key rk if not NULL. */
+static int dim_value(pctx *c, spec_knob k, const recipe_key *rk, struct fy_node *n, ploc at, const char *path,
+                     double *out) {
+    return rk ? recipe_value(c, rk, n, at, path, out) : knob_value(c, k, n, at, path, out);
+}
+
+/* A dimension of knob k, or (k == KNOB_COUNT) of recipe key rk. */
+static void parse_dim(pctx *c, spec_knob k, const recipe_key *rk, struct fy_node *n, ploc at, const char *path) {
     spec *s = c->s;
-    if (s->knob_dim[k] >= 0) {
+    int dup = rk ? 0 : s->knob_dim[k] >= 0;
+    for (int i = 0; rk && i < s->n_dims; i++) dup |= s->dims[i].recipe == (int)(rk - recipe_keys) + 1;
+    if (dup) {
         perr(c, at, path, "declared twice");
         return;
     }
+    const char *kname = rk ? rk->name : knob_names[k];
+    int is_word = rk ? rk->type == RECIPE_WORD : knob_is_word(k);
+    int integer = rk ? rk->type != RECIPE_FLOAT : knob_range[k].integer;
     if (s->n_dims >= SPEC_MAX_DIMS) {
         perr(c, at, path, "too many dimensions (at most %d)", SPEC_MAX_DIMS);
         return;
@@ -364,6 +398,7 @@ static void parse_dim(pctx *c, spec_knob k, struct fy_node *n, ploc at, const ch
     spec_dim d;
     memset(&d, 0, sizeof d);
     d.knob = k;
+    d.recipe = rk ? (int)(rk - recipe_keys) + 1 : 0;
     d.line = at.line;
     d.col = at.col;
     d.in_space_file = c->in_space;
@@ -372,7 +407,7 @@ static void parse_dim(pctx *c, spec_knob k, struct fy_node *n, ploc at, const ch
     if (fy_node_get_type(n) == FYNT_SCALAR) {
         d.type = DIM_FIXED;
         d.n = 1;
-        ok = knob_value(c, k, n, at, path, &d.num[0]);
+        ok = dim_value(c, k, rk, n, at, path, &d.num[0]);
     } else if (fy_node_get_type(n) == FYNT_SEQUENCE) {
         d.type = DIM_CHOICE; /* shorthand: a plain list is a choice */
         void *it = NULL;
@@ -384,7 +419,7 @@ static void parse_dim(pctx *c, spec_knob k, struct fy_node *n, ploc at, const ch
                 ok = 0;
                 break;
             }
-            ok &= knob_value(c, k, v, at, sub, &d.num[d.n]);
+            ok &= dim_value(c, k, rk, v, at, sub, &d.num[d.n]);
             d.n++;
         }
     } else {
@@ -439,7 +474,7 @@ static void parse_dim(pctx *c, spec_knob k, struct fy_node *n, ploc at, const ch
                     ok = 0;
                     break;
                 }
-                ok &= knob_value(c, k, v, values_at, sub2, &d.num[d.n]);
+                ok &= dim_value(c, k, rk, v, values_at, sub2, &d.num[d.n]);
                 d.n++;
             }
         } else {
@@ -447,13 +482,13 @@ static void parse_dim(pctx *c, spec_knob k, struct fy_node *n, ploc at, const ch
                 perr(c, values_at, path, "type %s takes low and high, not values", type);
                 ok = 0;
             }
-            if (knob_is_word(k)) {
-                perr(c, type_at, path, "%s is a choice of %s, not %s", knob_names[k],
+            if (is_word) {
+                perr(c, type_at, path, "%s is a choice of %s, not %s", kname,
                      k == KNOB_MOMENTUM_FORMAT ? "format names" : "words", type);
                 return;
             }
-            if (knob_range[k].integer && d.type != DIM_INT) {
-                perr(c, type_at, path, "%s takes integers: use type int or choice", knob_names[k]);
+            if (integer && d.type != DIM_INT) {
+                perr(c, type_at, path, "%s takes integers: use type int or choice", kname);
                 return;
             }
             char sl[180], sh[180];
@@ -462,8 +497,8 @@ static void parse_dim(pctx *c, spec_knob k, struct fy_node *n, ploc at, const ch
             if (!low) perr(c, at, sl, "missing"), ok = 0;
             if (!high) perr(c, at, sh, "missing"), ok = 0;
             if (!ok) return;
-            ok &= knob_value(c, k, low, low_at, sl, &d.low);
-            ok &= knob_value(c, k, high, high_at, sh, &d.high);
+            ok &= dim_value(c, k, rk, low, low_at, sl, &d.low);
+            ok &= dim_value(c, k, rk, high, high_at, sh, &d.high);
             if (ok && d.low > d.high) {
                 perr(c, node_loc(low, low_at), path, "low %g is above high %g", d.low, d.high);
                 ok = 0;
@@ -483,7 +518,7 @@ static void parse_dim(pctx *c, spec_knob k, struct fy_node *n, ploc at, const ch
         ok = 0;
     }
     if (!ok) return;
-    s->knob_dim[k] = s->n_dims;
+    if (!rk) s->knob_dim[k] = s->n_dims;
     s->dims[s->n_dims++] = d;
 }
 
@@ -498,14 +533,15 @@ static void parse_space_map(pctx *c, struct fy_node *map, ploc at, const char *p
         int k;
         for (k = 0; k < KNOB_COUNT; k++)
             if (!strcmp(key, knob_names[k])) break;
-        if (k == KNOB_COUNT) {
+        const recipe_key *rk = k == KNOB_COUNT ? recipe_find(key) : NULL;
+        if (k == KNOB_COUNT && !(rk && rk->spec)) {
             perr(c, kat, path,
                  "unknown dimension (expected conv_blocks, conv_channels, conv_pool, fc_layers, "
                  "fc_width, loss, mhl_b, flip_rate, epochs, lr, batch, optimizer, bop_gamma, "
-                 "bop_tau, momentum_format)");
+                 "bop_tau, momentum_format or a recipe key, README)");
             continue;
         }
-        parse_dim(c, (spec_knob)k, fy_node_pair_value(p), kat, path);
+        parse_dim(c, (spec_knob)k, rk, fy_node_pair_value(p), kat, path);
     }
 }
 
@@ -744,14 +780,13 @@ static void parse_strategy(pctx *c, struct fy_node *n, ploc at) {
                                     "mutation_prob, crossover_prob)");
         }
     }
-    if (!strcmp(name, "random")) s->strategy = STRAT_RANDOM;
-    else if (!strcmp(name, "evolution") || !strcmp(name, "regularized_evolution") ||
-             !strcmp(name, "aging_evolution"))
-        s->strategy = STRAT_EVOLUTION;
-    else if (!strcmp(name, "nsga2") || !strcmp(name, "moea")) s->strategy = STRAT_NSGA2;
-    else if (!name[0]) perr(c, at, "strategy.name", "missing (random, evolution or nsga2)");
-    else perr(c, at, "strategy.name", "unknown strategy '%s' (expected random, evolution or nsga2)", name);
-    if (s->strategy == STRAT_EVOLUTION && s->sample > s->population)
+    int k = name[0] ? strategy_find(name) : -1;
+    char names[128];
+    strategy_names(names, sizeof names);
+    if (k >= 0) s->strategy = (spec_strategy_kind)k;
+    else if (!name[0]) perr(c, at, "strategy.name", "missing (%s)", names);
+    else perr(c, at, "strategy.name", "unknown strategy '%s' (expected %s)", name, names);
+    if (strategy_uses_sample(s->strategy) && s->sample > s->population)
         perr(c, at, "strategy.sample", "tournament size %d exceeds population %d", s->sample,
              s->population);
 }

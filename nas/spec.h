@@ -60,7 +60,9 @@ typedef enum {
 
 /* One dimension of the search space. */
 typedef struct {
-    spec_knob knob;                       /* which knob the dimension sets */
+    spec_knob knob;                       /* which knob the dimension sets (KNOB_COUNT: a recipe key) */
+    int recipe;                           /* > 0: the recipe key recipe_keys[recipe - 1] it sets
+                                             (engine/recipe.h; a word's value is its code) */
     spec_dim_type type;                   /* how its value is chosen */
     int n;                                /* number of values (DIM_CHOICE), 1 for DIM_FIXED */
     double num[SPEC_MAX_CHOICES];         /* numeric value of each choice (loss: 0 ce, 1 mhl;

@@ -1,6 +1,7 @@
 /* The SQLite study store: schema, frozen spec, trials, metrics, models, front, hypervolume. */
 #define _POSIX_C_SOURCE 200809L
 #include "nas/store.h"
+#include "nas/strategy.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -45,8 +46,6 @@ static const char *const schema_sql =
     " completed INTEGER NOT NULL, front_size INTEGER NOT NULL, hv REAL NOT NULL);";
 
 const char *bnas_version(void);
-
-static const char *const strategy_names[] = {"random", "evolution", "nsga2"};
 
 static int db_err(store *st, const char *what) {
     return bn_error(BN_EDB, "%s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
@@ -109,7 +108,7 @@ static int write_spec(store *st, const spec *s, int replace) {
     }
     sqlite3_bind_text(q, 6, h, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(q, 7, (sqlite3_int64)s->seed);
-    sqlite3_bind_text(q, 8, strategy_names[s->strategy], -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 8, strategy_name(s->strategy), -1, SQLITE_STATIC);
     if (!replace) sqlite3_bind_double(q, 9, now_s());
     if (sqlite3_step(q) != SQLITE_DONE) rc = db_err(st, "writing the spec");
     sqlite3_finalize(q);

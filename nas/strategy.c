@@ -105,36 +105,79 @@ static int tournament(const batch_ctx *b, pcg32 *rng, int k, int (*better)(const
     return best;
 }
 
+/* Evolution: a tournament of `sample` parents, the winner mutated. */
+static void breed_evolution(const batch_ctx *b, pcg32 *rng, proposal *p) {
+    const spec *s = b->s;
+    space_config pc;
+    int par = tournament(b, rng, s->sample, evo_better);
+    space_decode(b->sp, s, &b->pool[par]->g, &pc);
+    space_mutate(b->sp, s, rng, &b->pool[par]->g, &pc, s->mutation_prob, &p->g);
+    snprintf(p->origin, sizeof p->origin, "mutate %d", b->pool[par]->number);
+}
+
+/* NSGA-II: two binary tournaments, uniform crossover with crossover_prob, then mutation. */
+static void breed_nsga2(const batch_ctx *b, pcg32 *rng, proposal *p) {
+    const spec *s = b->s;
+    space_config pc;
+    int x = tournament(b, rng, 2, nsga_better);
+    int y = tournament(b, rng, 2, nsga_better);
+    genome child;
+    if (pcg32_double(rng) < s->crossover_prob) {
+        space_crossover(b->sp, rng, &b->pool[x]->g, &b->pool[y]->g, &child);
+        snprintf(p->origin, sizeof p->origin, "cross %d x %d", b->pool[x]->number, b->pool[y]->number);
+    } else {
+        child = b->pool[x]->g;
+        snprintf(p->origin, sizeof p->origin, "mutate %d", b->pool[x]->number);
+    }
+    space_decode(b->sp, s, &child, &pc);
+    space_mutate(b->sp, s, rng, &child, &pc, s->mutation_prob, &p->g);
+}
+
+/* The strategies, indexed by spec.strategy (spec_strategy_kind). */
+static const struct {
+    const char *name;          /* spec name, stored in the study */
+    const char *aliases[3];    /* other spec names, NULL-terminated */
+    int aging;                 /* parents: the newest `population` COMPLETE trials */
+    int elitist;               /* parents: the best `population` by the crowded comparison */
+    int uses_sample;           /* `sample` is its tournament size (at most `population`) */
+    /* breeds p->g (and p->origin) from the parents; NULL: random search */
+    void (*breed)(const batch_ctx *b, pcg32 *rng, proposal *p);
+} strategies[] = {
+    [STRAT_RANDOM] = {"random", {NULL}, 0, 0, 0, NULL},
+    [STRAT_EVOLUTION] = {"evolution", {"regularized_evolution", "aging_evolution", NULL}, 1, 0, 1, breed_evolution},
+    [STRAT_NSGA2] = {"nsga2", {"moea", NULL}, 0, 1, 0, breed_nsga2},
+};
+#define N_STRATEGIES ((int)(sizeof strategies / sizeof strategies[0]))
+
+int strategy_find(const char *name) {
+    for (int k = 0; k < N_STRATEGIES; k++) {
+        if (!strcmp(name, strategies[k].name)) return k;
+        for (int a = 0; strategies[k].aliases[a]; a++)
+            if (!strcmp(name, strategies[k].aliases[a])) return k;
+    }
+    return -1;
+}
+
+const char *strategy_name(int k) { return k >= 0 && k < N_STRATEGIES ? strategies[k].name : "?"; }
+
+void strategy_names(char *buf, size_t cap) {
+    buf[0] = 0;
+    for (int k = 0; k < N_STRATEGIES; k++)
+        snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", k == 0 ? "" : k == N_STRATEGIES - 1 ? " or " : ", ",
+                 strategies[k].name);
+}
+
+int strategy_uses_sample(int k) { return k >= 0 && k < N_STRATEGIES && strategies[k].uses_sample; }
+
 static void propose_one(const batch_ctx *b, int number, proposal *p, int *found) {
     const spec *s = b->s;
     const space *sp = b->sp;
     pcg32 rng;
     *found = 0;
-    int evolve = s->strategy != STRAT_RANDOM && b->n_pool >= s->population;
-    if (evolve) {
+    if (strategies[s->strategy].breed && b->n_pool >= s->population) {
         rng_keyed(&rng, s->seed, (uint64_t)number, RNG_MUTATE);
         for (int t = 0; t < DEDUP_TRIES; t++) {
-            space_config pc;
-            if (s->strategy == STRAT_EVOLUTION) {
-                int par = tournament(b, &rng, s->sample, evo_better);
-                space_decode(sp, s, &b->pool[par]->g, &pc);
-                space_mutate(sp, s, &rng, &b->pool[par]->g, &pc, s->mutation_prob, &p->g);
-                snprintf(p->origin, sizeof p->origin, "mutate %d", b->pool[par]->number);
-            } else {
-                int x = tournament(b, &rng, 2, nsga_better);
-                int y = tournament(b, &rng, 2, nsga_better);
-                genome child;
-                if (pcg32_double(&rng) < s->crossover_prob) {
-                    space_crossover(sp, &rng, &b->pool[x]->g, &b->pool[y]->g, &child);
-                    snprintf(p->origin, sizeof p->origin, "cross %d x %d", b->pool[x]->number,
-                             b->pool[y]->number);
-                } else {
-                    child = b->pool[x]->g;
-                    snprintf(p->origin, sizeof p->origin, "mutate %d", b->pool[x]->number);
-                }
-                space_decode(sp, s, &child, &pc);
-                space_mutate(sp, s, &rng, &child, &pc, s->mutation_prob, &p->g);
-            }
+            strategies[s->strategy].breed(b, &rng, p);
             space_decode(sp, s, &p->g, &p->cfg);
             if (!seen(b, p->cfg.hash)) {
                 *found = 1;
@@ -164,11 +207,11 @@ int strategy_ask(const spec *s, const space *sp, const history *h, int first, in
     b.h = h;
     b.batch = out;
     int m = s->n_obj;
-    if (s->strategy != STRAT_RANDOM) {
-        /* Parent candidates: COMPLETE trials (evolution: the newest `population`). */
+    if (strategies[s->strategy].breed) {
+        /* Parent candidates: COMPLETE trials (aging: the newest `population`). */
         int n_complete = 0;
         for (int i = 0; i < h->n; i++) n_complete += h->t[i].state == TRIAL_COMPLETE;
-        int skip = s->strategy == STRAT_EVOLUTION && n_complete > s->population
+        int skip = strategies[s->strategy].aging && n_complete > s->population
                        ? n_complete - s->population : 0;
         b.pool = bn_malloc((size_t)(n_complete ? n_complete : 1) * sizeof *b.pool);
         for (int i = 0; i < h->n; i++)
@@ -198,7 +241,7 @@ int strategy_ask(const spec *s, const space *sp, const history *h, int first, in
             free(idx);
             free(d);
         }
-        if (s->strategy == STRAT_NSGA2 && n >= s->population) {
+        if (strategies[s->strategy].elitist && n >= s->population) {
             /* Elitist survival of the best `population` by the crowded comparison. */
             /* Selection sort by the crowded comparison keeps it simple and stable. */
             int *order = bn_malloc((size_t)n * sizeof *order);

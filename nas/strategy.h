@@ -32,6 +32,7 @@
 #ifndef BNAS_STRATEGY_H
 #define BNAS_STRATEGY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "nas/space.h"
@@ -74,6 +75,15 @@ int history_has_hash(const history *h, uint64_t hash);
 
 /* Objective value in minimisation form: maximised objectives are negated. */
 double strategy_min_form(const spec_objective *o, double value);
+
+/* The strategy table (nas/strategy.c): the index of the strategy a spec
+   names (its name or an alias: "evolution", "aging_evolution", ...), or -1;
+   the name of index k (stored in the study); the names as "a, b or c" for
+   messages; 1 if strategy k takes `sample` as its tournament size. */
+int strategy_find(const char *name);
+const char *strategy_name(int k);
+void strategy_names(char *buf, size_t cap);
+int strategy_uses_sample(int k);
 
 /* One proposal. */
 typedef struct {

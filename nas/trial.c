@@ -67,23 +67,7 @@ static int trial_real(void *user, const spec *s, const space_config *cfg, int nu
     pcg32 g;
     rng_keyed(&g, seed, 0, RNG_INIT);
     net_init_params(&n, &g);
-    train_recipe r = train_recipe_default();
-    r.epochs = cfg->epochs;
-    r.batch = cfg->batch;
-    r.lr = (float)cfg->lr;
-    r.loss = cfg->loss ? LOSS_MHL : LOSS_CE;
-    r.mhl_b = (float)cfg->mhl_b;
-    if (cfg->flip_rate > 0) {
-        r.flip = FLIP_STE;
-        r.p01 = r.p10 = (float)cfg->flip_rate;
-    }
-    if (cfg->optimizer == 1) {
-        r.optimizer = OPT_BOP;
-        r.bop_gamma = (float)cfg->bop_gamma;
-        r.bop_tau = (float)cfg->bop_tau;
-        r.mom_e = cfg->momentum.e, r.mom_f = cfg->momentum.f;
-        r.mom_bias = cfg->momentum.bias, r.mom_subnormals = cfg->momentum.subnormals;
-    }
+    train_recipe r = cfg->recipe; /* built once, by space_decode */
     r.seed = seed;
     epoch_watch w = {NAN, d->stop};
     perturb_set ps;

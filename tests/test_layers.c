@@ -207,6 +207,50 @@ static void test_batchnorm_backward_gradcheck(void **state) {
     free(c.x), free(c.out), free(c.xhat), free(c.r), free(dx);
 }
 
+/* Batch norm of x with the statistics of s (flip training's clean
+   first-layer statistics): finite differences in x, s, gamma and beta, and
+   with s = x the two gradients add up to batchnorm_backward's. */
+typedef struct { bn_ctx b; float *s; } bns_ctx;
+static double bns_loss(void *p) {
+    bns_ctx *c = p;
+    batchnorm_forward_train_from(c->b.out, c->b.xhat, c->b.mean, c->b.invstd, c->b.rm, c->b.rv, c->b.x, c->s,
+                                 c->b.gamma, c->b.beta, c->b.M, c->b.C, 1e-5f, 0.1f);
+    return dotd(c->b.out, c->b.r, (int64_t)c->b.M * c->b.C);
+}
+
+static void test_batchnorm_from_gradcheck(void **state) {
+    (void)state;
+    pcg32 g;
+    pcg32_seed(&g, 11, 12);
+    bns_ctx c = {0};
+    c.b.M = 7, c.b.C = 3;
+    int64_t n = (int64_t)c.b.M * c.b.C;
+    c.b.x = malloc(sizeof(float) * n), c.b.out = malloc(sizeof(float) * n), c.b.xhat = malloc(sizeof(float) * n);
+    c.b.r = malloc(sizeof(float) * n), c.s = malloc(sizeof(float) * n);
+    float gamma[3] = {1.5f, -0.7f, 0.3f}, beta[3] = {0.1f, -0.2f, 0.5f};
+    float mean[3], invstd[3], rm[3] = {0}, rv[3] = {1, 1, 1};
+    c.b.gamma = gamma, c.b.beta = beta, c.b.mean = mean, c.b.invstd = invstd, c.b.rm = rm, c.b.rv = rv;
+    fill_uniform(c.s, n, &g, -2, 2), fill_uniform(c.b.r, n, &g, -1, 1);
+    for (int64_t i = 0; i < n; i++) c.b.x[i] = c.s[i] + (float)(pcg32_next(&g) % 3) * 0.4f - 0.4f; /* shifted */
+    bns_loss(&c);
+    float *dx = malloc(sizeof(float) * n), *ds = malloc(sizeof(float) * n), dgamma[3] = {0}, dbeta[3] = {0};
+    batchnorm_backward_from(dx, ds, dgamma, dbeta, c.b.r, c.b.xhat, c.s, mean, gamma, invstd, c.b.M, c.b.C);
+    assert_true(check_grad(c.b.x, dx, n, bns_loss, &c, 1e-2f) < 1e-2);
+    assert_true(check_grad(c.s, ds, n, bns_loss, &c, 1e-2f) < 2e-2);
+    assert_true(check_grad(gamma, dgamma, 3, bns_loss, &c, 1e-2f) < 1e-2);
+    assert_true(check_grad(beta, dbeta, 3, bns_loss, &c, 1e-2f) < 1e-2);
+    /* s = x: dx + ds is the ordinary batch-norm gradient; ds may alias s */
+    memcpy(c.s, c.b.x, sizeof(float) * n);
+    bns_loss(&c);
+    float *dref = malloc(sizeof(float) * n), g0[3] = {0}, b0[3] = {0}, g1[3] = {0}, b1[3] = {0};
+    batchnorm_backward(dref, g0, b0, c.b.r, c.b.xhat, gamma, invstd, c.b.M, c.b.C);
+    batchnorm_backward_from(dx, c.s, g1, b1, c.b.r, c.b.xhat, c.s, mean, gamma, invstd, c.b.M, c.b.C);
+    for (int64_t i = 0; i < n; i++) assert_float_equal(dx[i] + c.s[i], dref[i], 1e-5 * (1 + fabsf(dref[i])));
+    assert_memory_equal(g0, g1, sizeof g0);
+    assert_memory_equal(b0, b1, sizeof b0);
+    free(c.b.x), free(c.b.out), free(c.b.xhat), free(c.b.r), free(c.s), free(dx), free(ds), free(dref);
+}
+
 static void test_batchnorm_statistics(void **state) {
     (void)state;
     float x[8] = {1, 10, 3, 20, 5, 30, 7, 40}; /* M = 4 rows, C = 2 */
@@ -274,6 +318,7 @@ int main(void) {
         cmocka_unit_test(test_conv_pool_fused_equals_generic),
         cmocka_unit_test(test_batchnorm_backward_gradcheck),
         cmocka_unit_test(test_batchnorm_statistics),
+        cmocka_unit_test(test_batchnorm_from_gradcheck),
         cmocka_unit_test(test_sign_forward_backward),
         cmocka_unit_test(test_losses_gradcheck),
         cmocka_unit_test(test_mhl_matches_formula),

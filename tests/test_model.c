@@ -1,6 +1,8 @@
 /* Model files: bit-exact round trips (memory and file), the documented byte
-   layout (version 5), version 1 to 4 files still loading, and refusal of every truncation, flipped byte, wrong magic, newer
-   version and checksum-valid but inconsistent content. */
+   layout (version 6, its recipe text), version 1 to 5 files still loading
+   (made by this test's own version 5 writer and by the baseline bnas:
+   tests/data/baseline_v5.bnm), and refusal of every truncation, flipped byte,
+   wrong magic, newer version and checksum-valid but inconsistent content. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 
 #include "engine/err.h"
 #include "engine/model.h"
+#include "engine/recipe.h"
 #include "tests/testutil.h"
 
 static char tmpdir[256];
@@ -78,6 +81,7 @@ static train_recipe make_recipe(void) {
     r.flip_t[0] = -40.0f, r.flip_t[1] = 20.0f, r.flip_t[2] = 100.0f;
     r.flip_p01[0] = 1e-4f, r.flip_p01[1] = 3e-4f, r.flip_p01[2] = 1.8e-3f;
     r.flip_p10[0] = 5e-4f, r.flip_p10[1] = 4e-3f, r.flip_p10[2] = 0.04f;
+    r.flip_bn0 = BN0_CLEAN;
     return r;
 }
 
@@ -88,7 +92,7 @@ static void assert_recipe_equal(const train_recipe *a, const train_recipe *b) {
     SAME(optimizer); SAME(bop_gamma); SAME(bop_tau); SAME(bop_gamma_decay); SAME(mom_e); SAME(mom_f);
     SAME(mom_bias); SAME(mom_subnormals); SAME(xnor_p01); SAME(xnor_p10);
     SAME(lta_n); SAME(act_p01); SAME(act_p10);
-    SAME(flip_rows); SAME(flip_t); SAME(flip_p01); SAME(flip_p10);
+    SAME(flip_rows); SAME(flip_t); SAME(flip_p01); SAME(flip_p10); SAME(flip_bn0);
 #undef SAME
 }
 
@@ -128,6 +132,52 @@ static void fix_crc(uint8_t *b, size_t len) {
     set_le32(b + len - 4, (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)(len - 4)));
 }
 
+static void put32(uint8_t *b, size_t *at, uint32_t v) {
+    set_le32(b + *at, v);
+    *at += 4;
+}
+static void putf32(uint8_t *b, size_t *at, float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    put32(b, at, u);
+}
+
+/* A version 5 file of n and r, written field by field from model.h's table
+   of that version (the library writes version 6 only): the reader's legacy
+   path is tested against an encoder of its own. */
+static void save_v5(const net *n, const train_recipe *r, uint8_t **out, size_t *len) {
+    char topo[256];
+    arch_format(&n->arch, topo, sizeof topo);
+    size_t T = strlen(topo), total = 372 + T + 4 * (n->n_params + n->n_stats), at = 0;
+    uint8_t *b = calloc(1, total);
+#define U32(v) put32(b, &at, (uint32_t)(v))
+#define F32(v) putf32(b, &at, (v))
+#define U64(v) (U32((uint64_t)(v) & 0xffffffffu), U32((uint64_t)(v) >> 32))
+    memcpy(b, "BNASMDL1", 8), at = 8;
+    U32(5), U32(0x01020304u), U64(total), U32(T);
+    memcpy(b + at, topo, T), at += T;
+    U32(n->in_c), U32(n->in_h), U32(n->in_w), U32(n->classes);
+    U32(r->epochs), U32(r->batch), F32(r->lr), U32(r->lr_step), F32(r->lr_gamma), U32(r->clip);
+    U32(r->loss), F32(r->mhl_b), U32(r->flip), F32(r->p01), F32(r->p10), F32(r->reg_lambda), F32(r->reg_h);
+    U64(r->seed);
+    U32(r->optimizer), F32(r->bop_gamma), F32(r->bop_tau), F32(r->bop_gamma_decay);
+    U32(r->mom_e), U32(r->mom_f), U32(r->mom_bias), U32(r->mom_subnormals);
+    F32(r->xnor_p01), F32(r->xnor_p10), U32(r->lta_n), F32(r->act_p01), F32(r->act_p10), U32(r->flip_rows);
+    for (int i = 0; i < TRAIN_FLIP_ROWS; i++) F32(r->flip_t[i]);
+    for (int i = 0; i < TRAIN_FLIP_ROWS; i++) F32(r->flip_p01[i]);
+    for (int i = 0; i < TRAIN_FLIP_ROWS; i++) F32(r->flip_p10[i]);
+    U64(n->n_params), U64(n->n_stats);
+    for (size_t i = 0; i < n->n_params; i++) F32(n->params[i]);
+    for (size_t i = 0; i < n->n_stats; i++) F32(n->stats[i]);
+#undef U32
+#undef F32
+#undef U64
+    assert_int_equal(at + 4, total);
+    fix_crc(b, total);
+    *out = b;
+    *len = total;
+}
+
 /* Expects loading buf to fail with BN_EFORMAT and a message containing needle
    (if not NULL) and the name; the net is left zeroed, the recipe untouched. */
 static void expect_refused(const uint8_t *buf, size_t len, const char *needle) {
@@ -157,8 +207,10 @@ static void test_roundtrip_mem_and_file(void **state) {
     uint8_t *buf = NULL;
     size_t len = 0;
     assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
-    assert_int_equal(len, model_size(&a));
-    assert_int_equal(len, 372 + strlen(VGG) + 4 * (a.n_params + a.n_stats));
+    assert_int_equal(len, model_size(&a, &ra));
+    size_t rl;
+    free(recipe_to_text(&ra, &rl));
+    assert_int_equal(len, 68 + strlen(VGG) + rl + 4 * (a.n_params + a.n_stats));
     memset(&rb, 0, sizeof rb);
     assert_int_equal(model_load_mem(&b, &rb, buf, len, "mem"), BN_OK);
     assert_net_equal(&a, &b);
@@ -223,6 +275,14 @@ static void test_roundtrip_mem_and_file(void **state) {
     free(buf2);
 }
 
+/* The recipe text of make_recipe(): every key, as documented in engine/recipe.h. */
+static const char *RECIPE_TEXT =
+    "epochs=17\nbatch=128\nlr=0.0003\nlr_step=5\nlr_gamma=0.7\nclip=1\nloss=mhl\nmhl_b=96.5\nflip=naive\n"
+    "p01=0.01\np10=0.025\nreg_lambda=0.001\nreg_h=4\nseed=17297691677811824248\noptimizer=bop\n"
+    "bop_gamma=0.002\nbop_tau=3e-07\nbop_gamma_decay=0.1\nmom_e=5\nmom_f=7\nmom_bias=20\nmom_subnormals=0\n"
+    "xnor_p01=0.0625\nxnor_p10=0.125\nlta_n=64\nact_p01=0.03125\nact_p10=0.25\nflip_rows=3\n"
+    "flip_t=-40,20,100\nflip_p01=0.0001,0.0003,0.0018\nflip_p10=0.0005,0.004,0.04\nflip_bn0=clean\n";
+
 /* Checks the bytes against the layout documented in model.h. */
 static void test_documented_layout(void **state) {
     (void)state;
@@ -232,9 +292,9 @@ static void test_documented_layout(void **state) {
     uint8_t *b = NULL;
     size_t len = 0;
     assert_int_equal(model_save_mem(&a, &ra, &b, &len), BN_OK);
-    const size_t T = strlen(VGG), P = a.n_params, S = a.n_stats;
+    const size_t T = strlen(VGG), P = a.n_params, S = a.n_stats, R = strlen(RECIPE_TEXT);
     assert_memory_equal(b, "BNASMDL1", 8);
-    assert_int_equal(le32(b + 8), 5);
+    assert_int_equal(le32(b + 8), 6);
     static const uint8_t marker[4] = {4, 3, 2, 1};
     assert_memory_equal(b + 12, marker, 4);
     assert_true(le64(b + 16) == len);
@@ -244,77 +304,101 @@ static void test_documented_layout(void **state) {
     assert_int_equal(le32(b + 32 + T), 28);
     assert_int_equal(le32(b + 36 + T), 28);
     assert_int_equal(le32(b + 40 + T), 10);
-    assert_int_equal(le32(b + 44 + T), 17);
-    assert_int_equal(le32(b + 48 + T), 128);
-    float f;
-    uint32_t u = le32(b + 52 + T);
-    memcpy(&f, &u, 4);
-    assert_true(f == 3e-4f);
-    assert_int_equal(le32(b + 56 + T), 5);
-    assert_int_equal(le32(b + 64 + T), 1);
-    assert_int_equal(le32(b + 68 + T), LOSS_MHL);
-    assert_int_equal(le32(b + 76 + T), FLIP_NAIVE);
-    u = le32(b + 84 + T);
-    memcpy(&f, &u, 4);
-    assert_true(f == 0.025f);
-    u = le32(b + 92 + T);
-    memcpy(&f, &u, 4);
-    assert_true(f == 4.0f);
-    assert_true(le64(b + 96 + T) == 0xF00DBEEF12345678ull);
-    assert_int_equal(le32(b + 104 + T), OPT_BOP);
-    u = le32(b + 108 + T);
-    memcpy(&f, &u, 4);
-    assert_true(f == 2e-3f);
-    u = le32(b + 112 + T);
-    memcpy(&f, &u, 4);
-    assert_true(f == 3e-7f);
-    u = le32(b + 116 + T);
-    memcpy(&f, &u, 4);
-    assert_true(f == 0.1f);
-    assert_int_equal(le32(b + 120 + T), 5);
-    assert_int_equal(le32(b + 124 + T), 7);
-    assert_int_equal(le32(b + 128 + T), 20);
-    assert_int_equal(le32(b + 132 + T), 0);
-    u = le32(b + 136 + T);
-    memcpy(&f, &u, 4);
-    assert_true(f == 0.0625f);
-    u = le32(b + 140 + T);
-    memcpy(&f, &u, 4);
-    assert_true(f == 0.125f);
-    assert_int_equal(le32(b + 144 + T), 64);
-    u = le32(b + 148 + T);
-    memcpy(&f, &u, 4);
-    assert_true(f == 0.03125f);
-    u = le32(b + 152 + T);
-    memcpy(&f, &u, 4);
-    assert_true(f == 0.25f);
-    assert_int_equal(le32(b + 156 + T), 3);
-    u = le32(b + 160 + T + 4 * 2);
-    memcpy(&f, &u, 4);
-    assert_true(f == 100.0f);
-    u = le32(b + 224 + T + 4 * 1);
-    memcpy(&f, &u, 4);
-    assert_true(f == 3e-4f);
-    u = le32(b + 288 + T + 4 * 2);
-    memcpy(&f, &u, 4);
-    assert_true(f == 0.04f);
-    assert_int_equal(le32(b + 288 + T + 4 * 3), 0); /* unused rows are 0 */
-    assert_true(le64(b + 352 + T) == P);
-    assert_true(le64(b + 360 + T) == S);
+    assert_int_equal(le32(b + 44 + T), R);
+    if (memcmp(b + 48 + T, RECIPE_TEXT, R) != 0) fail_msg("recipe text:\n%.*s", (int)R, (const char *)b + 48 + T);
+    assert_true(le64(b + 48 + T + R) == P);
+    assert_true(le64(b + 56 + T + R) == S);
     for (size_t i = 0; i < P; i += 97) {
         uint32_t want;
         memcpy(&want, &a.params[i], 4);
-        assert_int_equal(le32(b + 368 + T + 4 * i), want);
+        assert_int_equal(le32(b + 64 + T + R + 4 * i), want);
     }
     uint32_t want;
     memcpy(&want, a.scale, 4);
-    assert_int_equal(le32(b + 368 + T + 4 * (P - 1)), want);
+    assert_int_equal(le32(b + 64 + T + R + 4 * (P - 1)), want);
     memcpy(&want, &a.stats[S - 1], 4);
-    assert_int_equal(le32(b + 368 + T + 4 * P + 4 * (S - 1)), want);
+    assert_int_equal(le32(b + 64 + T + R + 4 * P + 4 * (S - 1)), want);
     assert_int_equal(le32(b + len - 4), (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)(len - 4)));
-    assert_int_equal(len, 372 + T + 4 * P + 4 * S);
+    assert_int_equal(len, 68 + T + R + 4 * P + 4 * S);
+    /* the default recipe is the empty text */
+    train_recipe d = train_recipe_default();
+    size_t dl;
+    char *dt = recipe_to_text(&d, &dl);
+    assert_int_equal(dl, 0);
+    free(dt);
     net_free(&a);
     free(b);
+}
+
+/* Replaces the recipe text of v6 file buf (topology length T) by text, fixing
+   lengths and checksum, into a new buffer. */
+static uint8_t *with_recipe_text(const uint8_t *buf, size_t len, size_t T, const char *text, size_t *out_len) {
+    size_t R = le32(buf + 44 + T), R2 = strlen(text), n = len - R + R2;
+    uint8_t *c = malloc(n);
+    memcpy(c, buf, 44 + T);
+    set_le32(c + 16, (uint32_t)n), set_le32(c + 20, 0);
+    set_le32(c + 44 + T, (uint32_t)R2);
+    memcpy(c + 48 + T, text, R2);
+    memcpy(c + 48 + T + R2, buf + 48 + T + R, len - 48 - T - R);
+    fix_crc(c, n);
+    *out_len = n;
+    return c;
+}
+
+/* Version 6 recipe texts that are refused: every recipe has one text. */
+static void test_recipe_text_refusals(void **state) {
+    (void)state;
+    net a, b;
+    make_net(&a, "FC4", 1, 3, 3, 3, 12);
+    train_recipe ra = train_recipe_default(), rb;
+    ra.epochs = 3, ra.lr = 0.002f;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
+    static const struct { const char *text, *needle; } bad[] = {
+        {"epochs=3\nlr=0.002", "does not end in a newline"},
+        {"epochs=3\nlr:0.002\n", "line 2 'lr:0.002' is not key=value"},
+        {"epochs=3\nlr= 0.002\n", "line 2 contains byte 0x20"},
+        {"epochs=3\nwarp=9\n", "unknown key 'warp'"},
+        {"lr=0.002\nepochs=3\n", "key epochs repeated or out of order"},
+        {"epochs=3\nepochs=3\n", "key epochs repeated or out of order"},
+        {"epochs=3.5\n", "recipe key epochs: 3.5 is not an integer"},
+        {"epochs=-1\n", "recipe key epochs: -1 is not an integer in [0,"},
+        {"loss=hinge\n", "recipe key loss: 'hinge' is not ce or mhl"},
+        {"p01=1.5\n", "recipe key p01: 1.5"},
+        {"lr=nan\n", "recipe key lr: nan"},
+        {"epochs=3\nlr=0.0020\n", "not in canonical form"},
+        {"epochs=3\nbatch=256\nlr=0.002\n", "not in canonical form"},
+        {"epochs=3x\n", "'3x' is not a number"},
+        {"epochs=3\tx\n", "contains byte 0x09"},
+        {"flip_rows=2\nflip_t=5,4\n", "flip_t: row 1 (4) does not increase"},
+        {"optimizer=bop\nmom_e=12\n", "bad Bop momentum format"},
+        {"momentum_format=fp16\n", "unknown key 'momentum_format'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t n;
+        uint8_t *c = with_recipe_text(buf, len, 3, bad[i].text, &n);
+        expect_refused(c, n, bad[i].needle);
+        free(c);
+    }
+    /* the same edit with the canonical text loads */
+    size_t n;
+    uint8_t *c = with_recipe_text(buf, len, 3, "epochs=3\nlr=0.002\n", &n);
+    assert_int_equal(n, len);
+    assert_memory_equal(c, buf, len);
+    assert_int_equal(model_load_mem(&b, &rb, c, n, "ok"), BN_OK);
+    assert_recipe_equal(&ra, &rb);
+    net_free(&b);
+    free(c);
+    /* a recipe length beyond the file */
+    c = malloc(len);
+    memcpy(c, buf, len);
+    set_le32(c + 44 + 3, (uint32_t)len);
+    fix_crc(c, len);
+    expect_refused(c, len, "bad recipe text length");
+    free(c);
+    free(buf);
+    net_free(&a);
 }
 
 /* A classifier-only net (empty topology) on a tiny input round-trips too. */
@@ -325,7 +409,10 @@ static void test_classifier_only(void **state) {
     uint8_t *buf;
     size_t len;
     assert_int_equal(model_save_mem(&a, NULL, &buf, &len), BN_OK);
-    assert_int_equal(len, 372 + 4 * (9 * 2 + 1));
+    train_recipe zero;
+    memset(&zero, 0, sizeof zero);
+    assert_int_equal(len, model_size(&a, &zero));
+    assert_int_equal(len, model_size(&a, NULL));
     assert_int_equal(model_load_mem(&b, NULL, buf, len, NULL), BN_OK);
     assert_net_equal(&a, &b);
     net_free(&b);
@@ -384,7 +471,7 @@ static void test_header_refusals(void **state) {
     train_recipe ra = make_recipe();
     uint8_t *buf;
     size_t len;
-    assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
+    save_v5(&a, &ra, &buf, &len); /* the binary recipe block's checks: the legacy path */
     uint8_t *c = malloc(len);
     const size_t T = strlen(VGG);
 
@@ -397,9 +484,9 @@ static void test_header_refusals(void **state) {
 
     /* a future version, even with a valid checksum */
     memcpy(c, buf, len);
-    set_le32(c + 8, 6);
+    set_le32(c + 8, 7);
     fix_crc(c, len);
-    expect_refused(c, len, "version 6 is newer");
+    expect_refused(c, len, "version 7 is newer");
     set_le32(c + 8, 0);
     fix_crc(c, len);
     expect_refused(c, len, "version 0");
@@ -431,11 +518,11 @@ static void test_header_refusals(void **state) {
     memcpy(c, buf, len);
     set_le32(c + 68 + T, 7);
     fix_crc(c, len);
-    expect_refused(c, len, "unknown loss code 7");
+    expect_refused(c, len, "recipe key loss: unknown code 7");
     memcpy(c, buf, len);
     set_le32(c + 76 + T, 3);
     fix_crc(c, len);
-    expect_refused(c, len, "unknown flip-training code 3");
+    expect_refused(c, len, "recipe key flip: unknown code 3");
     memcpy(c, buf, len);
     set_le32(c + 28 + T, 0);
     fix_crc(c, len);
@@ -456,7 +543,7 @@ static void test_header_refusals(void **state) {
     memcpy(c, buf, len);
     set_le32(c + 104 + T, 5);
     fix_crc(c, len);
-    expect_refused(c, len, "unknown optimizer code 5");
+    expect_refused(c, len, "recipe key optimizer: unknown code 5");
     memcpy(c, buf, len);
     set_le32(c + 120 + T, 12); /* 12 exponent bits */
     fix_crc(c, len);
@@ -464,27 +551,27 @@ static void test_header_refusals(void **state) {
     memcpy(c, buf, len);
     set_le32(c + 132 + T, 2);
     fix_crc(c, len);
-    expect_refused(c, len, "subnormals flag 2");
+    expect_refused(c, len, "recipe key mom_subnormals: 2 is not an integer in [0, 1]");
     memcpy(c, buf, len);
     set_le32(c + 140 + T, 0x40000000u); /* xnor_p10 = 2.0 */
     fix_crc(c, len);
-    expect_refused(c, len, "XNOR product rates");
+    expect_refused(c, len, "recipe key xnor_p10: 2 is not a number in [0, 1]");
     memcpy(c, buf, len);
     set_le32(c + 144 + T, (uint32_t)-3); /* lta_n = -3 */
     fix_crc(c, len);
-    expect_refused(c, len, "LTA column size");
+    expect_refused(c, len, "recipe key lta_n: -3");
     memcpy(c, buf, len);
     set_le32(c + 152 + T, 0x40000000u); /* act_p10 = 2.0 */
     fix_crc(c, len);
-    expect_refused(c, len, "activation flip rates");
+    expect_refused(c, len, "recipe key act_p10: 2");
     memcpy(c, buf, len);
     set_le32(c + 156 + T, 17); /* 17 table rows */
     fix_crc(c, len);
-    expect_refused(c, len, "flip-rate table of 17 rows");
+    expect_refused(c, len, "recipe key flip_rows: 17");
     memcpy(c, buf, len);
     set_le32(c + 160 + T + 4, 0xC2200000u); /* flip_t[1] = -40 = flip_t[0]: not increasing */
     fix_crc(c, len);
-    expect_refused(c, len, "flip-rate table row 1");
+    expect_refused(c, len, "recipe key flip_t: row 1");
     memcpy(c, buf, len);
     set_le32(c + 24, 5000); /* absurd topology length */
     fix_crc(c, len);
@@ -500,7 +587,7 @@ static void test_header_refusals(void **state) {
     net_free(&a);
 }
 
-/* Makes an older version's file from the current bytes of a VGG net (seed
+/* Makes an older version's file from the version 5 bytes of a VGG net (seed
    `seed`) by cutting the `gap` bytes the newer versions added at byte `cut + T`
    (T the topology length), checks that it loads into the same net and a recipe
    equal to `fix(current recipe)`, and that its truncations are refused. */
@@ -511,7 +598,7 @@ static void check_old_version(uint32_t version, size_t cut, size_t gap, size_t h
     train_recipe ra = make_recipe(), rb;
     uint8_t *buf;
     size_t len;
-    assert_int_equal(model_save_mem(&a, &ra, &buf, &len), BN_OK);
+    save_v5(&a, &ra, &buf, &len);
     const size_t T = strlen(VGG), at = cut + T, len_old = len - gap;
     uint8_t *old = malloc(len_old);
     memcpy(old, buf, at);
@@ -533,7 +620,9 @@ static void check_old_version(uint32_t version, size_t cut, size_t gap, size_t h
 }
 
 /* The fields each version added, as an older file loads them. */
+static void fields_of_v6(train_recipe *w) { w->flip_bn0 = BN0_FLIPPED; }
 static void fields_of_v5(train_recipe *w) {
+    fields_of_v6(w);
     w->flip_rows = 0;
     memset(w->flip_t, 0, sizeof w->flip_t);
     memset(w->flip_p01, 0, sizeof w->flip_p01);
@@ -583,6 +672,46 @@ static void test_version4_still_loads(void **state) {
     check_old_version(4, 156, 196, 176, 43, fields_of_v5);
 }
 
+/* A version 5 file (this test's writer) loads with all but the version 6 knobs. */
+static void test_version5_still_loads(void **state) {
+    (void)state;
+    check_old_version(5, 156, 0, 372, 44, fields_of_v6);
+}
+
+/* A version 5 file written by the baseline bnas (before format 6): `bnas
+   train --topology FC8 --epochs 1 --train-images 1000 --val 0 --batch 100
+   --loss mhl --mhl-b 64 --flip ste --p01 0.02 --p10 0.05 --seed 7 --threads 1`.
+   It loads with that recipe, this test's version 5 writer gives back its
+   bytes, and saved as version 6 and loaded again it is the same net. */
+static void test_baseline_v5_file(void **state) {
+    (void)state;
+    net a, b;
+    train_recipe ra, rb;
+    char path[600];
+    snprintf(path, sizeof path, "%s/tests/data/baseline_v5.bnm", getenv("BNAS_SOURCE_DIR") ? getenv("BNAS_SOURCE_DIR") : ".");
+    assert_int_equal(model_load(&a, &ra, path), BN_OK);
+    train_recipe want = train_recipe_default();
+    want.epochs = 1, want.batch = 100, want.loss = LOSS_MHL, want.mhl_b = 64, want.flip = FLIP_STE;
+    want.p01 = 0.02f, want.p10 = 0.05f, want.seed = 7;
+    assert_recipe_equal(&want, &ra);
+    uint8_t *v5, *v6, *file;
+    size_t l5, l6;
+    save_v5(&a, &ra, &v5, &l5);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    file = malloc(l5 + 1);
+    assert_int_equal(fread(file, 1, l5 + 1, f), l5);
+    fclose(f);
+    assert_memory_equal(file, v5, l5);
+    assert_int_equal(model_save_mem(&a, &ra, &v6, &l6), BN_OK);
+    assert_int_equal(l6, l5 - 308 + 4 + strlen("epochs=1\nbatch=100\nloss=mhl\nmhl_b=64\nflip=ste\np01=0.02\np10=0.05\nseed=7\n"));
+    assert_int_equal(model_load_mem(&b, &rb, v6, l6, "v6"), BN_OK);
+    assert_net_equal(&a, &b);
+    assert_recipe_equal(&ra, &rb);
+    free(v5), free(v6), free(file);
+    net_free(&a), net_free(&b);
+}
+
 static void test_file_errors(void **state) {
     (void)state;
     net a, b;
@@ -624,6 +753,8 @@ int main(void) {
         cmocka_unit_test(test_header_refusals),
         cmocka_unit_test(test_version1_still_loads), cmocka_unit_test(test_version2_still_loads),
         cmocka_unit_test(test_version3_still_loads), cmocka_unit_test(test_version4_still_loads),
+        cmocka_unit_test(test_version5_still_loads), cmocka_unit_test(test_baseline_v5_file),
+        cmocka_unit_test(test_recipe_text_refusals),
         cmocka_unit_test(test_file_errors),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);

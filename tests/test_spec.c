@@ -117,6 +117,60 @@ static void expect_msg(const char *from, const char *to, const char *want) {
     expect_edited_msg(good, "bad.yaml", from, to, want);
 }
 
+/* Recipe keys beyond the spec's own knobs (engine/recipe.c's spec column):
+   a fixed value and a choice of words reach the trial's recipe through the
+   table; the canonical text names a key only off its default; mistakes are
+   located. */
+static void test_recipe_dims(void **state) {
+    (void)state;
+    char text[4096];
+    const char *from = "  epochs: 3\n";
+    const char *at = strstr(good, from);
+    snprintf(text, sizeof text, "%.*s%s  lr_step: 5\n  flip_bn0: [flipped, clean]\n  xnor_p: 0.1\n%s", (int)(at - good),
+             good, from, at + strlen(from));
+    spec s;
+    assert_int_equal(spec_parse(&s, "r.yaml", text, NULL, NULL), BN_ESPEC); /* xnor_p is an option, not a key */
+    assert_non_null(strstr(bn_errmsg(), "r.yaml:16:3: search_space.xnor_p: unknown dimension"));
+    if (!strstr(bn_errmsg(), "momentum_format or a recipe key, README)")) fail_msg("%s", bn_errmsg());
+    snprintf(text, sizeof text, "%.*s%s  lr_step: 5\n  flip_bn0: [flipped, clean]\n%s", (int)(at - good), good, from,
+             at + strlen(from));
+    int rc = spec_parse(&s, "r.yaml", text, NULL, NULL);
+    if (rc) fprintf(stderr, "%s\n", bn_errmsg());
+    assert_int_equal(rc, BN_OK);
+    assert_int_equal(s.n_dims, 10);
+    assert_int_equal(s.dims[8].knob, KNOB_COUNT);
+    space sp;
+    space_init(&sp, &s);
+    genome g;
+    memset(&g, 0, sizeof g);
+    g.n = sp.n_genes;
+    double v[] = {1, 1, 0, 1, 2, 0, 0, 100, 0.05, 0, 0, 0};
+    memcpy(g.g, v, sizeof v);
+    space_config c;
+    space_decode(&sp, &s, &g, &c);
+    assert_true(c.valid);
+    assert_int_equal(c.recipe.lr_step, 5);
+    assert_int_equal(c.recipe.flip_bn0, BN0_FLIPPED);
+    assert_int_equal(c.recipe.flip, FLIP_STE);
+    assert_true(c.recipe.p01 == 0.05f && c.recipe.epochs == 3);
+    assert_non_null(strstr(c.canon, "|lr_step=5"));
+    assert_null(strstr(c.canon, "flip_bn0"));
+    g.g[sp.n_genes - 1] = 1; /* flip_bn0 clean */
+    space_config c2;
+    space_decode(&sp, &s, &g, &c2);
+    assert_int_equal(c2.recipe.flip_bn0, BN0_CLEAN);
+    assert_non_null(strstr(c2.canon, "|lr_step=5|flip_bn0=clean"));
+    assert_true(c.hash != c2.hash);
+    spec_free(&s);
+    /* located mistakes */
+    expect_msg("  epochs: 3\n", "  epochs: 3\n  flip_bn0: sideways\n",
+               "bad.yaml:14:13: search_space.flip_bn0: unknown flip_bn0 'sideways' (expected flipped or clean)");
+    expect_msg("  epochs: 3\n", "  epochs: 3\n  lta_n: {type: float, low: 1, high: 3}\n",
+               "search_space.lta_n: lta_n takes integers: use type int or choice");
+    expect_msg("  epochs: 3\n", "  epochs: 3\n  act_p01: 2\n", "search_space.act_p01: 2 is out of range");
+    expect_msg("  epochs: 3\n", "  epochs: 3\n  seed: 4\n", "search_space.seed: unknown dimension");
+}
+
 static void test_errors_located(void **state) {
     (void)state;
     /* Unknown key at the top (line 3, column 1). */
@@ -583,6 +637,7 @@ int main(void) {
         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_decode_matches_engine),
         cmocka_unit_test(test_bop_dims),
+        cmocka_unit_test(test_recipe_dims),
         cmocka_unit_test(test_bop_errors_located),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

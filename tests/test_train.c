@@ -45,6 +45,21 @@ static void make_net(net *n, const char *topology, uint64_t seed) {
     net_init_params(n, &g);
 }
 
+/* Trains a fresh net of topology (initialised from init) under r on tr with 1
+   thread into *one, and another with 2 threads: they must be bit-identical. */
+static void train_thread_checked(net *one, const char *topology, uint64_t init, const dataset *tr,
+                                 const train_recipe *r) {
+    net two;
+    make_net(one, topology, init), make_net(&two, topology, init);
+    par_set_threads(1);
+    assert_int_equal(train_recipe_run(one, tr, NULL, r, NULL, NULL), BN_OK);
+    par_set_threads(2);
+    assert_int_equal(train_recipe_run(&two, tr, NULL, r, NULL, NULL), BN_OK);
+    assert_memory_equal(one->params, two.params, sizeof(float) * one->n_params);
+    assert_memory_equal(one->stats, two.stats, sizeof(float) * one->n_stats);
+    net_free(&two);
+}
+
 /* One epoch of FC512-FC512 on all 60,000 images reaches 83% on the 10,000 test
    images (measured: about 84-85%; 3 epochs give 86%). */
 static void test_fc_learns_fashion_mnist(void **state) {
@@ -223,19 +238,13 @@ static void test_flip_table_training(void **state) {
     fixed.flip = FLIP_STE, fixed.p01 = 0.003f, fixed.p10 = 0.04f;
     one.flip = FLIP_STE, one.flip_rows = 1, one.flip_t[0] = 20.0f, one.flip_p01[0] = 0.003f, one.flip_p10[0] = 0.04f;
     set_flip_table(&range);
-    net a, b, c, d;
-    make_net(&a, "FC64-FC32", 4), make_net(&b, "FC64-FC32", 4), make_net(&c, "FC64-FC32", 4);
-    make_net(&d, "FC64-FC32", 4);
+    net a, b, c;
+    make_net(&a, "FC64-FC32", 4), make_net(&b, "FC64-FC32", 4);
     assert_int_equal(train_recipe_run(&a, &tr, NULL, &fixed, NULL, NULL), BN_OK);
     assert_int_equal(train_recipe_run(&b, &tr, NULL, &one, NULL, NULL), BN_OK);
     assert_memory_equal(a.params, b.params, sizeof(float) * a.n_params);
     assert_memory_equal(a.stats, b.stats, sizeof(float) * a.n_stats);
-    par_set_threads(1);
-    assert_int_equal(train_recipe_run(&c, &tr, NULL, &range, NULL, NULL), BN_OK);
-    par_set_threads(2);
-    assert_int_equal(train_recipe_run(&d, &tr, NULL, &range, NULL, NULL), BN_OK);
-    assert_memory_equal(c.params, d.params, sizeof(float) * c.n_params);
-    assert_memory_equal(c.stats, d.stats, sizeof(float) * c.n_stats);
+    train_thread_checked(&c, "FC64-FC32", 4, &tr, &range);
     assert_memory_not_equal(a.params, c.params, sizeof(float) * a.n_params);
     /* a table whose rows do not increase, or with a rate above 1, is refused */
     range.flip_t[1] = -50.0f;
@@ -246,7 +255,57 @@ static void test_flip_table_training(void **state) {
     assert_int_equal(train_recipe_run(&c, &tr, NULL, &range, NULL, NULL), BN_EARG);
     range.flip_p10[2] = 0.04f, range.flip_rows = TRAIN_FLIP_ROWS + 1;
     assert_int_equal(train_recipe_run(&c, &tr, NULL, &range, NULL, NULL), BN_EARG);
-    net_free(&a), net_free(&b), net_free(&c), net_free(&d);
+    net_free(&a), net_free(&b), net_free(&c);
+}
+
+/* flip_bn0 clean (the first layer normalised with the unflipped products'
+   statistics). Without flips (rates 0) the two paths compute the same
+   function, so the first step's gradients of the first layer (weights, gamma,
+   beta) agree with the ordinary batch norm's up to rounding, for a dense, a
+   fused conv + pool and an unfused conv first layer: the clean path's
+   wiring into the weight gradient is checked. With flips, the run is
+   thread-count independent and differs from flipped statistics. */
+static void test_flip_bn0_clean(void **state) {
+    (void)state;
+    dataset tr = data_slice(&g_train, 0, 200);
+    const char *topos[] = {"FC64-FC32", "C8-MP2-FC32", "C8-FC16"};
+    for (size_t t = 0; t < sizeof topos / sizeof topos[0]; t++) {
+        net a, b;
+        make_net(&a, topos[t], 5), make_net(&b, topos[t], 5);
+        const net_layer *L = &a.layers[0];
+        int64_t idx[96];
+        int n = 0;
+        for (int i = 0; i < 64; i++) idx[n++] = (L->w - a.params) + (int64_t)i * 37 % ((int64_t)L->out_c * L->fan_in);
+        for (int i = 0; i < 8; i++) idx[n++] = L->gamma - a.params + i, idx[n++] = L->beta - a.params + i;
+        float ga[96], gb[96];
+        train_trace ta = {n, idx, 1, ga, 0}, tb = {n, idx, 1, gb, 0};
+        train_recipe r = train_recipe_default();
+        r.epochs = 1, r.batch = 100, r.flip = FLIP_STE, r.p01 = r.p10 = 0.0f;
+        assert_int_equal(train_run_traced(&a, &tr, NULL, &r, NULL, NULL, NULL, &ta) /* rate 0: no hooks needed */, BN_OK);
+        r.flip_bn0 = BN0_CLEAN;
+        assert_int_equal(train_run_traced(&b, &tr, NULL, &r, NULL, NULL, NULL, &tb), BN_OK);
+        double big = 0, diff = 0;
+        for (int i = 0; i < n; i++) {
+            big = fmax(big, fabs(ga[i]));
+            diff = fmax(diff, fabs((double)ga[i] - gb[i]));
+        }
+        print_message("%s: first-step gradients, clean vs flipped statistics without flips: largest %.3e, "
+                      "largest difference %.3e\n", topos[t], big, diff);
+        assert_true(big > 0);
+        assert_true(diff <= 1e-4 * big);
+        net_free(&a), net_free(&b);
+    }
+    /* with flips */
+    dataset tr2 = data_slice(&g_train, 0, 1000);
+    train_recipe r = train_recipe_default();
+    r.epochs = 1, r.batch = 100, r.flip = FLIP_STE, r.p01 = r.p10 = 0.1f, r.seed = 3;
+    net a, b;
+    make_net(&a, "C8-MP2-FC32", 6);
+    assert_int_equal(train_recipe_run(&a, &tr2, NULL, &r, NULL, NULL), BN_OK);
+    r.flip_bn0 = BN0_CLEAN;
+    train_thread_checked(&b, "C8-MP2-FC32", 6, &tr2, &r);
+    assert_memory_not_equal(a.stats, b.stats, sizeof(float) * a.n_stats);
+    net_free(&a), net_free(&b);
 }
 
 static void test_bad_recipes_are_refused(void **state) {
@@ -275,6 +334,7 @@ int main(void) {
         cmocka_unit_test(test_bad_recipes_are_refused),
         cmocka_unit_test(test_flip_rates_follow_the_table),
         cmocka_unit_test(test_flip_table_training),
+        cmocka_unit_test(test_flip_bn0_clean),
         cmocka_unit_test(test_memory_estimate),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -32,7 +32,7 @@ static void fuzz_load(const uint8_t *buf, size_t len) {
     }
     uint8_t *out = NULL;
     size_t out_len = 0;
-    FUZZ_CHECK(model_save_mem(&n, &r, &out, &out_len) == BN_OK && out_len == model_size(&n));
+    FUZZ_CHECK(model_save_mem(&n, &r, &out, &out_len) == BN_OK && out_len == model_size(&n, &r));
     /* A current-version file whose topology is already in canonical form is
        written back byte for byte. */
     uint32_t t = fuzz_le32(buf + 24);

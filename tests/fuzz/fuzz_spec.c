@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(s.n_eval >= 0 && s.n_eval <= SPEC_MAX_EVAL && s.max_trials >= 1);
         for (int i = 0; i < s.n_dims; i++) {
             const spec_dim *d = &s.dims[i];
-            FUZZ_CHECK(d->knob >= 0 && d->knob < KNOB_COUNT);
+            FUZZ_CHECK(d->knob >= 0 && (d->knob < KNOB_COUNT || (d->knob == KNOB_COUNT && d->recipe > 0)));
             FUZZ_CHECK(d->type != DIM_CHOICE || (d->n >= 1 && d->n <= SPEC_MAX_CHOICES));
         }
         for (int i = 0; i < s.n_eval; i++) {
