@@ -32,7 +32,7 @@ static const char measure_usage[] =
     "  --dataset NAME   fashion or cifar10 (default: from the model's input shape)\n"
     "  --data DIR       data folder\n"
     "  --val N          validation images carved from the training set as by bnas train (default 5000;\n"
-    "                   0: none, the evaluators' validation split is then the test set)\n"
+    "                   0: none; evaluators that select anything then fail: they never select on the test set)\n"
     "  --seed N         the evaluation seed (default 1)\n"
     "  --threads N      (default: all cores)\n"
     "Exit codes: 0 success, 1 runtime error, 2 usage error.\n";
@@ -100,7 +100,7 @@ int cmd_measure(int argc, char **argv) {
     if (rc) goto done;
     if (n_val < 0 || n_val >= full.n) { rc = bn_error(BN_EARG, "--val %d: must be in 0..%d", n_val, full.n - 1); goto done; }
     if ((rc = data_split(&train, &val, &full, n_val, r.seed))) goto done; /* the split the trainer used */
-    eval_context ctx = {&n, &train, n_val > 0 ? &val : &test, &test, seed};
+    eval_context ctx = {&n, &train, n_val > 0 ? &val : NULL, &test, seed};
     eval_metrics *out = bn_calloc(1, sizeof *out);
     double t0 = par_seconds(), c0 = measure_cpu_seconds();
     rc = e->run(&ctx, &params, out);
