@@ -27,7 +27,7 @@ static const char measure_usage[] =
     "then its wall time (seconds) and the process's CPU time during it (cpu_seconds).\n"
     "Parameters are the evaluator's (the file comment in evaluators/NAME.c), e.g.\n"
     "  bnas measure vgg3.bnm lta n=[4,8,64] split=test\n"
-    "  bnas measure fc.bnm fefet table=experiments/fefet/default_table.csv split=test repeats=10\n"
+    "  bnas measure fc.bnm fefet table=evaluators/data/fefet_temperature.csv split=test repeats=10\n"
     "  --list           list the registered evaluators\n"
     "  --dataset NAME   fashion or cifar10 (default: from the model's input shape)\n"
     "  --data DIR       data folder\n"

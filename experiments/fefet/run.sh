@@ -43,7 +43,7 @@ FC_REPEATS=${FC_REPEATS:-10}
 VGG_REPEATS=${VGG_REPEATS:-3}
 VGG_IMAGES=${VGG_IMAGES:-10000}
 VGG_BERA_IMAGES=${VGG_BERA_IMAGES:-2000}
-TABLE=experiments/fefet/default_table.csv
+TABLE=evaluators/data/fefet_temperature.csv
 # worst-case (hottest) rates of the table
 WORST=$(grep -v '^#' "$TABLE" | grep -v '^[a-z]' | tail -n 1)
 P01=$(echo "$WORST" | cut -d, -f2)
