@@ -2,9 +2,9 @@
 """Raw results of experiments/reproduce.sh: collect, load, compare, and rewrite tables in place.
 
   repro.py collect OUT > CSV      every OUT/RUN.KIND.txt of `bnas measure` / `bnas eval` output
-                                  ("name value" lines) and every OUT/RUN.train.txt (final epoch,
-                                  test accuracy) as CSV rows run,metric,value (value exactly as
-                                  printed: %.10g from bnas)
+                                  ("name value" lines), every OUT/RUN.train.txt (final epoch,
+                                  test accuracy) and every OUT/RUN.log of `bnas encodings` as CSV
+                                  rows run,metric,value (value exactly as printed by bnas)
   repro.py compare OLD NEW        exit 1 if any compared value differs (see TOLERANCE)
   repro.py splice FILE NAME       replace the lines between "<!-- repro:NAME -->" and
                                   "<!-- /repro:NAME -->" in FILE by standard input
@@ -60,12 +60,66 @@ def parse_metrics(path):
     return m
 
 
+def fmt_fields(prefix, f):
+    """e4m7b27 -> {prefix.e: 4, prefix.f: 7, prefix.bias: 27} (fp32: e 8, f 23)."""
+    g = re.match(r"e(\d+)m(\d+)(?:b(\d+))?$", f)
+    if f == "fp32":
+        return {prefix + ".e": "8", prefix + ".f": "23"}
+    if not g:
+        return {}
+    m = {prefix + ".e": g.group(1), prefix + ".f": g.group(2)}
+    if g.group(3):
+        m[prefix + ".bias"] = g.group(3)
+    return m
+
+
+def parse_encodings(path):
+    """The lines of a `bnas encodings` log (search, memory model, memory-only runs) as metrics."""
+    m = {}
+    num = r"([-+0-9.eE]+)"
+    for line in open(path):
+        g = re.match(r"fp32: val accuracy %s, lost updates %s \(replay .*: %s\), max \|m\| %s" % (num, num, num, num), line)
+        if g:
+            m.update({"fp32.val_acc": g.group(1), "fp32.lost": g.group(2), "fp32.sim_lost": g.group(3),
+                      "fp32.max_m": g.group(4)})
+        g = re.match(r"\s*(\d+) bits: (\d+) formats replayed, best (\S+) lost %s" % num, line)
+        if g:
+            m["screen.%s.formats" % g.group(1)] = g.group(2)
+            m["screen.%s.best_lost" % g.group(1)] = g.group(4)
+            m.update(fmt_fields("screen.%s.best" % g.group(1), g.group(3)))
+        g = re.match(r"\s*train (\S+): val accuracy %s \(fp32 %s\), lost updates %s, .*: (accepted|rejected)" % (num, num, num), line)
+        if g:
+            m["train.%s.val_acc" % g.group(1)] = g.group(2)
+            m["train.%s.lost" % g.group(1)] = g.group(4)
+            m["train.%s.accepted" % g.group(1)] = "1" if g.group(5) == "accepted" else "0"
+        g = re.match(r"screened (\d+) formats", line)
+        if g:
+            m["screened"] = g.group(1)
+        g = re.match(r"\s*(\S+)\s+weights\s+(\d+)\s+momentum\s+(\d+)\s+bn\s+(\d+)\s+activations\s+(\d+)\s+total\s+(\d+) bytes", line)
+        if g:
+            for k, v in zip(("weights", "momentum", "bn", "activations", "total"), g.groups()[1:]):
+                m["memory.%s.%s" % (g.group(1), k)] = v
+        g = re.match(r"\s*reduction %sx \(weights \+ momentum only: %sx\)" % (num, num), line)
+        if g:
+            m["memory.reduction"], m["memory.reduction_wm"] = g.group(1), g.group(2)
+        g = re.match(r"result: (\S+) \((\d+) bits\): val accuracy %s%% vs fp32 %s%%" % (num, num), line)
+        if g:
+            m["result.found"], m["result.bits"], m["result.val_acc"] = "1", g.group(2), g.group(3)
+            m.update(fmt_fields("result", g.group(1)))
+        if line.startswith("result: no format"):
+            m["result.found"] = "0"
+    return m
+
+
 def collect(out):
     w = csv.writer(sys.stdout, lineterminator="\n")
     w.writerow(["run", "metric", "value"])
-    for path in sorted(glob.glob(os.path.join(out, "*.txt"))):
+    for path in sorted(glob.glob(os.path.join(out, "*.txt")) + glob.glob(os.path.join(out, "*.log"))):
         run = os.path.basename(path)[:-4]
-        m = parse_train(path) if run.endswith(".train") else parse_metrics(path)
+        if path.endswith(".log"):
+            m = parse_encodings(path)
+        else:
+            m = parse_train(path) if run.endswith(".train") else parse_metrics(path)
         for k, v in m.items():
             w.writerow([run, k, v])
 

@@ -6,7 +6,7 @@
 # that CSV (the block between "<!-- repro:MODE -->" and "<!-- /repro:MODE -->").
 #
 # usage: experiments/reproduce.sh STUDY [--quick] [--check]      (from anywhere)
-#   STUDY     lim | fefet | approxpop
+#   STUDY     lim | fefet | approxpop | bop
 #   --quick   the reduced run (fewer epochs, images and repeats, printed at the start): at most
 #             10 minutes on 2 cores; results/quick.csv
 #   (default) the full run of RESULTS.md; results/full.csv
@@ -83,6 +83,28 @@ case $STUDY in
       bash experiments/approxpop/run.sh
     }
     tables() { python3 experiments/approxpop/summarize.py "$1"; }
+    ;;
+  bop)
+    # run.sh: FCNN (FC2048-FC2048, 5 epochs) and VGG3 (2 epochs) searches on 20,000 training images;
+    # then the memory model of both nets for five formats
+    if [ $MODE = quick ]; then
+      quick "the FCNN search only (no VGG3), 1 epoch instead of 5, 5,000 training and 1,000 validation images instead of 20,000 and 5,000, at most 2 candidate trainings instead of 3, no timing run; the memory model is exact and complete"
+    fi
+    run() {
+      if [ $MODE = quick ]; then
+        echo "== $BNAS encodings --topology FC2048-FC2048 --epochs 1 --batch 100 --bop-gamma 1e-2 --bop-tau 1e-6 --images 5000 --val 1000 --lost-budget 0.03 --max-confirm 2 --threads 1"
+        "$BNAS" encodings --topology FC2048-FC2048 --epochs 1 --batch 100 --bop-gamma 1e-2 --bop-tau 1e-6 \
+          --images 5000 --val 1000 --lost-budget 0.03 --max-confirm 2 --threads 1 > "$OUT/fcnn.log"
+      else
+        sh experiments/bop/run.sh
+        rm -f "$OUT/memory.log" # its lines are summaries of the mem-* logs below
+      fi
+      for f in fp32 e4m7 e5m7 e5m8 e5m10; do
+        "$BNAS" encodings --memory $f --topology FC2048-FC2048 --batch 100 > "$OUT/mem-FCNN-$f.log"
+        "$BNAS" encodings --memory $f --topology C64-MP2-C64-MP2-FC2048 --batch 100 > "$OUT/mem-VGG3-$f.log"
+      done
+    }
+    tables() { python3 experiments/bop/summarize.py "$1"; }
     ;;
   *) echo "reproduce.sh: unknown study '$STUDY'" >&2; usage ;;
 esac
