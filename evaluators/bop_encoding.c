@@ -238,8 +238,9 @@ static int bopenc_run(const eval_context *ctx, const eval_params *p, eval_metric
         return rc;
     if (images < 1 || val_images < 1 || epochs < 1 || epochs > 100 || batch < 1)
         return bn_error(BN_EARG, "bop_encoding: images, val_images, epochs (1..100) and batch must be positive");
-    const dataset *vs = ctx->val && ctx->val->n ? ctx->val : ctx->test;
-    if (!ctx->train || !vs) return bn_error(BN_EARG, "bop_encoding: needs training and validation data");
+    /* the format is selected on validation data: never fall back to the test set */
+    const dataset *vs = ctx->val && ctx->val->n ? ctx->val : NULL;
+    if (!ctx->train || !ctx->train->n || !vs) return bn_error(BN_EARG, "bop_encoding: needs training and validation data");
     dataset tr = data_slice(ctx->train, 0, (int)(images < ctx->train->n ? images : ctx->train->n));
     dataset va = data_slice(vs, 0, (int)(val_images < vs->n ? val_images : vs->n));
     bopenc_config c = bopenc_config_default();

@@ -6,7 +6,8 @@
 ** budget, and the capacitor reduction it implies; CapMin-V: accuracy at that
 ** q with misread levels (eps per side) for guard spacings, and their capacitor.
 **   params: A            array size (default 32)
-**           budget       allowed accuracy loss vs the exact network (default 0.01)
+**           budget       allowed accuracy loss vs the exact network (default 0.01); q is
+**                        always selected on the validation split, whatever `split` reports
 **           hist_images  training images for the histogram (default all)
 **           eps          CapMin-V misread probability without guard (default 0: skip)
 **           guards       CapMin-V guard spacings (default [0, 1, 2])
@@ -202,6 +203,7 @@ static int capmin_run(const eval_context *ctx, const eval_params *params, eval_m
     int A = (int)Ad, threads = (int)th;
     if (A < 1 || A != Ad) return bn_error(BN_EARG, "capmin: A must be a positive integer");
     if (!ctx->train || ctx->train->n <= 0) return bn_error(BN_EARG, "capmin: needs the training split for the histogram");
+    if (!ctx->val || ctx->val->n <= 0) return bn_error(BN_EARG, "capmin: selecting q needs a validation split");
     dataset hd = hi_d > 0 && hi_d < ctx->train->n ? data_slice(ctx->train, 0, (int)hi_d) : *ctx->train;
     packed_net p;
     if ((rc = packed_from_net(&p, ctx->n))) return rc;
@@ -209,19 +211,24 @@ static int capmin_run(const eval_context *ctx, const eval_params *params, eval_m
     double *accq = bn_calloc((size_t)A + 2, sizeof(double));
     int lo[NET_MAX_LAYERS] = {0}, hi[NET_MAX_LAYERS] = {0};
     char name[EVAL_NAME_MAX];
+    /* q is selected on the validation split (sel); acc@Q is reported on d */
+    const int on_val = d.pixels == ctx->val->pixels && d.n <= ctx->val->n;
+    dataset sel = on_val ? d : *ctx->val;
+    double *selq = on_val ? accq : bn_calloc((size_t)A + 2, sizeof(double));
     if ((rc = capmin_histogram(&p, A, &hd, threads, hist))) goto done;
     for (int q = A + 1; q >= 1 && !rc; q--) {
         for (int l = 0; l < p.n_layers; l++)
             if (capmin_eligible(&p, l)) lo[l] = capmin_window(hist + (size_t)l * (A + 1), A, q), hi[l] = lo[l] + q - 1;
         if ((rc = capmin_accuracy(&p, A, lo, hi, 0, 0.0, 0, &d, threads, &accq[q]))) break;
+        if (!on_val && (rc = capmin_accuracy(&p, A, lo, hi, 0, 0.0, 0, &sel, threads, &selq[q]))) break;
         if (q == A + 1) rc = eval_metrics_add(out, "capmin.exact_acc", accq[q]);
         snprintf(name, sizeof name, "capmin.acc@%d", q);
         if (!rc) rc = eval_metrics_add(out, name, accq[q]);
     }
-    if (rc) goto done;
     int qbest = A + 1;
-    for (int q = A + 1; q >= 1; q--)
-        if (accq[q] >= accq[A + 1] - budget - 1e-12) qbest = q; else break;
+    for (int q = A + 1; q >= 1 && !rc; q--)
+        if (selq[q] >= selq[A + 1] - budget - 1e-12) qbest = q; else break;
+    if (rc) goto done;
     /* windows at qbest, the capacitor and the mass kept */
     double gap = INFINITY, full = capmin_min_gap(0, A, 1);
     int64_t in = 0, all = 0;
@@ -253,6 +260,7 @@ static int capmin_run(const eval_context *ctx, const eval_params *params, eval_m
         if (!rc) rc = eval_metrics_add(out, name, c_q > 0 ? c_full / (c_q * (g + 1)) : INFINITY);
     }
 done:
+    if (selq != accq) free(selq);
     free(hist), free(accq);
     packed_free(&p);
     return rc;

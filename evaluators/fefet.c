@@ -2,8 +2,8 @@
 ** Evaluator "fefet": accuracy of the packed model with its weights in FeFET
 ** memory over a temperature range (asymmetric, temperature-dependent bit
 ** errors from a table), and BERA (evaluators/fefet.h).
-**   params: table         CSV file of (temperature, p01, p10) rows (default: the built-in
-**                         ILLUSTRATIVE table = experiments/fefet/default_table.csv)
+**   params: table         CSV file of (temperature, p01, p10[, per layer type]) rows (default: the
+**                         shipped ILLUSTRATIVE evaluators/data/fefet_temperature.csv)
 **           interp        log (default: linear in log p between rows) or linear
 **           temps         temperatures to report (default: every table row)
 **           repeats       error draws per temperature (default 10)
@@ -41,25 +41,70 @@
 
 /* ---- Tables ---- */
 
-/* ILLUSTRATIVE rates, not device data (see RESULTS.md): p10 (a stored 1 loses
-   its state) grows steeply with temperature, p01 stays an order of magnitude
-   lower. Keep equal to experiments/fefet/default_table.csv. */
-static const double fefet_default_rows[][3] = {
-    {-40, 1.00e-4, 5.00e-4}, {-25, 1.36e-4, 8.41e-4}, {-10, 1.73e-4, 1.41e-3}, {5, 2.21e-4, 2.38e-3},
-    {20, 3.00e-4, 4.00e-3}, {35, 4.40e-4, 6.73e-3}, {50, 6.32e-4, 1.10e-2}, {65, 8.85e-4, 1.70e-2},
-    {80, 1.20e-3, 2.50e-2}, {100, 1.80e-3, 4.00e-2},
-};
+#ifndef BNAS_DATA_DIR
+#define BNAS_DATA_DIR "evaluators/data"
+#endif
 
-void fefet_table_default(fefet_table *tb) {
-    memset(tb, 0, sizeof *tb);
-    tb->n = (int)(sizeof fefet_default_rows / sizeof fefet_default_rows[0]);
-    for (int i = 0; i < tb->n; i++)
-        tb->t[i] = fefet_default_rows[i][0], tb->p01[i] = fefet_default_rows[i][1], tb->p10[i] = fefet_default_rows[i][2];
+const char *fefet_data_dir(void) {
+    const char *e = getenv("BNAS_DATA_DIR");
+    return e && *e ? e : BNAS_DATA_DIR;
+}
+
+int fefet_table_load_data(fefet_table *tb, const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", fefet_data_dir(), name);
+    int rc = fefet_table_load(tb, path);
+    if (rc == BN_EIO) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", bn_errmsg());
+        return bn_error(BN_EIO, "%s (the shipped device data; set BNAS_DATA_DIR to the folder holding %s, "
+                                "or name a table file)", why, name);
+    }
+    return rc;
+}
+
+int fefet_table_default(fefet_table *tb) { return fefet_table_load_data(tb, "fefet_temperature.csv"); }
+
+/* Columns of a table: the temperature, then rates; col[k] says what column k+1 holds. */
+enum { COL_P01, COL_P10, COL_KIND0 }; /* COL_KIND0 + 2 * kind + (0: p01, 1: p10) */
+#define FEFET_MAX_COLS (1 + 2 + 2 * FEFET_KINDS)
+
+static int fefet_header(fefet_table *tb, char *q, const char *name, int line, int *col, int *ncol) {
+    static const char *const names[] = {"p01", "p10", "p01_conv", "p10_conv", "p01_dense", "p10_dense"};
+    int k = 0;
+    for (char *f = strtok(q, ","); f; f = strtok(NULL, ","), k++) {
+        while (isspace((unsigned char)*f)) f++;
+        size_t len = strlen(f);
+        while (len && isspace((unsigned char)f[len - 1])) f[--len] = '\0';
+        if (k == 0) continue; /* the temperature, any name */
+        if (k >= FEFET_MAX_COLS) return bn_error(BN_EFORMAT, "%s:%d: more than %d columns", name, line, FEFET_MAX_COLS);
+        int c = -1;
+        for (int i = 0; i < 6; i++)
+            if (!strcmp(f, names[i])) c = i;
+        if (c < 0)
+            return bn_error(BN_EFORMAT, "%s:%d: unknown column '%s' (expected p01, p10, p01_conv, p10_conv, "
+                                        "p01_dense, p10_dense)", name, line, f);
+        if ((k == 1 && c != COL_P01) || (k == 2 && c != COL_P10))
+            return bn_error(BN_EFORMAT, "%s:%d: the columns must start temperature,p01,p10 (got '%s')", name, line, f);
+        for (int i = 0; i < k - 1; i++)
+            if (col[i] == c) return bn_error(BN_EFORMAT, "%s:%d: column '%s' twice", name, line, f);
+        col[k - 1] = c;
+    }
+    *ncol = k;
+    for (int kind = 0; kind < FEFET_KINDS; kind++) {
+        int n01 = 0, n10 = 0;
+        for (int i = 0; i < k - 1; i++) n01 += col[i] == COL_KIND0 + 2 * kind, n10 += col[i] == COL_KIND0 + 2 * kind + 1;
+        if (n01 != n10)
+            return bn_error(BN_EFORMAT, "%s:%d: column '%s' without '%s'", name, line, names[2 + 2 * kind + n10],
+                            names[2 + 2 * kind + n01]);
+        tb->has_kind[kind] = n01;
+    }
+    return k < 3 ? bn_error(BN_EFORMAT, "%s:%d: the columns must start temperature,p01,p10", name, line) : BN_OK;
 }
 
 int fefet_table_parse(fefet_table *tb, const char *text, const char *name) {
     memset(tb, 0, sizeof *tb);
-    int line = 0, header = 0;
+    int line = 0, header = 0, ncol = 3, col[FEFET_MAX_COLS] = {COL_P01, COL_P10};
     const char *s = text;
     while (*s) {
         const char *end = strchr(s, '\n');
@@ -77,31 +122,41 @@ int fefet_table_parse(fefet_table *tb, const char *text, const char *name) {
         if (!*q) continue;
         if (isalpha((unsigned char)*q) && !header && tb->n == 0) { /* one header line */
             header = 1;
+            int rc = fefet_header(tb, q, name, line, col, &ncol);
+            if (rc) return rc;
             continue;
         }
-        double v[3];
+        double v[FEFET_MAX_COLS];
         char *at = q;
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < ncol; k++) {
             char *e;
             errno = 0;
             v[k] = strtod(at, &e);
             if (e == at || errno || !isfinite(v[k]))
-                return bn_error(BN_EFORMAT, "%s:%d: expected 'temperature,p01,p10', got '%s'", name, line, q);
+                return bn_error(BN_EFORMAT, "%s:%d: column %d: expected a number, got '%s'", name, line, k + 1, at);
             at = e;
             while (isspace((unsigned char)*at)) at++;
-            if (k < 2) {
-                if (*at != ',') return bn_error(BN_EFORMAT, "%s:%d: expected 3 comma-separated numbers", name, line);
+            if (k < ncol - 1) {
+                if (*at != ',') return bn_error(BN_EFORMAT, "%s:%d: expected %d comma-separated numbers", name, line, ncol);
                 at++;
             }
         }
         if (*at) return bn_error(BN_EFORMAT, "%s:%d: trailing text '%s'", name, line, at);
-        if (!(v[1] >= 0 && v[1] <= 1 && v[2] >= 0 && v[2] <= 1))
-            return bn_error(BN_EFORMAT, "%s:%d: rates (%g, %g) not in [0, 1]", name, line, v[1], v[2]);
+        for (int k = 1; k < ncol; k++)
+            if (!(v[k] >= 0 && v[k] <= 1))
+                return bn_error(BN_EFORMAT, "%s:%d: column %d: rate %g not in [0, 1]", name, line, k + 1, v[k]);
         if (tb->n >= FEFET_MAX_ROWS) return bn_error(BN_EFORMAT, "%s: more than %d rows", name, FEFET_MAX_ROWS);
         if (tb->n > 0 && !(v[0] > tb->t[tb->n - 1]))
             return bn_error(BN_EFORMAT, "%s:%d: temperature %g does not increase (previous %g)", name, line, v[0],
                             tb->t[tb->n - 1]);
-        tb->t[tb->n] = v[0], tb->p01[tb->n] = v[1], tb->p10[tb->n] = v[2];
+        tb->t[tb->n] = v[0];
+        for (int k = 1; k < ncol; k++) {
+            int cc = col[k - 1];
+            if (cc == COL_P01) tb->p01[tb->n] = v[k];
+            else if (cc == COL_P10) tb->p10[tb->n] = v[k];
+            else if ((cc - COL_KIND0) % 2 == 0) tb->kp01[(cc - COL_KIND0) / 2][tb->n] = v[k];
+            else tb->kp10[(cc - COL_KIND0) / 2][tb->n] = v[k];
+        }
         tb->n++;
     }
     if (tb->n < 1) return bn_error(BN_EFORMAT, "%s: no rows", name);
@@ -126,30 +181,45 @@ static double fefet_interp(double a, double b, double f, int linear) {
     return dmath_exp(dmath_log(a) + (dmath_log(b) - dmath_log(a)) * f);
 }
 
-int fefet_table_at(const fefet_table *tb, double T, double *p01, double *p10) {
+static int fefet_rows_at(const fefet_table *tb, const double *r01, const double *r10, double T, double *p01,
+                         double *p10) {
     if (tb->n < 1 || !(T >= tb->t[0] && T <= tb->t[tb->n - 1]))
         return bn_error(BN_EARG, "fefet: temperature %g outside the table's range [%g, %g]", T, tb->t[0],
                         tb->t[tb->n > 0 ? tb->n - 1 : 0]);
     int i = 0;
     while (i + 1 < tb->n && T > tb->t[i + 1]) i++;
     if (i + 1 >= tb->n || T == tb->t[i]) {
-        *p01 = tb->p01[i], *p10 = tb->p10[i];
+        *p01 = r01[i], *p10 = r10[i];
         return BN_OK;
     }
     double f = (T - tb->t[i]) / (tb->t[i + 1] - tb->t[i]);
-    *p01 = fefet_interp(tb->p01[i], tb->p01[i + 1], f, tb->linear);
-    *p10 = fefet_interp(tb->p10[i], tb->p10[i + 1], f, tb->linear);
-    if (f == 1.0) *p01 = tb->p01[i + 1], *p10 = tb->p10[i + 1];
+    *p01 = fefet_interp(r01[i], r01[i + 1], f, tb->linear);
+    *p10 = fefet_interp(r10[i], r10[i + 1], f, tb->linear);
+    if (f == 1.0) *p01 = r01[i + 1], *p10 = r10[i + 1];
     return BN_OK;
+}
+
+int fefet_table_at(const fefet_table *tb, double T, double *p01, double *p10) {
+    return fefet_rows_at(tb, tb->p01, tb->p10, T, p01, p10);
+}
+
+int fefet_table_at_kind(const fefet_table *tb, int kind, double T, double *p01, double *p10) {
+    if (kind >= 0 && kind < FEFET_KINDS && tb->has_kind[kind])
+        return fefet_rows_at(tb, tb->kp01[kind], tb->kp10[kind], T, p01, p10);
+    return fefet_table_at(tb, T, p01, p10);
 }
 
 /* ---- Accuracy under stored-weight errors ---- */
 
-/* The errmodel of rates (p01, p10) with layer l inverted iff bit l of invert. */
-static void fefet_model(errmodel *m, double p01, double p10, uint32_t invert) {
+/* The errmodel of p at temperature T of tb (each layer at its type's rates) with
+   layer l inverted iff bit l of invert. T must be in the table's range. */
+static void fefet_model(errmodel *m, const packed_net *p, const fefet_table *tb, double T, uint32_t invert) {
     errmodel_zero(m);
-    errmodel_set_weights(m, p01, p10);
-    for (int l = 0; l < NET_MAX_LAYERS; l++) m->layer[l].w_invert = (int)((invert >> l) & 1u);
+    for (int l = 0; l < NET_MAX_LAYERS; l++) {
+        int kind = l < p->n_layers && p->layers[l].kind == NET_CONV ? FEFET_CONV : FEFET_DENSE;
+        fefet_table_at_kind(tb, kind, T, &m->layer[l].w_p01, &m->layer[l].w_p10);
+        m->layer[l].w_invert = (int)((invert >> l) & 1u);
+    }
 }
 
 /* Mean accuracy over repeats on d of clean under m, using work (a copy of clean). */
@@ -186,9 +256,8 @@ int fefet_sweep(const packed_net *p, const fefet_table *tb, const double *temps,
     packed_copy(&work, p);
     int *pred = bn_malloc(sizeof(int) * (size_t)(d->n > 0 ? d->n : 1));
     for (int k = 0; k < nt; k++) {
-        fefet_table_at(tb, temps[k], &p01, &p10);
         errmodel m;
-        fefet_model(&m, p01, p10, invert);
+        fefet_model(&m, p, tb, temps[k], invert);
         acc[k] = fefet_mean_acc(&work, p, &m, d, repeats, seed, threads, pred);
     }
     free(pred);
@@ -196,9 +265,11 @@ int fefet_sweep(const packed_net *p, const fefet_table *tb, const double *temps,
     return BN_OK;
 }
 
-int fefet_bera(const packed_net *p, double p01, double p10, const dataset *d, int repeats, uint64_t seed,
+int fefet_bera(const packed_net *p, const fefet_table *tb, double T, const dataset *d, int repeats, uint64_t seed,
                int threads, int exhaustive, uint32_t *best, double *acc_identity, double *acc_best, int *evaluated) {
     int rc = fefet_check_args(p, d, repeats);
+    double p01, p10;
+    if (!rc) rc = fefet_table_at(tb, T, &p01, &p10);
     if (rc) return rc;
     if (exhaustive && p->n_layers > 16) return bn_error(BN_EARG, "fefet: exhaustive BERA over %d layers is too many", p->n_layers);
     packed_net work;
@@ -206,12 +277,12 @@ int fefet_bera(const packed_net *p, double p01, double p10, const dataset *d, in
     int *pred = bn_malloc(sizeof(int) * (size_t)(d->n > 0 ? d->n : 1));
     errmodel m;
     int count = 1;
-    fefet_model(&m, p01, p10, 0);
+    fefet_model(&m, p, tb, T, 0);
     double id = fefet_mean_acc(&work, p, &m, d, repeats, seed, threads, pred), top = id;
     uint32_t arg = 0;
     if (exhaustive) {
         for (uint32_t a = 1; a < (1u << p->n_layers); a++) {
-            fefet_model(&m, p01, p10, a);
+            fefet_model(&m, p, tb, T, a);
             double v = fefet_mean_acc(&work, p, &m, d, repeats, seed, threads, pred);
             count++;
             if (v > top) top = v, arg = a;
@@ -221,7 +292,7 @@ int fefet_bera(const packed_net *p, double p01, double p10, const dataset *d, in
             improved = 0;
             for (int l = 0; l < p->n_layers; l++) {
                 uint32_t a = arg ^ (1u << l);
-                fefet_model(&m, p01, p10, a);
+                fefet_model(&m, p, tb, T, a);
                 double v = fefet_mean_acc(&work, p, &m, d, repeats, seed, threads, pred);
                 count++;
                 if (v > top) top = v, arg = a, improved = 1;
@@ -250,7 +321,7 @@ static int fefet_run(const eval_context *ctx, const eval_params *params, eval_me
     fefet_table tb;
     const char *path = eval_param_get(params, "table"), *interp = eval_param_get(params, "interp");
     const char *search = eval_param_get(params, "bera_search");
-    int rc = path ? fefet_table_load(&tb, path) : (fefet_table_default(&tb), BN_OK);
+    int rc = path ? fefet_table_load(&tb, path) : fefet_table_default(&tb);
     if (rc) return rc;
     if (interp && strcmp(interp, "log") && strcmp(interp, "linear"))
         return bn_error(BN_EARG, "fefet: interp must be log or linear (got '%s')", interp);
@@ -306,13 +377,12 @@ static int fefet_run(const eval_context *ctx, const eval_params *params, eval_me
         if (!rc) rc = fefet_sweep(&p, &tb, temps, nt, 0, &v, (int)bera_repeats, seed, 0, vacc);
         for (int k = 1; !rc && k < nt; k++)
             if (vacc[k] < vacc[vworst]) vworst = k;
-        double s01 = 0, s10 = 0, id = 0, top = 0;
+        double id = 0, top = 0;
         uint32_t mask = 0;
         int evaluated = 0, exhaustive = search ? !strcmp(search, "exhaustive") : 0;
         if (!search || !strcmp(search, "auto")) exhaustive = p.n_layers <= 6;
-        if (!rc) rc = fefet_table_at(&tb, temps[vworst], &s01, &s10);
         /* the search's draws use another seed than the reported sweep's */
-        if (!rc) rc = fefet_bera(&p, s01, s10, &v, (int)bera_repeats, seed ^ 0xBE4Au, 0, exhaustive, &mask, &id, &top, &evaluated);
+        if (!rc) rc = fefet_bera(&p, &tb, temps[vworst], &v, (int)bera_repeats, seed ^ 0xBE4Au, 0, exhaustive, &mask, &id, &top, &evaluated);
         double bacc[FEFET_EVAL_MAX_TEMPS];
         if (!rc) rc = fefet_sweep(&p, &tb, temps, nt, mask, &d, (int)repeats, seed, 0, bacc);
         int bworst = 0;
@@ -341,7 +411,7 @@ static int fefet_check(const eval_params *params, const char **key) {
     const char *path = eval_param_get(params, "table");
     fefet_table tb;
     *key = "table";
-    return path ? fefet_table_load(&tb, path) : BN_OK;
+    return path ? fefet_table_load(&tb, path) : fefet_table_default(&tb);
 }
 
 const evaluator eval_fefet = {

@@ -2,7 +2,7 @@
 ** Evaluator "lim": XNOR logic-in-memory speed-up under an accuracy budget
 ** (evaluators/lim.h).
 **   params: table      CSV of (speed-up %, p01, p10) rows, nominal first (default: the
-**                      built-in ILLUSTRATIVE table = experiments/lim/default_table.csv)
+**                      shipped ILLUSTRATIVE evaluators/data/lim_speedup.csv)
 **           budget     allowed accuracy loss, fraction (default 0.01 = 1 point)
 **           reference  validation accuracy the budget is held against (default: this
 **                      model's clean validation accuracy; give the plain network's to
@@ -28,21 +28,14 @@
 #include "engine/err.h"
 #include "evaluators/evaluator.h"
 
-/* ILLUSTRATIVE (speed-up %, p01, p10), not device data (see experiments/lim/RESULTS.md):
-   p = 0.01 * 2^((S - 20) / 20), 0 at nominal.
-   Keep equal to experiments/lim/default_table.csv. */
-static const double lim_default_rows[][3] = {
-    {0, 0, 0}, {10, 0.0071, 0.0071}, {20, 0.01, 0.01}, {30, 0.0141, 0.0141},
-    {40, 0.02, 0.02}, {50, 0.0283, 0.0283}, {60, 0.04, 0.04}, {70, 0.0566, 0.0566},
-    {80, 0.08, 0.08}, {90, 0.1131, 0.1131}, {100, 0.16, 0.16}, {110, 0.2263, 0.2263},
-    {120, 0.32, 0.32}, {130, 0.4525, 0.4525},
-};
+int lim_table_default(fefet_table *tb) { return fefet_table_load_data(tb, "lim_speedup.csv"); }
 
-void lim_table_default(fefet_table *tb) {
-    memset(tb, 0, sizeof *tb);
-    tb->n = (int)(sizeof lim_default_rows / sizeof lim_default_rows[0]);
-    for (int i = 0; i < tb->n; i++)
-        tb->t[i] = lim_default_rows[i][0], tb->p01[i] = lim_default_rows[i][1], tb->p10[i] = lim_default_rows[i][2];
+/* A speed-up table: a nominal row and a faster one, no per-layer-type columns. */
+static int lim_table_check(const fefet_table *tb, const char *name) {
+    if (tb->n < 2) return bn_error(BN_EARG, "%s: the table needs a nominal row and at least one faster one", name);
+    for (int k = 0; k < FEFET_KINDS; k++)
+        if (tb->has_kind[k]) return bn_error(BN_EARG, "%s: per-layer-type columns are not used by lim", name);
+    return BN_OK;
 }
 
 double lim_xnor_count(const packed_layer *L) {
@@ -136,9 +129,9 @@ int lim_uniform_search(const packed_net *p, const fefet_table *tb, double floor_
 static int lim_run(const eval_context *ctx, const eval_params *params, eval_metrics *out) {
     fefet_table tb;
     const char *path = eval_param_get(params, "table");
-    int rc = path ? fefet_table_load(&tb, path) : (lim_table_default(&tb), BN_OK);
+    int rc = path ? fefet_table_load(&tb, path) : lim_table_default(&tb);
+    if (!rc) rc = lim_table_check(&tb, path ? path : "lim");
     if (rc) return rc;
-    if (tb.n < 2) return bn_error(BN_EARG, "lim: the table needs a nominal row and at least one faster one");
     double budget, reference, repeats, seedd, search_images;
     dataset d;
     if ((rc = eval_param_double(params, "budget", 0.01, &budget)) ||
@@ -195,9 +188,8 @@ static int lim_check(const eval_params *params, const char **key) {
     const char *path = eval_param_get(params, "table");
     fefet_table tb;
     *key = "table";
-    int rc = path ? fefet_table_load(&tb, path) : BN_OK;
-    if (!rc && path && tb.n < 2) rc = bn_error(BN_EARG, "%s: the table needs a nominal row and at least one faster one", path);
-    return rc;
+    int rc = path ? fefet_table_load(&tb, path) : lim_table_default(&tb);
+    return rc ? rc : lim_table_check(&tb, path ? path : "lim");
 }
 
 const evaluator eval_lim = {

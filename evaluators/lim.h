@@ -33,9 +33,9 @@
 #include "engine/packed.h"
 #include "evaluators/fefet.h"
 
-/* The built-in ILLUSTRATIVE speed-up table (= experiments/lim/default_table.csv);
-   uses fefet_table's rows with t = speed-up in percent. */
-void lim_table_default(fefet_table *tb);
+/* The shipped ILLUSTRATIVE speed-up table, evaluators/data/lim_speedup.csv (read at
+   run time from fefet_data_dir()); fefet_table's rows with t = speed-up in percent. */
+int lim_table_default(fefet_table *tb);
 
 /* XNOR products per image of layer l (0 for the first layer). */
 double lim_xnor_count(const packed_layer *L);

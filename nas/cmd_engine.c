@@ -120,6 +120,10 @@ int cmd_train(int argc, char **argv) {
             return 2;
         }
         if (fefet_table_load(&tb, flip_table)) { fprintf(stderr, "bnas train: %s\n", bn_errmsg()); return 2; }
+        if (tb.has_kind[FEFET_CONV] || tb.has_kind[FEFET_DENSE]) {
+            fprintf(stderr, "bnas train: %s: per-layer-type columns are not used by --flip-table\n", flip_table);
+            return 2;
+        }
         if (tb.n > TRAIN_FLIP_ROWS) {
             fprintf(stderr, "bnas train: %s: %d rows, at most %d\n", flip_table, tb.n, TRAIN_FLIP_ROWS);
             return 2;

@@ -27,12 +27,12 @@ static const char measure_usage[] =
     "then its wall time (seconds) and the process's CPU time during it (cpu_seconds).\n"
     "Parameters are the evaluator's (the file comment in evaluators/NAME.c), e.g.\n"
     "  bnas measure vgg3.bnm lta n=[4,8,64] split=test\n"
-    "  bnas measure fc.bnm fefet table=experiments/fefet/default_table.csv split=test repeats=10\n"
+    "  bnas measure fc.bnm fefet table=evaluators/data/fefet_temperature.csv split=test repeats=10\n"
     "  --list           list the registered evaluators\n"
     "  --dataset NAME   fashion or cifar10 (default: from the model's input shape)\n"
     "  --data DIR       data folder\n"
     "  --val N          validation images carved from the training set as by bnas train (default 5000;\n"
-    "                   0: none, the evaluators' validation split is then the test set)\n"
+    "                   0: none; evaluators that select anything then fail: they never select on the test set)\n"
     "  --seed N         the evaluation seed (default 1)\n"
     "  --threads N      (default: all cores)\n"
     "Exit codes: 0 success, 1 runtime error, 2 usage error.\n";
@@ -100,7 +100,7 @@ int cmd_measure(int argc, char **argv) {
     if (rc) goto done;
     if (n_val < 0 || n_val >= full.n) { rc = bn_error(BN_EARG, "--val %d: must be in 0..%d", n_val, full.n - 1); goto done; }
     if ((rc = data_split(&train, &val, &full, n_val, r.seed))) goto done; /* the split the trainer used */
-    eval_context ctx = {&n, &train, n_val > 0 ? &val : &test, &test, seed};
+    eval_context ctx = {&n, &train, n_val > 0 ? &val : NULL, &test, seed};
     eval_metrics *out = bn_calloc(1, sizeof *out);
     double t0 = par_seconds(), c0 = measure_cpu_seconds();
     rc = e->run(&ctx, &params, out);

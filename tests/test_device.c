@@ -7,6 +7,7 @@
 ** run-time result within budget on its search data), and the command that
 ** runs them, `bnas measure` (through the real binary, $BNAS_BIN).
 */
+#define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -92,25 +93,69 @@ static void test_table_interpolation(void **state) {
     assert_int_equal(fefet_table_load(&tb, "/nonexistent/table.csv"), BN_EIO);
 }
 
-static void check_default(const char *rel, void (*def)(fefet_table *)) {
-    const char *src = getenv("BNAS_SOURCE_DIR");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", src ? src : ".", rel);
-    fefet_table a, b;
-    assert_int_equal(fefet_table_load(&a, path), BN_OK);
-    def(&b);
-    assert_int_equal(a.n, b.n);
-    for (int i = 0; i < a.n; i++) {
-        assert_true(a.t[i] == b.t[i]);
-        assert_true(a.p01[i] == b.p01[i]);
-        assert_true(a.p10[i] == b.p10[i]);
+/* The shipped ILLUSTRATIVE files (evaluators/data/) hold exactly the numbers every recorded
+   FeFET and LiM result was made with (formerly compiled in): editing them changes the studies. */
+static const double fefet_recorded[][3] = {
+    {-40, 1.00e-4, 5.00e-4}, {-25, 1.36e-4, 8.41e-4}, {-10, 1.73e-4, 1.41e-3}, {5, 2.21e-4, 2.38e-3},
+    {20, 3.00e-4, 4.00e-3}, {35, 4.40e-4, 6.73e-3}, {50, 6.32e-4, 1.10e-2}, {65, 8.85e-4, 1.70e-2},
+    {80, 1.20e-3, 2.50e-2}, {100, 1.80e-3, 4.00e-2},
+};
+static const double lim_recorded[][3] = {
+    {0, 0, 0}, {10, 0.0071, 0.0071}, {20, 0.01, 0.01}, {30, 0.0141, 0.0141},
+    {40, 0.02, 0.02}, {50, 0.0283, 0.0283}, {60, 0.04, 0.04}, {70, 0.0566, 0.0566},
+    {80, 0.08, 0.08}, {90, 0.1131, 0.1131}, {100, 0.16, 0.16}, {110, 0.2263, 0.2263},
+    {120, 0.32, 0.32}, {130, 0.4525, 0.4525},
+};
+
+static void check_shipped(const fefet_table *a, const double (*rows)[3], int n) {
+    assert_int_equal(a->n, n);
+    assert_false(a->has_kind[FEFET_CONV] || a->has_kind[FEFET_DENSE]);
+    for (int i = 0; i < n; i++) {
+        assert_true(a->t[i] == rows[i][0]);
+        assert_true(a->p01[i] == rows[i][1]);
+        assert_true(a->p10[i] == rows[i][2]);
     }
 }
 
-static void test_defaults_match_files(void **state) {
+static void test_shipped_files(void **state) {
     (void)state;
-    check_default("experiments/fefet/default_table.csv", fefet_table_default);
-    check_default("experiments/lim/default_table.csv", lim_table_default);
+    fefet_table a;
+    assert_int_equal(fefet_table_default(&a), BN_OK);
+    check_shipped(&a, fefet_recorded, (int)(sizeof fefet_recorded / sizeof *fefet_recorded));
+    assert_int_equal(lim_table_default(&a), BN_OK);
+    check_shipped(&a, lim_recorded, (int)(sizeof lim_recorded / sizeof *lim_recorded));
+    /* the folder is found from the environment first, and a missing file names its path */
+    const char *old = getenv("BNAS_DATA_DIR");
+    char *keep = old ? strdup(old) : NULL;
+    setenv("BNAS_DATA_DIR", "/nonexistent/bnas-data", 1);
+    assert_int_equal(fefet_table_default(&a), BN_EIO);
+    assert_non_null(strstr(bn_errmsg(), "/nonexistent/bnas-data/fefet_temperature.csv"));
+    assert_non_null(strstr(bn_errmsg(), "BNAS_DATA_DIR"));
+    if (keep) setenv("BNAS_DATA_DIR", keep, 1), free(keep);
+    else unsetenv("BNAS_DATA_DIR");
+}
+
+/* Columns per layer type: named by the header, checked, and used by layer kind. */
+static void test_table_layer_types(void **state) {
+    (void)state;
+    fefet_table tb;
+    const char *text = "t,p01,p10,p01_dense,p10_dense\n0,0.1,0.2,0.01,0.02\n10,0.1,0.2,0.03,0.04\n";
+    assert_int_equal(fefet_table_parse(&tb, text, "k.csv"), BN_OK);
+    assert_true(tb.has_kind[FEFET_DENSE] && !tb.has_kind[FEFET_CONV]);
+    double a, b;
+    assert_int_equal(fefet_table_at_kind(&tb, FEFET_DENSE, 10, &a, &b), BN_OK);
+    assert_true(a == 0.03 && b == 0.04);
+    assert_int_equal(fefet_table_at_kind(&tb, FEFET_CONV, 10, &a, &b), BN_OK);
+    assert_true(a == 0.1 && b == 0.2);
+    assert_int_equal(fefet_table_parse(&tb, "t,p01,p10,p01_fc,p10_fc\n0,0,0,0,0\n", "k.csv"), BN_EFORMAT);
+    assert_non_null(strstr(bn_errmsg(), "k.csv:1: unknown column 'p01_fc'"));
+    assert_int_equal(fefet_table_parse(&tb, "t,p01,p10,p01_conv\n0,0,0,0\n", "k.csv"), BN_EFORMAT);
+    assert_non_null(strstr(bn_errmsg(), "p01_conv"));
+    assert_int_equal(fefet_table_parse(&tb, "t,p10,p01\n0,0,0\n", "k.csv"), BN_EFORMAT);
+    assert_int_equal(fefet_table_parse(&tb, "t,p01,p10,p01_conv,p10_conv\n0,0,0,0\n", "k.csv"), BN_EFORMAT);
+    assert_non_null(strstr(bn_errmsg(), "k.csv:2"));
+    assert_int_equal(fefet_table_parse(&tb, "t,p01,p10,p01_conv,p10_conv\n0,0,0,0,1.5\n", "k.csv"), BN_EFORMAT);
+    assert_non_null(strstr(bn_errmsg(), "k.csv:2: column 5"));
 }
 
 /* ---- Sweeps and BERA ---- */
@@ -130,7 +175,7 @@ static void test_zero_table_is_clean(void **state) {
     assert_true(acc[0] == (double)correct / d.n);
     assert_true(acc[1] == acc[0]);
     /* rates grow with temperature: the nested draws make accuracy fall (weakly) */
-    fefet_table_default(&tb);
+    assert_int_equal(fefet_table_default(&tb), BN_OK);
     double t3[3] = {-40, 50, 100}, a3[3];
     assert_int_equal(fefet_sweep(&g_p, &tb, t3, 3, 0, &d, 3, 1, 0, a3), BN_OK);
     assert_true(a3[2] < acc[0]);
@@ -146,16 +191,15 @@ static void test_bera_not_worse(void **state) {
             uint32_t mask;
             double id, best;
             int n;
-            assert_int_equal(fefet_bera(&g_p, rates[k][0], rates[k][1], &d, 2, 7, 0, ex, &mask, &id, &best, &n),
-                             BN_OK);
-            assert_true(best >= id);
-            assert_true(mask < (1u << g_p.n_layers));
-            if (ex) assert_int_equal(n, 1 << g_p.n_layers);
-            /* the reported accuracy is reproducible: a sweep at these rates with the mask */
             fefet_table tb;
             char text[128];
             snprintf(text, sizeof text, "0,%.17g,%.17g\n", rates[k][0], rates[k][1]);
             assert_int_equal(fefet_table_parse(&tb, text, "pt"), BN_OK);
+            assert_int_equal(fefet_bera(&g_p, &tb, 0, &d, 2, 7, 0, ex, &mask, &id, &best, &n), BN_OK);
+            assert_true(best >= id);
+            assert_true(mask < (1u << g_p.n_layers));
+            if (ex) assert_int_equal(n, 1 << g_p.n_layers);
+            /* the reported accuracy is reproducible: a sweep at these rates with the mask */
             double t0 = 0, a;
             assert_int_equal(fefet_sweep(&g_p, &tb, &t0, 1, mask, &d, 2, 7, 0, &a), BN_OK);
             assert_true(a == best);
@@ -170,7 +214,7 @@ static void test_bera_not_worse(void **state) {
 static void test_lim_searches(void **state) {
     (void)state;
     fefet_table tb;
-    lim_table_default(&tb);
+    assert_int_equal(lim_table_default(&tb), BN_OK);
     int setting[NET_MAX_LAYERS] = {0};
     assert_true(lim_speedup(&g_p, &tb, setting) == 0.0);
     /* FC128-FC64-FC10: binary layers 1 (64*128) and 2 (10*64) */
@@ -227,6 +271,65 @@ static void test_evaluators_run(void **state) {
     free(m);
 }
 
+/* A second device table changes the results as computed by hand: per-layer-type FeFET columns
+   (zero rates for dense layers: an FC network is then exactly clean although p01/p10 are high),
+   and, through the real binary, a LiM curve whose 30% row is free and whose 60% row destroys the
+   products (both searches must stop at exactly 30%), named by table= and, as the default, found
+   through BNAS_DATA_DIR. */
+static void test_second_table(void **state) {
+    (void)state;
+    dataset d = data_slice(&g_test, 0, 500);
+    int *pred = malloc(sizeof(int) * d.n), correct = 0;
+    packed_predict(&g_p, pred, d.pixels, d.n);
+    for (int i = 0; i < d.n; i++) correct += pred[i] == d.labels[i];
+    free(pred);
+    fefet_table tb;
+    assert_int_equal(fefet_table_parse(&tb, "t,p01,p10,p01_dense,p10_dense\n0,0.3,0.3,0,0\n", "kinds"), BN_OK);
+    double t0 = 0, acc, acc_all;
+    assert_int_equal(fefet_sweep(&g_p, &tb, &t0, 1, 0, &d, 2, 1, 0, &acc), BN_OK);
+    assert_true(acc == (double)correct / d.n);
+    assert_int_equal(fefet_table_parse(&tb, "t,p01,p10\n0,0.3,0.3\n", "all"), BN_OK);
+    assert_int_equal(fefet_sweep(&g_p, &tb, &t0, 1, 0, &d, 2, 1, 0, &acc_all), BN_OK);
+    assert_true(acc_all < acc - 0.1);
+
+    char dir[256], model[300], table[300], cmd[2048];
+    assert_int_equal(tmpdir_make(dir, sizeof dir, "device"), 0);
+    snprintf(model, sizeof model, "%s/fc.bnm", dir);
+    snprintf(table, sizeof table, "%s/lim_speedup.csv", dir);
+    train_recipe r = train_recipe_default();
+    r.seed = 21;
+    assert_int_equal(model_save(&g_fc, &r, model), BN_OK);
+    write_text(table, "# a second curve\nspeedup_percent,p01,p10\n0,0,0\n30,0,0\n60,0.5,0.5\n");
+    const char *bin = bnas_bin();
+    for (int how = 0; how < 2; how++) {
+        if (how == 0)
+            snprintf(cmd, sizeof cmd, "%s measure %s lim table=%s repeats=1 split=test images=500 --val 1000 --threads 2"
+                     " > %s/out.txt", bin, model, table, dir);
+        else
+            snprintf(cmd, sizeof cmd, "BNAS_DATA_DIR=%s %s measure %s lim repeats=1 split=test images=500 --val 1000"
+                     " --threads 2 > %s/out.txt", dir, bin, model, dir);
+        assert_int_equal(sh(cmd), 0);
+        char out[300];
+        snprintf(out, sizeof out, "%s/out.txt", dir);
+        char *text = slurp(out, NULL);
+        assert_non_null(text);
+        assert_non_null(strstr(text, "lim.uniform_speedup          30\n"));
+        assert_non_null(strstr(text, "lim.rt_speedup               30\n"));
+        assert_non_null(strstr(text, "lim.rt_layer1                30\n"));
+        free(text);
+    }
+    /* the shipped curve gives another result; a bad file is named with its line */
+    snprintf(cmd, sizeof cmd, "%s measure %s lim repeats=1 split=test images=500 --val 1000 --threads 2 | grep -q "
+             "'^lim.rt_speedup  *30$'", bin, model);
+    assert_int_not_equal(sh(cmd), 0);
+    write_text(table, "speedup_percent,p01,p10\n0,0,0\n50,0,x\n");
+    snprintf(cmd, sizeof cmd, "%s measure %s lim table=%s 2> %s/err.txt", bin, model, table, dir);
+    assert_int_equal(sh(cmd), 1);
+    snprintf(cmd, sizeof cmd, "grep -q 'lim_speedup.csv:3: column 3' %s/err.txt", dir);
+    assert_int_equal(sh(cmd), 0);
+    tmpdir_remove(dir);
+}
+
 /* bnas measure: runs an evaluator on a model file with key=value parameters and
    prints its metrics and timings; --list names the evaluators; an unknown
    evaluator, a parameter the evaluator does not accept or a malformed one is a
@@ -273,10 +376,11 @@ static void test_measure_command(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table_interpolation), cmocka_unit_test(test_defaults_match_files),
+        cmocka_unit_test(test_table_interpolation), cmocka_unit_test(test_shipped_files),
+        cmocka_unit_test(test_table_layer_types),
         cmocka_unit_test(test_zero_table_is_clean), cmocka_unit_test(test_bera_not_worse),
         cmocka_unit_test(test_lim_searches),        cmocka_unit_test(test_evaluators_run),
-        cmocka_unit_test(test_measure_command),
+        cmocka_unit_test(test_measure_command),     cmocka_unit_test(test_second_table),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -29,7 +29,7 @@
 #        FC_EPOCHS (10), TUNE_EPOCHS (3), VGG_EPOCHS (2), VGG_TUNE_EPOCHS (1),
 #        VGG_TUNE_IMAGES (20000 training images), FC_REPEATS (10), VGG_REPEATS (3),
 #        VGG_IMAGES (10000 test images), VGG_BERA_IMAGES (2000 validation images)
-# Models already in OUT are not retrained. Tables: python3 experiments/fefet/summarize.py OUT
+# Models already in OUT are not retrained. Raw CSV and tables: experiments/reproduce.sh fefet [--quick]
 set -euo pipefail
 BNAS=${BNAS:-build/bnas}
 OUT=${OUT:-experiments/fefet/out}
@@ -43,7 +43,7 @@ FC_REPEATS=${FC_REPEATS:-10}
 VGG_REPEATS=${VGG_REPEATS:-3}
 VGG_IMAGES=${VGG_IMAGES:-10000}
 VGG_BERA_IMAGES=${VGG_BERA_IMAGES:-2000}
-TABLE=experiments/fefet/default_table.csv
+TABLE=evaluators/data/fefet_temperature.csv
 # worst-case (hottest) rates of the table
 WORST=$(grep -v '^#' "$TABLE" | grep -v '^[a-z]' | tail -n 1)
 P01=$(echo "$WORST" | cut -d, -f2)
@@ -75,6 +75,8 @@ val() { # name [repeats]: the whole range on the 5,000 validation images (the sp
 evaluate() { # name extra key=value parameters...
   local name=$1
   shift
+  # IMAGES / BERA_IMAGES (env, default unset: all) cut the test and BERA search images (reproduce.sh --quick)
+  set -- ${IMAGES:+images=$IMAGES} ${BERA_IMAGES:+bera_images=$BERA_IMAGES} "$@"
   echo "== $BNAS measure $OUT/$name.bnm fefet table=$TABLE split=test $* --threads $THREADS"
   "$BNAS" measure "$OUT/$name.bnm" fefet table="$TABLE" split=test "$@" --threads "$THREADS" > "$OUT/$name.fefet.txt"
 }

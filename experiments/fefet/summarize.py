@@ -1,32 +1,27 @@
 #!/usr/bin/env python3
-"""Markdown tables from the fefet evaluator outputs (OUT/*.fefet.txt, `bnas measure MODEL fefet ...`)
-of experiments/fefet/run.sh. The reference of the target is the PLAIN network's clean test accuracy
-(fc-plain for fc-*, vgg3-plain for vgg3-*): column 'min - ref'. A second table lists the
-validation sweeps (OUT/*.val.txt, `bnas measure MODEL fefet split=val bera=0 ...`) that the recipe
-search of run.sh fc-sweep chooses by; its reference is the plain network's clean validation accuracy.
-usage: python3 experiments/fefet/summarize.py [OUT]"""
-import glob, os, sys
+"""Markdown tables of the fefet study from its raw CSV (experiments/reproduce.sh fefet writes
+experiments/fefet/results/{full,quick}.csv from the `bnas measure MODEL fefet ...` outputs of run.sh:
+runs NAME.fefet, test set with BERA, and NAME.val, the validation sweeps). The reference of the
+target is the PLAIN network's clean test accuracy (fc-plain for fc-*, vgg3-plain for vgg3-*):
+column 'min - ref'. A second table lists the validation sweeps that the recipe search of run.sh
+fc-sweep chooses by; its reference is the plain network's clean validation accuracy.
+usage: python3 experiments/fefet/summarize.py CSV"""
+import os, sys
 
-out = sys.argv[1] if len(sys.argv) > 1 else "experiments/fefet/out"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import repro  # noqa: E402
 
-
-def load(suffix):
-    """[(model name, {metric: value})] of every OUT/*suffix, sorted by name."""
-    res = []
-    for path in sorted(glob.glob(os.path.join(out, "*" + suffix))):
-        m = {}
-        for line in open(path):
-            if line.startswith("#") or not line.strip():
-                continue
-            k, v = line.split()
-            m[k] = float(v)
-        res.append((os.path.basename(path)[: -len(suffix)], m))
-    return res
+csv = sys.argv[1] if len(sys.argv) > 1 else "experiments/fefet/results/full.csv"
 
 
-rows = load(".fefet.txt")
+def load(kind):
+    """[(model name, {metric: value})] of the CSV's runs NAME.kind, sorted by name."""
+    return sorted(repro.load(csv, kind).items())
+
+
+rows = load("fefet")
 if not rows:
-    sys.exit("no *.fefet.txt in " + out)
+    sys.exit("no fefet runs in " + csv)
 temps = sorted({float(k.split("@")[1]) for _, m in rows for k in m if k.startswith("fefet.acc@")})
 pct = lambda x: "%.2f" % (100 * x)
 
@@ -65,7 +60,7 @@ for name, m in rows:
 print("\nEvaluator time (wall s / cpu s): " + "; ".join(
     "%s %.1f/%.1f" % (n, m.get("seconds", float("nan")), m.get("cpu_seconds", float("nan"))) for n, m in rows))
 
-vrows = load(".val.txt")
+vrows = load("val")
 if vrows:
     vref = plain_refs(vrows)
     print("\nValidation sweeps (5,000 validation images of seed 1, no BERA; the recipe is chosen by 'min'),\n"

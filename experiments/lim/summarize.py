@@ -1,24 +1,19 @@
 #!/usr/bin/env python3
-"""Markdown table from the lim evaluator outputs (OUT/*.lim.txt) of experiments/lim/run.sh.
-usage: python3 experiments/lim/summarize.py [OUT]"""
-import glob, os, sys
+"""Markdown table of the lim study from its raw CSV (experiments/reproduce.sh lim writes
+experiments/lim/results/{full,quick}.csv from the `bnas measure ... lim` outputs of run.sh).
+usage: python3 experiments/lim/summarize.py CSV"""
+import os, sys
 
-out = sys.argv[1] if len(sys.argv) > 1 else "experiments/lim/out"
-rows = []
-for path in sorted(glob.glob(os.path.join(out, "*.lim.txt"))):
-    m = {}
-    for line in open(path):
-        if line.startswith("#"):
-            continue
-        k, v = line.split()
-        m[k] = float(v)
-    rows.append((os.path.basename(path)[: -len(".lim.txt")], m))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import repro  # noqa: E402
+
+rows = repro.load(sys.argv[1] if len(sys.argv) > 1 else "experiments/lim/results/full.csv", "lim")
 if not rows:
-    sys.exit("no *.lim.txt in " + out)
+    sys.exit("no lim runs in the CSV")
 pct = lambda x: "%.2f" % (100 * x)
 print("| model | clean val | reference | clean test | uniform speed-up % | test acc | run-time speed-up % | test acc | per layer % |")
 print("|---|---|---|---|---|---|---|---|---|")
-for name, m in rows:
+for name, m in rows.items():
     layers = ", ".join("L%s: %g" % (k[len("lim.rt_layer"):], v) for k, v in m.items() if k.startswith("lim.rt_layer"))
     print("| %s | %s | %s | %s | %g | %s | %.1f | %s | %s |" % (
         name, pct(m["lim.clean_val"]), pct(m["lim.reference"]), pct(m["lim.clean"]), m["lim.uniform_speedup"],
