@@ -36,9 +36,10 @@ static int load_dataset(const char *name, const char *dir, dataset *train, datas
 
 static int print_progress(const train_progress *p, void *user) {
     (void)user;
-    printf("epoch %3d/%-3d  loss %.4f  train %.2f%%  val %s%.2f%%  %8.0f img/s  %6.1f s", p->epoch,
-           p->epochs, p->loss, 100 * p->train_acc, p->val_acc < 0 ? "  -" : "", p->val_acc < 0 ? 0 : 100 * p->val_acc,
-           p->images_per_s, p->seconds);
+    char val[16] = "     -"; /* no validation split (--val 0) */
+    if (p->val_acc >= 0) snprintf(val, sizeof val, "%.2f%%", 100 * p->val_acc);
+    printf("epoch %3d/%-3d  loss %.4f  train %.2f%%  val %6s  %8.0f img/s  %6.1f s", p->epoch, p->epochs, p->loss,
+           100 * p->train_acc, val, p->images_per_s, p->seconds);
     if (p->lost_updates >= 0) printf("  lost updates %.4f%%", 100 * p->lost_updates);
     printf("\n");
     fflush(stdout);
