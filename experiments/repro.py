@@ -37,10 +37,12 @@ def parse_train(path):
     """Final epoch's loss / train / val accuracy and the test accuracy of a `bnas train` log."""
     m = {}
     for line in open(path):
-        e = re.match(r"epoch\s+(\d+)/(\d+)\s+loss\s+(\S+)\s+train\s+(\S+)%\s+val\s+(\S+)%", line)
+        e = re.match(r"epoch\s+(\d+)/(\d+)\s+loss\s+(\S+)\s+train\s+(\S+)%\s+val\s+(\S+)", line)
         if e:
             m["train.epochs"] = e.group(1)
-            m["train.loss"], m["train.train_acc"], m["train.val_acc"] = e.group(3), e.group(4), e.group(5)
+            m["train.loss"], m["train.train_acc"] = e.group(3), e.group(4)
+            if e.group(5) != "-":  # "-": trained with --val 0
+                m["train.val_acc"] = e.group(5).rstrip("%")
         t = re.match(r"test accuracy\s+(\S+)%", line)
         if t:
             m["train.test_acc"] = t.group(1)
