@@ -430,6 +430,18 @@ cleanup:
     return rc;
 }
 
+int data_load_named(const char *name, dataset *train, dataset *test, const char *dir) {
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    if (!strcmp(name, "fashion") || !strcmp(name, "fashion-mnist") || !strcmp(name, "fashion_mnist"))
+        return data_load_fashion_mnist(train, test, dir);
+    if (!strcmp(name, "cifar10") || !strcmp(name, "cifar-10")) {
+        if (!dir || !*dir) return bn_error(BN_EARG, "cifar10 needs a data folder (the cifar-10-batches-bin folder)");
+        return data_load_cifar10(train, test, dir);
+    }
+    return bn_error(BN_EARG, "unknown data set '%s' (expected fashion or cifar10)", name);
+}
+
 int data_load_cifar10(dataset *train, dataset *test, const char *dir) {
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);

@@ -48,6 +48,11 @@ int data_load_cifar10_files(dataset *d, const char *const *paths, int n_paths);
    from dir (the "cifar-10-batches-bin" folder). */
 int data_load_cifar10(dataset *train, dataset *test, const char *dir);
 
+/* Loads the data set called name: "fashion" (also "fashion-mnist", "fashion_mnist"; dir may be
+   NULL, see data_load_fashion_mnist) or "cifar10" ("cifar-10"; dir required). Any other name is
+   BN_EARG, naming the known ones. */
+int data_load_named(const char *name, dataset *train, dataset *test, const char *dir);
+
 /* Splits full into train and val: a permutation drawn from the keyed stream
    (seed, 0, RNG_SPLIT) puts n_val images in val and the rest in train, each
    part keeping the original order. 0 <= n_val < full->n. */

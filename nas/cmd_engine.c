@@ -23,17 +23,6 @@
 
 /* ---- shared by the engine commands ---- */
 
-/* Loads the data set named `name` ("fashion" or "cifar10") from dir (NULL: default place). */
-static int load_dataset(const char *name, const char *dir, dataset *train, dataset *test) {
-    if (!strcmp(name, "fashion") || !strcmp(name, "fashion-mnist") || !strcmp(name, "fashion_mnist"))
-        return data_load_fashion_mnist(train, test, dir);
-    if (!strcmp(name, "cifar10") || !strcmp(name, "cifar-10")) {
-        if (!dir) return bn_error(BN_EARG, "cifar10 needs --data DIR (the cifar-10-batches-bin folder)");
-        return data_load_cifar10(train, test, dir);
-    }
-    return bn_error(BN_EARG, "unknown data set '%s' (expected fashion or cifar10)", name);
-}
-
 static int print_progress(const train_progress *p, void *user) {
     (void)user;
     char val[16] = "     -"; /* no validation split (--val 0) */
@@ -143,7 +132,7 @@ int cmd_train(int argc, char **argv) {
     arch a;
     int rc = arch_parse(&a, topology);
     if (rc) goto done;
-    rc = load_dataset(dsname, dir, &full, &test);
+    rc = data_load_named(dsname, &full, &test, dir);
     if (rc) goto done;
     static const char *const keys[3] = {"--train-images", "--val", NULL};
     const int asked[3] = {train_images, n_val, 0};

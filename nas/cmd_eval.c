@@ -181,12 +181,7 @@ int cmd_eval(int argc, char **argv) {
         return 2;
     }
     if (!dsname) dsname = n.in_c == 3 ? "cifar10" : "fashion";
-    if (!strcmp(dsname, "fashion")) rc = data_load_fashion_mnist(&train, &test, dir);
-    else if (!strcmp(dsname, "cifar10")) {
-        if (!dir) rc = bn_error(BN_EARG, "cifar10 needs --data DIR");
-        else rc = data_load_cifar10(&train, &test, dir);
-    } else rc = bn_error(BN_EARG, "unknown data set '%s' (fashion or cifar10)", dsname);
-    if (rc) goto done;
+    if ((rc = data_load_named(dsname, &train, &test, dir))) goto done;
     static const char *const keys[3] = {NULL, NULL, "--images"};
     const int asked[3] = {0, 0, images};
     if ((rc = data_check_counts(dsname, train.n, test.n, keys, asked))) goto done;

@@ -92,12 +92,7 @@ int cmd_measure(int argc, char **argv) {
     int rc = model_load(&n, &r, path);
     if (rc) goto done;
     if (!dsname) dsname = n.in_c == 3 ? "cifar10" : "fashion";
-    if (!strcmp(dsname, "fashion")) rc = data_load_fashion_mnist(&full, &test, dir);
-    else if (!strcmp(dsname, "cifar10")) {
-        if (!dir) rc = bn_error(BN_EARG, "cifar10 needs --data DIR");
-        else rc = data_load_cifar10(&full, &test, dir);
-    } else rc = bn_error(BN_EARG, "unknown data set '%s' (fashion or cifar10)", dsname);
-    if (rc) goto done;
+    if ((rc = data_load_named(dsname, &full, &test, dir))) goto done;
     if (n_val < 0 || n_val >= full.n) { rc = bn_error(BN_EARG, "--val %d: must be in 0..%d", n_val, full.n - 1); goto done; }
     if ((rc = data_split(&train, &val, &full, n_val, r.seed))) goto done; /* the split the trainer used */
     eval_context ctx = {&n, &train, n_val > 0 ? &val : NULL, &test, seed};

@@ -118,17 +118,13 @@ int trial_env_create(void **env, trial_fn *fn, const spec *s) {
     }
     trial_data *d = bn_calloc(1, sizeof *d);
     const char *dir = s->data_dir[0] ? s->data_dir : NULL;
-    int rc;
-    if (!strcmp(s->data, "cifar10")) {
-        if (!dir) {
-            rc = bn_error(BN_EARG, "%s: data.dir is required for cifar10", s->path);
-            goto fail;
-        }
-        rc = data_load_cifar10(&d->full, &d->test_full, dir);
-    } else {
-        rc = data_load_fashion_mnist(&d->full, &d->test_full, dir);
+    int rc = data_load_named(s->data, &d->full, &d->test_full, dir);
+    if (rc) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s", bn_errmsg());
+        rc = bn_error(rc, "%s: data: %s", s->path, msg);
+        goto fail;
     }
-    if (rc) goto fail;
     static const char *const keys[3] = {"data.train", "data.val", "data.test"};
     const int asked[3] = {s->n_train, s->n_val, s->n_test};
     if ((rc = data_check_counts(s->data, d->full.n, d->test_full.n, keys, asked))) {
