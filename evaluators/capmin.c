@@ -11,6 +11,8 @@
 **           hist_images  training images for the histogram (default all)
 **           eps          CapMin-V misread probability without guard (default 0: skip)
 **           guards       CapMin-V guard spacings (default [0, 1, 2])
+**           circuit      CSV of the capacitor model's circuit (name,value rows v_th, v_u, r,
+**                        clock; default: the shipped evaluators/data/capmin_circuit.csv)
 **           seed         noise seed (default the context's);  split val|test, images, threads
 **   metrics: capmin.exact_acc, capmin.acc@Q (every Q), capmin.q, capmin.acc (at q),
 **            capmin.cap_x (capacitor reduction, RC spike-time model), capmin.slot_x (A / (q-1)),
@@ -159,18 +161,76 @@ int capmin_accuracy(const packed_net *p, int A, const int *lo, const int *hi, in
 
 /* ---- Capacitor model ---- */
 
-double capmin_g(int p) { return -dmath_log(1.0 - CAPMIN_V_TH / ((p + 1) * CAPMIN_V_U)); }
+int capmin_circuit_parse(capmin_circuit *c, const char *text, const char *name) {
+    static const char *const keys[] = {"v_th", "v_u", "r", "clock"};
+    double *field[] = {&c->v_th, &c->v_u, &c->r, &c->clock};
+    int seen[4] = {0}, header = 0, line = 0;
+    for (const char *s = text; *s;) {
+        const char *e = strchr(s, '\n');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        char buf[256], key[64];
+        line++;
+        if (len >= sizeof buf) return bn_error(BN_EFORMAT, "%s:%d: line too long", name, line);
+        memcpy(buf, s, len), buf[len] = '\0';
+        s += len + (e != NULL);
+        char *q = buf + strspn(buf, " \t\r");
+        if (!*q || *q == '#') continue;
+        char *comma = strchr(q, ',');
+        if (!comma) return bn_error(BN_EFORMAT, "%s:%d: expected 'name,value'", name, line);
+        *comma = '\0';
+        char *v = comma + 1, *end;
+        snprintf(key, sizeof key, "%.*s", (int)strcspn(q, " \t"), q);
+        v += strspn(v, " \t");
+        if (!header) {
+            if (strcmp(key, "name") || strncmp(v, "value", 5) || v[5 + strspn(v + 5, " \t\r")])
+                return bn_error(BN_EFORMAT, "%s:%d: expected the header 'name,value'", name, line);
+            header = 1;
+            continue;
+        }
+        int k = 0;
+        while (k < 4 && strcmp(key, keys[k])) k++;
+        if (k == 4) return bn_error(BN_EFORMAT, "%s:%d: unknown name '%s' (known: v_th, v_u, r, clock)", name, line, key);
+        if (seen[k]) return bn_error(BN_EFORMAT, "%s:%d: '%s' given twice", name, line, key);
+        double x = strtod(v, &end);
+        end += strspn(end, " \t\r");
+        if (end == v || *end || !isfinite(x) || !(x > 0))
+            return bn_error(BN_EFORMAT, "%s:%d: value of '%s' must be a positive number", name, line, key);
+        *field[k] = x, seen[k] = 1;
+    }
+    for (int k = 0; k < 4; k++)
+        if (!seen[k]) return bn_error(BN_EFORMAT, "%s: no '%s' row", name, keys[k]);
+    if (!(c->v_u > c->v_th))
+        return bn_error(BN_EFORMAT, "%s: v_u (%g V) must exceed v_th (%g V), else level 0 never fires", name, c->v_u,
+                        c->v_th);
+    return BN_OK;
+}
 
-double capmin_min_gap(int lo, int hi, int step) {
+int capmin_circuit_load(capmin_circuit *c, const char *path) {
+    char *text;
+    int rc = eval_file_text(path, &text);
+    if (!rc) rc = capmin_circuit_parse(c, text, path), free(text);
+    return rc;
+}
+
+int capmin_circuit_default(capmin_circuit *c) {
+    char path[4096], *text;
+    int rc = eval_data_text("capmin_circuit.csv", path, sizeof path, &text);
+    if (!rc) rc = capmin_circuit_parse(c, text, path), free(text);
+    return rc;
+}
+
+double capmin_g(const capmin_circuit *c, int p) { return -dmath_log(1.0 - c->v_th / ((p + 1) * c->v_u)); }
+
+double capmin_min_gap(const capmin_circuit *c, int lo, int hi, int step) {
     double gap = INFINITY;
     for (int a = lo; a + step <= hi; a += step) {
-        double gp = capmin_g(a) - capmin_g(a + step);
+        double gp = capmin_g(c, a) - capmin_g(c, a + step);
         if (gp < gap) gap = gp;
     }
     return gap;
 }
 
-double capmin_capacitance(double gap) { return isinf(gap) ? 0.0 : CAPMIN_CLOCK / (CAPMIN_R * gap); }
+double capmin_capacitance(const capmin_circuit *c, double gap) { return isinf(gap) ? 0.0 : c->clock / (c->r * gap); }
 
 static double capmin_q(double x) { return 0.5 * dmath_erfc(x / sqrt(2.0)); }
 
@@ -202,6 +262,9 @@ static int capmin_run(const eval_context *ctx, const eval_params *params, eval_m
         return rc;
     int A = (int)Ad, threads = (int)th;
     if (A < 1 || A != Ad) return bn_error(BN_EARG, "capmin: A must be a positive integer");
+    capmin_circuit cc;
+    const char *circuit = eval_param_get(params, "circuit");
+    if ((rc = circuit ? capmin_circuit_load(&cc, circuit) : capmin_circuit_default(&cc))) return rc;
     if (!ctx->train || ctx->train->n <= 0) return bn_error(BN_EARG, "capmin: needs the training split for the histogram");
     if (!ctx->val || ctx->val->n <= 0) return bn_error(BN_EARG, "capmin: selecting q needs a validation split");
     dataset hd = hi_d > 0 && hi_d < ctx->train->n ? data_slice(ctx->train, 0, (int)hi_d) : *ctx->train;
@@ -230,17 +293,17 @@ static int capmin_run(const eval_context *ctx, const eval_params *params, eval_m
         if (selq[q] >= selq[A + 1] - budget - 1e-12) qbest = q; else break;
     if (rc) goto done;
     /* windows at qbest, the capacitor and the mass kept */
-    double gap = INFINITY, full = capmin_min_gap(0, A, 1);
+    double gap = INFINITY, full = capmin_min_gap(&cc, 0, A, 1);
     int64_t in = 0, all = 0;
     for (int l = 0; l < p.n_layers; l++) {
         if (!capmin_eligible(&p, l)) continue;
         const int64_t *h = hist + (size_t)l * (A + 1);
         lo[l] = capmin_window(h, A, qbest), hi[l] = lo[l] + qbest - 1;
-        double g = capmin_min_gap(lo[l], hi[l], 1);
+        double g = capmin_min_gap(&cc, lo[l], hi[l], 1);
         if (g < gap) gap = g;
         for (int a = 0; a <= A; a++) all += h[a], in += a >= lo[l] && a <= hi[l] ? h[a] : 0;
     }
-    double c_full = capmin_capacitance(full), c_q = capmin_capacitance(gap);
+    double c_full = capmin_capacitance(&cc, full), c_q = capmin_capacitance(&cc, gap);
     if (!rc) rc = eval_metrics_add(out, "capmin.q", qbest);
     if (!rc) rc = eval_metrics_add(out, "capmin.acc", accq[qbest]);
     if (!rc) rc = eval_metrics_add(out, "capmin.cap_x", c_q > 0 ? c_full / c_q : INFINITY);
@@ -266,7 +329,7 @@ done:
     return rc;
 }
 
-static const char *const capmin_params[] = {"A", "budget", "hist_images", "eps", "guards", "seed",
+static const char *const capmin_params[] = {"A", "budget", "hist_images", "eps", "guards", "circuit", "seed",
                                             "split", "images", "threads", NULL};
 
 const evaluator eval_capmin = {

@@ -21,8 +21,8 @@
 ** Capacitor model (stated, ours). An integrate-and-fire neuron encodes level
 ** p by the time its membrane (R, C) charges to V_th from a drive of
 ** v(p) = (p + 1) * V_u: t(p) = -RC ln(1 - V_th / v(p)) (the RC charging law;
-** with the SPICE netlist's V_th = 0.225 V and V_u = 0.275 V every level
-** fires). A counter clocked at period D resolves two levels only if their
+** with the SPICE netlist's V_th = 0.225 V and V_u = 0.275 V, the shipped
+** evaluators/data/capmin_circuit.csv, every level fires). A counter clocked at period D resolves two levels only if their
 ** spike times differ by at least D, so the kept levels need
 ** RC * min_gap >= D with min_gap = min over adjacent kept levels of
 ** g(p) - g(p + 1), g(p) = -ln(1 - V_th / v(p)); g is convex and decreasing,
@@ -55,10 +55,26 @@
 #include "engine/data.h"
 #include "engine/packed.h"
 
-#define CAPMIN_V_TH 0.225 /* V, comparator threshold (SPICE netlist) */
-#define CAPMIN_V_U 0.275  /* V, drive per level unit (the netlist's nominal input) */
-#define CAPMIN_R 1e5      /* ohm, R_L of the netlist */
-#define CAPMIN_CLOCK 5e-9 /* s, counter clock period (netlist) */
+/* The circuit of the capacitor model, read from a data file (default: the shipped
+   evaluators/data/capmin_circuit.csv, whose values are the SPICE netlist's). */
+typedef struct {
+    double v_th;  /* V, comparator threshold */
+    double v_u;   /* V, drive per level unit; > v_th, so that every level fires */
+    double r;     /* ohm, load resistor R_L */
+    double clock; /* s, counter clock period D */
+} capmin_circuit;
+
+/* Parses CSV text: a header "name,value", then one row per field above (v_th, v_u, r, clock),
+   each exactly once; '#' comments and blank lines are skipped. name is used in messages.
+   BN_EFORMAT naming name:line for a malformed line, an unknown or repeated name, a value that
+   is not a positive finite number, a missing name, or v_u <= v_th. */
+int capmin_circuit_parse(capmin_circuit *c, const char *text, const char *name);
+
+/* capmin_circuit_parse of the file at path (BN_EIO if unreadable). */
+int capmin_circuit_load(capmin_circuit *c, const char *path);
+
+/* The shipped circuit, eval_data_dir()/capmin_circuit.csv. */
+int capmin_circuit_default(capmin_circuit *c);
 
 /* 1 if CapMin applies to layer l of p (binary inputs: every layer but the first). */
 int capmin_eligible(const packed_net *p, int l);
@@ -80,14 +96,14 @@ int capmin_accuracy(const packed_net *p, int A, const int *lo, const int *hi, in
                     const dataset *d, int threads, double *acc);
 
 /* g(p) = -ln(1 - V_th / ((p + 1) V_u)): spike time of level p in units of RC. */
-double capmin_g(int p);
+double capmin_g(const capmin_circuit *c, int p);
 
 /* Smallest spike-time gap (units of RC) between adjacent kept levels of the
    window [lo, hi] with grid step `step` (1: every level); INFINITY if one level. */
-double capmin_min_gap(int lo, int hi, int step);
+double capmin_min_gap(const capmin_circuit *c, int lo, int hi, int step);
 
 /* Capacitance (F) that resolves a minimum gap: D / (R * gap); 0 for an infinite gap. */
-double capmin_capacitance(double gap);
+double capmin_capacitance(const capmin_circuit *c, double gap);
 
 /* Per-side confusion probability with guard g given eps0 at guard 0:
    Q((g + 1) Qinv(eps0)), Q the standard normal upper tail. */

@@ -95,6 +95,18 @@ int eval_param_list(const eval_params *p, const char *key, const double *def, in
    negative count. */
 int eval_split(const eval_context *ctx, const eval_params *p, const char *who, double def_images, dataset *out);
 
+/* The folder of the device data files: $BNAS_DATA_DIR if set, else the BNAS_DATA_DIR the
+   build compiled in (CMake option; default SOURCE/evaluators/data). */
+const char *eval_data_dir(void);
+
+/* The text of file path (at most 1 MiB), NUL-terminated, into *text (the caller frees it).
+   BN_EIO naming the path if it cannot be read, BN_EFORMAT if it is larger. */
+int eval_file_text(const char *path, char **text);
+
+/* eval_file_text of the shipped data file eval_data_dir()/name, its path into path[n];
+   a missing file's error also names BNAS_DATA_DIR. */
+int eval_data_text(const char *name, char *path, size_t n, char **text);
+
 /* Appends a metric; BN_EARG if out is full or the name is too long. */
 int eval_metrics_add(eval_metrics *out, const char *name, double value);
 

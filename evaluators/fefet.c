@@ -41,25 +41,10 @@
 
 /* ---- Tables ---- */
 
-#ifndef BNAS_DATA_DIR
-#define BNAS_DATA_DIR "evaluators/data"
-#endif
-
-const char *fefet_data_dir(void) {
-    const char *e = getenv("BNAS_DATA_DIR");
-    return e && *e ? e : BNAS_DATA_DIR;
-}
-
 int fefet_table_load_data(fefet_table *tb, const char *name) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", fefet_data_dir(), name);
-    int rc = fefet_table_load(tb, path);
-    if (rc == BN_EIO) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", bn_errmsg());
-        return bn_error(BN_EIO, "%s (the shipped device data; set BNAS_DATA_DIR to the folder holding %s, "
-                                "or name a table file)", why, name);
-    }
+    char path[4096], *text;
+    int rc = eval_data_text(name, path, sizeof path, &text);
+    if (!rc) rc = fefet_table_parse(tb, text, path), free(text);
     return rc;
 }
 
@@ -164,15 +149,9 @@ int fefet_table_parse(fefet_table *tb, const char *text, const char *name) {
 }
 
 int fefet_table_load(fefet_table *tb, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return bn_error(BN_EIO, "cannot open '%s': %s", path, strerror(errno));
-    char *text = bn_malloc(1 << 20);
-    size_t n = fread(text, 1, (1 << 20) - 1, f);
-    int big = !feof(f);
-    fclose(f);
-    text[n] = '\0';
-    int rc = big ? bn_error(BN_EFORMAT, "%s: larger than 1 MiB", path) : fefet_table_parse(tb, text, path);
-    free(text);
+    char *text;
+    int rc = eval_file_text(path, &text);
+    if (!rc) rc = fefet_table_parse(tb, text, path), free(text);
     return rc;
 }
 

@@ -51,11 +51,7 @@ typedef struct {
     int linear;                    /* 1: interpolate linearly in p; 0 (default): linearly in log p */
 } fefet_table;
 
-/* The directory of the shipped device data files: $BNAS_DATA_DIR if set, else the
-   BNAS_DATA_DIR the build compiled in (CMake option; default SOURCE/evaluators/data). */
-const char *fefet_data_dir(void);
-
-/* Loads the shipped ILLUSTRATIVE table fefet_data_dir()/name (fefet_table_load),
+/* Loads the shipped ILLUSTRATIVE table eval_data_dir()/name (fefet_table_load),
    e.g. "fefet_temperature.csv"; the error names the path and BNAS_DATA_DIR. */
 int fefet_table_load_data(fefet_table *tb, const char *name);
 

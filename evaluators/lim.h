@@ -34,7 +34,7 @@
 #include "evaluators/fefet.h"
 
 /* The shipped ILLUSTRATIVE speed-up table, evaluators/data/lim_speedup.csv (read at
-   run time from fefet_data_dir()); fefet_table's rows with t = speed-up in percent. */
+   run time from eval_data_dir()); fefet_table's rows with t = speed-up in percent. */
 int lim_table_default(fefet_table *tb);
 
 /* XNOR products per image of layer l (0 for the first layer). */

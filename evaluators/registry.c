@@ -6,6 +6,7 @@
 #include "evaluators/evaluator.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +150,44 @@ int eval_param_list(const eval_params *p, const char *key, const double *def, in
     if (*s) return bn_error(BN_EARG, "parameter '%s': unexpected '%s' in '%s'", key, s, v);
     *count = n;
     return BN_OK;
+}
+
+/* ---- Data files ---- */
+
+#ifndef BNAS_DATA_DIR
+#define BNAS_DATA_DIR "evaluators/data"
+#endif
+
+const char *eval_data_dir(void) {
+    const char *e = getenv("BNAS_DATA_DIR");
+    return e && *e ? e : BNAS_DATA_DIR;
+}
+
+int eval_file_text(const char *path, char **text) {
+    *text = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return bn_error(BN_EIO, "cannot open '%s': %s", path, strerror(errno));
+    char *t = bn_malloc(1 << 20);
+    size_t n = fread(t, 1, (1 << 20) - 1, f);
+    int big = !feof(f), bad = ferror(f);
+    fclose(f);
+    t[n] = '\0';
+    if (big || bad) {
+        free(t);
+        return big ? bn_error(BN_EFORMAT, "%s: larger than 1 MiB", path) : bn_error(BN_EIO, "%s: read error", path);
+    }
+    *text = t;
+    return BN_OK;
+}
+
+int eval_data_text(const char *name, char *path, size_t n, char **text) {
+    snprintf(path, n, "%s/%s", eval_data_dir(), name);
+    int rc = eval_file_text(path, text);
+    if (rc != BN_EIO) return rc;
+    char why[512];
+    snprintf(why, sizeof why, "%s", bn_errmsg());
+    return bn_error(BN_EIO, "%s (the shipped device data; set BNAS_DATA_DIR to the folder holding %s, "
+                            "or name a table file)", why, name);
 }
 
 int eval_metrics_add(eval_metrics *out, const char *name, double value) {

@@ -122,15 +122,21 @@ static void test_clipping_and_noise(void **state) {
 
 static void test_capacitor_model(void **state) {
     (void)state;
+    capmin_circuit c;
+    assert_int_equal(capmin_circuit_default(&c), BN_OK);
     for (int p = 0; p < 32; p++) {
-        assert_true(capmin_g(p) > capmin_g(p + 1));
-        if (p < 31) assert_true(capmin_g(p) - capmin_g(p + 1) > capmin_g(p + 1) - capmin_g(p + 2));
+        assert_true(capmin_g(&c, p) > capmin_g(&c, p + 1));
+        if (p < 31) assert_true(capmin_g(&c, p) - capmin_g(&c, p + 1) > capmin_g(&c, p + 1) - capmin_g(&c, p + 2));
     }
-    double full = capmin_min_gap(0, 32, 1);
-    assert_true(fabs(full - (capmin_g(31) - capmin_g(32))) < 1e-15);
-    assert_true(capmin_min_gap(10, 20, 1) > full);
-    assert_true(isinf(capmin_min_gap(7, 7, 1)));
-    assert_true(capmin_capacitance(INFINITY) == 0.0);
+    double full = capmin_min_gap(&c, 0, 32, 1);
+    assert_true(fabs(full - (capmin_g(&c, 31) - capmin_g(&c, 32))) < 1e-15);
+    assert_true(capmin_min_gap(&c, 10, 20, 1) > full);
+    assert_true(isinf(capmin_min_gap(&c, 7, 7, 1)));
+    assert_true(capmin_capacitance(&c, INFINITY) == 0.0);
+    /* C = D / (R gap): twice the clock, twice the capacitor */
+    capmin_circuit c2 = c;
+    c2.clock *= 2;
+    assert_true(capmin_capacitance(&c2, full) == 2 * capmin_capacitance(&c, full));
     /* eps with guard: Q((g+1) Qinv(eps0)) */
     assert_true(fabs(capmin_eps_guard(0.05, 0) - 0.05) < 1e-9);
     assert_true(fabs(capmin_eps_guard(0.158655253931457, 1) - 0.0227501319481792) < 1e-9); /* Q(1) -> Q(2) */

@@ -25,6 +25,7 @@
 #include "engine/model.h"
 #include "engine/packed.h"
 #include "engine/train.h"
+#include "evaluators/capmin.h"
 #include "evaluators/evaluator.h"
 #include "evaluators/fefet.h"
 #include "evaluators/lim.h"
@@ -330,6 +331,66 @@ static void test_second_table(void **state) {
     tmpdir_remove(dir);
 }
 
+/* The CapMin circuit file: the shipped values are the recorded ones; a bad file is refused naming
+   file, line and key; a second circuit, named by the evaluator's circuit= parameter, changes the
+   capacitances as the model says (C = D / (R gap): twice the clock, twice the pF, the same
+   reduction) and a lower drive changes the reduction. */
+static void test_capmin_circuit(void **state) {
+    (void)state;
+    capmin_circuit c;
+    assert_int_equal(capmin_circuit_default(&c), BN_OK);
+    assert_true(c.v_th == 0.225 && c.v_u == 0.275 && c.r == 1e5 && c.clock == 5e-9);
+    static const char *const bad[][2] = {
+        {"v_th,0.225\n", "x:1: expected the header"},
+        {"name,value\nv_th,0.225\nv_u,0.275\nr,1e5\n", "x: no 'clock' row"},
+        {"name,value\nv_th,0.225\nvu,0.275\n", "x:3: unknown name 'vu'"},
+        {"name,value\n# c\nv_th,0.225\nv_th,0.2\n", "x:4: 'v_th' given twice"},
+        {"name,value\nv_th,-1\n", "x:2: value of 'v_th'"},
+        {"name,value\nr,1e5 ohm\n", "x:2: value of 'r'"},
+        {"name,value\nv_th\n", "x:2: expected 'name,value'"},
+        {"name,value\nv_th,0.3\nv_u,0.275\nr,1e5\nclock,5e-9\n", "v_u (0.275 V) must exceed v_th"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(capmin_circuit_parse(&c, bad[i][0], "x"), BN_EFORMAT);
+        if (!strstr(bn_errmsg(), bad[i][1])) fail_msg("case %zu: '%s' lacks '%s'", i, bn_errmsg(), bad[i][1]);
+    }
+    assert_int_equal(capmin_circuit_load(&c, "/nonexistent/circuit.csv"), BN_EIO);
+    assert_non_null(strstr(bn_errmsg(), "/nonexistent/circuit.csv"));
+
+    dataset tr = data_slice(&g_train, 0, 1000), val = data_slice(&g_train, 50000, 300);
+    eval_context ctx = {&g_fc, &tr, &val, NULL, 5};
+    char dir[128], file[200];
+    assert_int_equal(tmpdir_make(dir, sizeof dir, "capmin"), 0);
+    snprintf(file, sizeof file, "%s/circuit.csv", dir);
+    double pf[3], capx[3];
+    for (int k = 0; k < 3; k++) {
+        eval_params p;
+        memset(&p, 0, sizeof p);
+        if (k > 0) {
+            write_text(file, k == 1 ? "name,value\nv_th,0.225\nv_u,0.275\nr,1e5\nclock,1e-8\n"
+                                    : "name,value\nv_th,0.225\nv_u,0.25\nr,1e5\nclock,5e-9\n");
+            strcpy(p.p[0].key, "circuit"), snprintf(p.p[0].value, sizeof p.p[0].value, "%s", file), p.n = 1;
+        }
+        eval_metrics *m = calloc(1, sizeof *m);
+        assert_int_equal(eval_run("capmin", &ctx, &p, m), BN_OK);
+        pf[k] = eval_metrics_get(m, "capmin.cap_full_pF"), capx[k] = eval_metrics_get(m, "capmin.cap_x");
+        free(m);
+    }
+    assert_true(pf[0] > 0 && isfinite(capx[0]));
+    assert_true(fabs(pf[1] - 2 * pf[0]) < 1e-12 * pf[0]);
+    assert_true(capx[1] == capx[0]);
+    assert_true(capx[2] != capx[0]);
+    write_text(file, "name,value\nv_th,0.225\n");
+    eval_params p;
+    memset(&p, 0, sizeof p);
+    strcpy(p.p[0].key, "circuit"), snprintf(p.p[0].value, sizeof p.p[0].value, "%s", file), p.n = 1;
+    eval_metrics *m = calloc(1, sizeof *m);
+    assert_int_equal(eval_run("capmin", &ctx, &p, m), BN_EFORMAT);
+    assert_non_null(strstr(bn_errmsg(), "circuit.csv: no 'v_u' row"));
+    free(m);
+    tmpdir_remove(dir);
+}
+
 /* bnas measure: runs an evaluator on a model file with key=value parameters and
    prints its metrics and timings; --list names the evaluators; an unknown
    evaluator, a parameter the evaluator does not accept or a malformed one is a
@@ -381,6 +442,7 @@ int main(void) {
         cmocka_unit_test(test_zero_table_is_clean), cmocka_unit_test(test_bera_not_worse),
         cmocka_unit_test(test_lim_searches),        cmocka_unit_test(test_evaluators_run),
         cmocka_unit_test(test_measure_command),     cmocka_unit_test(test_second_table),
+        cmocka_unit_test(test_capmin_circuit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
