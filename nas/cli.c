@@ -408,7 +408,7 @@ static void list_header(const list_ctx *c) {
     if (c->csv) {
         printf("number,state,topology,config");
         for (int j = 0; j < s->n_obj; j++) printf(",%s", s->obj[j].metric);
-        printf(",test_acc%s,seconds,hv,origin,fail_reason\n", is_objective(s, "model_bytes") ? "" : ",model_bytes");
+        printf(",test_acc%s,seconds,hv,origin,fail_reason,genome\n", is_objective(s, "model_bytes") ? "" : ",model_bytes");
     } else {
         printf("%6s %-8s %-32s", "trial", "state", "topology");
         for (int j = 0; j < s->n_obj; j++) printf(" %14s", s->obj[j].metric);
@@ -440,6 +440,8 @@ static int list_row(void *user, const store_trial *t) {
         csv_text(t->origin);
         putchar(',');
         csv_text(t->fail_reason);
+        putchar(',');
+        csv_text(t->genome); /* bnas score SPEC --genome G --trial NUMBER retrains it */
         putchar('\n');
     } else {
         printf("%6d %-8s %-32.32s", t->number, trial_state_name(t->state), t->topology);

@@ -19,6 +19,9 @@ int cmd_report(int argc, char **argv);  /* bnas report DB [MORE_DB...] -o FILE.h
 /* bnas export DB (--pareto | --trial N ...) -o DIR: model files, standalone C
    sources and cards of chosen trials (nas/cmd_export.c) */
 int cmd_export(int argc, char **argv);
+/* bnas score SPEC [KEY=VALUE ...] [--genome G] [--trial N] [--model FILE]: trains and
+   scores one configuration with the study's trial function (nas/cmd_score.c) */
+int cmd_score(int argc, char **argv);
 
 /* Engine commands (nas/cmd_engine.c, nas/cmd_eval.c, nas/cmd_bop.c, nas/cmd_measure.c). */
 int cmd_train(int argc, char **argv);   /* bnas train [options]: train one network, save it */

@@ -26,6 +26,7 @@ static void usage(FILE *f) {
             "  mpi run|resume ...         distributed search under mpirun (built with -DBNAS_MPI=ON)\n"
             "  report DB -o FILE.html     HTML report: front, hypervolume, fault curves, trials\n"
             "  export DB --pareto -o DIR  model files, standalone C and cards of trials\n"
+            "  score SPEC KEY=VALUE ...   train and score one configuration as the study's trial would\n"
             "engine:\n"
             "  train                      train one network and save it as a model file\n"
             "  eval MODEL                 accuracy, margins and accuracy under bit errors of a model\n"
@@ -71,6 +72,7 @@ int main(int argc, char **argv) {
         {"export", cmd_export},
         {"report", cmd_report},
         {"mpi", cmd_mpi},
+        {"score", cmd_score},
         {"train", cmd_train},
         {"eval", cmd_eval},
         {"measure", cmd_measure},

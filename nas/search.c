@@ -265,7 +265,7 @@ static int load_row(void *user, const store_trial *t) {
 /* Expected cost of a trial, for the execution order only. */
 static double slot_cost(const slot *sl) { return (sl->cfg.macs + 1.0) * sl->cfg.epochs; }
 
-static uint64_t trial_seed(uint64_t study_seed, int number) {
+uint64_t search_trial_seed(uint64_t study_seed, int number) {
     pcg32 r;
     rng_keyed(&r, study_seed, (uint64_t)number, RNG_TRIAL);
     uint64_t hi = pcg32_next(&r);
@@ -407,7 +407,7 @@ int search_run(store *st, const spec *s, search_opts *o) {
                 break;
             }
             uint64_t *seeds = bn_malloc((size_t)made * sizeof *seeds);
-            for (int i = 0; i < made; i++) seeds[i] = trial_seed(s->seed, S.next_number + i);
+            for (int i = 0; i < made; i++) seeds[i] = search_trial_seed(s->seed, S.next_number + i);
             rc = store_insert_batch(st, S.next_batch, S.next_number, props, seeds, made);
             if (rc) {
                 free(seeds);

@@ -76,4 +76,8 @@ typedef struct {
    BN_OK, BN_EINTR (stopped; resume later) or an error. */
 int search_run(store *st, const spec *s, search_opts *o);
 
+/* The training seed of trial `number` of a study with seed study_seed (keyed
+   by both: the same for every run, thread count and resume). */
+uint64_t search_trial_seed(uint64_t study_seed, int number);
+
 #endif /* BNAS_SEARCH_H */

@@ -1227,3 +1227,45 @@ void spec_eval_params(const spec_evaluator *ev, eval_params *out) {
         out->n++;
     }
 }
+
+const char *spec_dim_name(const spec *s, int d) {
+    const spec_dim *D = &s->dims[d];
+    return D->recipe > 0 ? recipe_keys[D->recipe - 1].name : spec_knob_name(D->knob);
+}
+
+int spec_dim_values(const spec *s, int d, const char *label, const char *text, double *v) {
+    pctx c;
+    memset(&c, 0, sizeof c);
+    c.s = (spec *)s; /* read only: values are checked, nothing is stored in s */
+    c.file = label;
+    const spec_dim *D = &s->dims[d];
+    const recipe_key *rk = D->recipe > 0 ? &recipe_keys[D->recipe - 1] : NULL;
+    char path[96];
+    pathf(path, sizeof path, "%s", spec_dim_name(s, d));
+    int n = 0;
+    struct fy_document *doc = build_doc(&c, text);
+    struct fy_node *root = doc ? fy_document_root(doc) : NULL;
+    ploc at = {1, 1};
+    if (root && fy_node_get_type(root) == FYNT_SEQUENCE) {
+        void *it = NULL;
+        struct fy_node *x;
+        while ((x = fy_node_sequence_iterate(root, &it))) {
+            char sub[112];
+            pathf(sub, sizeof sub, "%s[%d]", path, n);
+            if (n >= SPEC_MAX_CHOICES) {
+                perr(&c, node_loc(x, at), sub, "too many values (at most %d)", SPEC_MAX_CHOICES);
+                break;
+            }
+            if (fy_node_get_type(x) != FYNT_SCALAR) perr(&c, node_loc(x, at), sub, "expected a value, found %s", type_name(x));
+            else dim_value(&c, D->knob, rk, x, at, sub, &v[n]);
+            n++;
+        }
+        if (n == 0 && !c.n_err) perr(&c, at, path, "empty list of values");
+    } else if (root && fy_node_get_type(root) == FYNT_SCALAR) {
+        dim_value(&c, D->knob, rk, root, at, path, &v[n++]);
+    } else if (root) {
+        perr(&c, at, path, "expected a value or a list of values, found %s", type_name(root));
+    }
+    if (doc) fy_document_destroy(doc);
+    return c.n_err ? (perr_report(&c, label, label), -1) : n;
+}

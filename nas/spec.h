@@ -175,6 +175,18 @@ void spec_eval_params(const spec_evaluator *ev, eval_params *out);
 /* Name of a knob as written in spec files ("conv_blocks", ...). */
 const char *spec_knob_name(spec_knob k);
 
+/* Name of dimension d of s as written in spec files ("fc_width", "lr", a
+   recipe key). */
+const char *spec_dim_name(const spec *s, int d);
+
+/* Reads text, a YAML scalar or a list of scalars ("512", "[256, 128]",
+   "mhl"), as values of dimension d of s, each checked as the spec file checks
+   a value of that key (words become their codes, as in spec_dim.num). Fills
+   v (room for SPEC_MAX_CHOICES) and returns the number of values, or -1 with a
+   BN_ESPEC error "LABEL:LINE:COL: KEY: message" (label names the text in the
+   message, e.g. the command-line argument). */
+int spec_dim_values(const spec *s, int d, const char *label, const char *text, double *v);
+
 /* A momentum format as one exact number for spec_dim.num:
    ((e * 32 + f) * 4096 + bias + 2048) * 2 + subnormals. */
 double spec_format_code(const fpfmt *F);
