@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Raw results of experiments/reproduce.sh: collect, load, compare, and rewrite tables in place.
 
-  repro.py collect OUT > CSV      every OUT/RUN.KIND.txt of `bnas measure` / `bnas eval` output
-                                  ("name value" lines), every OUT/RUN.train.txt (final epoch,
+  repro.py collect OUT > CSV      every OUT/RUN.KIND.txt of `bnas measure` output ("name value"
+                                  lines) or `bnas eval` output (parse_eval), every OUT/RUN.train.txt (final epoch,
                                   test accuracy) and every OUT/RUN.log of `bnas encodings` as CSV
                                   rows run,metric,value (value exactly as printed by bnas)
   repro.py compare OLD NEW        exit 1 if any compared value differs (see TOLERANCE)
@@ -59,6 +59,29 @@ def parse_metrics(path):
             except ValueError:
                 continue
             m[f[0]] = f[1]
+    return m
+
+
+def parse_eval(path):
+    """A `bnas eval` report: accuracy, margin.*, and per row of the rate table acc@R, sd@R, min@R,
+    max@R and flips@R, R the row's label without spaces (5%, p01=5%,p10=0%), values without '%'."""
+    m, table = {}, False
+    for line in open(path):
+        f = line.split()
+        if not f:
+            continue
+        if f[0] == "accuracy" or f[0].startswith("margin."):
+            m[f[0]] = f[1].rstrip("%")
+        elif f[0] == "rate" and "acc" in f:
+            table = True
+        elif table:
+            # RATE acc sd lo% .. hi% min max flips, RATE one word ("5%") or four ("p01 5% p10 0%")
+            n = len(f) - 8
+            if n not in (1, 4) or f[n + 3] != "..":
+                continue
+            r = f[0] if n == 1 else "%s=%s,%s=%s" % tuple(f[:4])
+            for k, v in zip(("acc", "sd", "min", "max", "flips"), (f[n], f[n + 1], f[n + 5], f[n + 6], f[n + 7])):
+                m["%s@%s" % (k, r)] = v.rstrip("%")
     return m
 
 
@@ -120,6 +143,8 @@ def collect(out):
         run = os.path.basename(path)[:-4]
         if path.endswith(".log"):
             m = parse_encodings(path)
+        elif any(line.startswith("error model ") for line in open(path)):
+            m = parse_eval(path)
         else:
             m = parse_train(path) if run.endswith(".train") else parse_metrics(path)
         for k, v in m.items():

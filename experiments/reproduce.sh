@@ -6,7 +6,7 @@
 # that CSV (the block between "<!-- repro:MODE -->" and "<!-- /repro:MODE -->").
 #
 # usage: experiments/reproduce.sh STUDY [--quick] [--check]      (from anywhere)
-#   STUDY     lim | fefet | approxpop | bop
+#   STUDY     tolerance | lim | fefet | approxpop | bop
 #   --quick   the reduced run (fewer epochs, images and repeats, printed at the start): at most
 #             10 minutes on 2 cores; results/quick.csv
 #   (default) the full run of RESULTS.md; results/full.csv
@@ -48,6 +48,25 @@ quick() { # what the quick mode reduces, then the env it sets
 }
 
 case $STUDY in
+  tolerance)
+    # the five commands of RESULTS.md: 9 FCNN variants (10 epochs), seed replicates of four of
+    # them, 9 VGG3 variants (2 epochs), extras on fc-plain; every model on all 60,000 images
+    if [ $MODE = quick ]; then
+      quick "FCNNs 2 epochs and VGG3s 1 epoch on 10,000 training images instead of 10 and 2 on 60,000, no seed replicates, 3 / 2 / 3 error patterns (FCNN / VGG3 / extras) instead of 10 / 5 / 10, the first 2,000 test images"
+      export FC_EPOCHS=2 VGG_EPOCHS=1 TRAIN_IMAGES=10000 FC_REPEATS=3 VGG_REPEATS=2 EXTRA_REPEATS=3 IMAGES=2000
+    fi
+    run() {
+      local t=experiments/tolerance/run.sh
+      bash $t fc
+      if [ $MODE = full ]; then
+        SEEDS="2 3" ONLY="ste10 naive10" bash $t fc
+        SEEDS=2 ONLY="plain mhl128" bash $t fc
+      fi
+      bash $t vgg3
+      bash $t extras
+    }
+    tables() { python3 experiments/tolerance/summarize.py "$1"; }
+    ;;
   lim)
     # run.sh: FC512-FC512 plain and --xnor-p 0.08 (5 epochs), lim on the test set, searches on 2,000
     # validation images with 2 error draws

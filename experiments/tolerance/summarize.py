@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
-"""Summarise `bnas eval` outputs of experiments/tolerance/run.sh as markdown.
+"""The tables of experiments/tolerance/RESULTS.md from the raw CSV of experiments/reproduce.sh.
 
-usage: python3 experiments/tolerance/summarize.py OUTDIR
-Reads OUTDIR/<arch>-<variant>.eval.txt and prints, per architecture, accuracy
-over bit error rate (mean over repeats, +- sd) with the margin metrics, and the
-Spearman rank correlation over the variants between each margin metric and the
-accuracy at each error rate.
+usage: python3 experiments/tolerance/summarize.py experiments/tolerance/results/full.csv
+Reads the runs ARCH-VARIANT.eval (`bnas eval` of experiments/tolerance/run.sh; repro.py collect
+OUT makes the CSV of any run.sh output folder) and prints, per architecture, accuracy over bit
+error rate (mean over repeats, +- sd) with the margin metrics, the Spearman rank correlation over
+the variants between each margin metric and the accuracy at each error rate, the training-seed
+tables and the differences behind RESULTS.md's claims; then the extras runs (other targets, one
+layer, asymmetric errors on fc-plain) if the CSV has them.
 """
-import glob
 import os
 import re
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import repro  # noqa: E402
 
 ORDER = ["plain", "ste1", "ste5", "ste10", "ste20", "naive10", "mhl32", "mhl128", "reg"]
 
@@ -25,25 +29,21 @@ def order_key(v):
     return (ORDER.index(b) if b in ORDER else len(ORDER), b, v)
 
 
-def parse(path):
-    r = {"rates": {}, "layers": []}
-    for line in open(path):
-        m = re.match(r"accuracy\s+([\d.]+)%", line)
-        if m:
-            r["acc"] = float(m.group(1))
-        m = re.match(r"margin\.mean\s+([-\d.]+)", line)
-        if m:
-            r["mean"] = float(m.group(1))
-        m = re.match(r"margin\.layer\s*(\d+)\s+([-\d.]+)", line)
-        if m:
-            r["layers"].append(float(m.group(2)))
-        m = re.match(r"margin\.output\s+([-\d.]+)", line)
-        if m:
-            r["output"] = float(m.group(1))
-        m = re.match(r"([\d.e-]+)%\s+([\d.]+)%\s+([\d.]+)\s+([\d.]+)% \.\.\s+([\d.]+)%", line)
-        if m:
-            r["rates"][float(m.group(1))] = (float(m.group(2)), float(m.group(3)), float(m.group(4)), float(m.group(5)))
+def rates_of(m):
+    """{rate in %: (acc, sd)} of the symmetric rows of one eval run's metrics."""
+    r = {}
+    for k, v in m.items():
+        g = re.match(r"acc@([\d.e-]+)%$", k)
+        if g:
+            r[float(g.group(1))] = (v, m["sd@%s%%" % g.group(1)])
     return r
+
+
+def as_model(m):
+    nl = len([k for k in m if re.match(r"margin\.layer\d+$", k)])
+    return {"acc": m.get("accuracy"), "mean": m.get("margin.mean", float("nan")),
+            "output": m.get("margin.output", float("nan")),
+            "layers": [m["margin.layer%d" % i] for i in range(nl)], "rates": rates_of(m)}
 
 
 def ranks(xs):
@@ -71,11 +71,14 @@ def spearman(a, b):
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else "experiments/tolerance/out"
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    res = repro.load(sys.argv[1])
     archs = {}
-    for p in sorted(glob.glob(os.path.join(out, "*.eval.txt"))):
-        arch, var = os.path.basename(p)[: -len(".eval.txt")].split("-", 1)
-        archs.setdefault(arch, {})[var] = parse(p)
+    for run, m in res.items():
+        if run.endswith(".eval"):
+            arch, var = run[: -len(".eval")].split("-", 1)
+            archs.setdefault(arch, {})[var] = as_model(m)
     for arch, vs in archs.items():
         names = sorted(vs, key=order_key)
         rates = sorted(set().union(*[vs[v]["rates"].keys() for v in names]))
@@ -109,7 +112,10 @@ def main():
                 nl = min(len(vs[v]["layers"]) for v in sel_names)
                 for l in range(nl):
                     metrics.append((f"margin.layer{l}", lambda r, l=l: r["layers"][l]))
+                const = [lab for lab, f in metrics if len({f(vs[v]) for v in sel_names}) == 1]
                 for label, f in metrics:
+                    if label in const:
+                        continue
                     for kind in ("acc", "drop"):
                         row = []
                         for rate in rates:
@@ -120,9 +126,12 @@ def main():
                             ys = [vs[v]["rates"][rate][0] - (vs[v]["rates"][0.0][0] if kind == "drop" else 0) for v in sel]
                             row.append(f"{spearman(xs, ys):+.2f}")
                         print(f"| {label} | {kind} | " + " | ".join(row) + " |")
+                if const:
+                    print(f"\n({', '.join(const)}: the same value for every model, no rank correlation.)")
                 print()
         seed_table(arch, vs, names, rates)
         claims(arch, vs, rates)
+    extras(res)
 
 
 def seed_table(arch, vs, names, rates):
@@ -194,6 +203,43 @@ def claims(arch, vs, rates):
     for a, b in pairs:
         print(f"| {a} - {b} | " + " | ".join(diff_row(vs, a, b, rates)) + " |")
     print()
+
+
+def cell(m, r):
+    """'acc ±sd' of row r of one eval run (no ± when the sd is 0), '-' if the row is missing."""
+    if "acc@" + r not in m:
+        return "-"
+    sd = m["sd@" + r]
+    return "%.2f" % m["acc@" + r] + (" ±%.2f" % sd if sd > 0 else "")
+
+
+def extras(res):
+    t = {k[len("targets-fc-plain-"):]: v for k, v in res.items() if k.startswith("targets-fc-plain-")}
+    if t:
+        rs = ["0.01%", "0.1%", "1%", "5%"]
+        print("| target | " + " | ".join(rs) + " |\n|---" * 1 + "|---" * len(rs) + "|")
+        label = {"weights": "weights", "thresholds": "thresholds (32 bits each)",
+                 "activations": "activations (hidden outputs)"}
+        for k in ("weights", "thresholds", "activations"):
+            if k in t:
+                print("| %s | " % label[k] + " | ".join(cell(t[k], r) for r in rs) + " |")
+        print()
+    layers = sorted(k for k in res if k.startswith("layer-fc-plain-"))
+    if layers:
+        print("| weights of one layer only | 5% | 20% |\n|---|---|---|")
+        names = ["layer 0 (784→512, 8-bit inputs)", "layer 1 (512→512)", "layer 2 (classifier)"]
+        for k in layers:
+            i = int(k.rsplit("-", 1)[1])
+            print("| %s | %s | %s |" % (names[i] if i < len(names) else "layer %d" % i, cell(res[k], "5%"),
+                                        cell(res[k], "20%")))
+        print()
+    a01, a10 = res.get("asym-fc-plain-01"), res.get("asym-fc-plain-10")
+    if a01 and a10:
+        print("| weight errors (fc-plain) | accuracy |\n|---|---|")
+        print("| p01 = p10 = 5%% | %s |" % cell(a01, "5%"))
+        print("| p01 = 5%%, p10 = 0 | %s |" % cell(a01, "p01=5%,p10=0%"))
+        print("| p01 = 0, p10 = 5%% | %s |" % cell(a10, "p01=0%,p10=5%"))
+        print()
 
 
 if __name__ == "__main__":
