@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "nas/commands.h"
 #include "nas/worker.h"
@@ -49,8 +52,24 @@ static void wait_policy_passive(char **argv) {
     execv("/proc/self/exe", argv);
 }
 
+/* glibc hands blocks above its mmap threshold (128 KiB, raised up to 32 MiB
+   as blocks are freed) and the heap's free top back to the kernel at free();
+   the engine frees and reallocates its batch buffers at every step and every
+   evaluation chunk (net_forward_eval's are tens of MiB for a conv net), so
+   each was faulted in again page by page: 835,000 page faults and a third of a
+   small conv trial's time (C32-MP2-FC256, 5,000 images, 1 epoch: 4.4 s, 2.9 s
+   with freed memory kept; README, Benchmark). bnas keeps it: the process's
+   memory stays at its high-water mark, which is what it needs anyway. */
+static void malloc_keep_freed(void) {
+#ifdef __GLIBC__
+    if (!mallopt(M_MMAP_THRESHOLD, 1 << 30)) mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
 int main(int argc, char **argv) {
     wait_policy_passive(argv);
+    malloc_keep_freed();
     if (argc < 2) {
         usage(stderr);
         return 2;
