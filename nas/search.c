@@ -453,16 +453,21 @@ int search_run(store *st, const spec *s, search_opts *o) {
                 continue;
             }
         }
-        /* Run the pending trials of the batch, longest first (by MACs x epochs,
-           a fixed order that balances the threads); commit each as it finishes. */
-        int n = S.n_slots, err = BN_OK;
+        /* Run the pending trials of the batch in a fixed order by expected cost
+           (MACs x epochs) and commit each as it finishes: on several threads
+           longest first, which balances them; on one thread the order balances
+           nothing, so cheapest first, which has the most trials finished at any
+           moment (a wall-time stop, Ctrl-C or SIGKILL mid-batch loses less). */
+        int n = S.n_slots, err = BN_OK, cheapest_first = threads == 1;
         char errmsg[1024] = "";
         int *order = bn_malloc((size_t)n * sizeof *order);
         for (int i = 0; i < n; i++) order[i] = i;
         for (int i = 1; i < n; i++) { /* insertion sort: stable, n is a batch */
             int v = order[i], j = i;
             double cv = slot_cost(&S.slots[v]);
-            while (j > 0 && slot_cost(&S.slots[order[j - 1]]) < cv) order[j] = order[j - 1], j--;
+            while (j > 0 && (cheapest_first ? slot_cost(&S.slots[order[j - 1]]) > cv
+                                            : slot_cost(&S.slots[order[j - 1]]) < cv))
+                order[j] = order[j - 1], j--;
             order[j] = v;
         }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)

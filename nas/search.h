@@ -7,7 +7,7 @@
 ** all of which are committed before batch k is proposed, and every draw is
 ** keyed by (study seed, trial number, purpose). The trials of a batch run in
 ** parallel (`threads` at a time, OpenMP dynamic schedule, longest expected
-** first), in this process or in as many worker processes (nas/worker.h). Each
+** first; on one thread cheapest first), in this process or in as many worker processes (nas/worker.h). Each
 ** result is committed the moment it arrives, in whatever order the trials
 ** finish; the front and the hypervolume rows are derived from them in
 ** trial-number order, as far as the finished prefix reaches, in the same
