@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <sys/resource.h>
 #include <time.h>
 
 void par_set_threads(int n) {
@@ -18,4 +19,11 @@ double par_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double par_cpu_seconds(void) {
+    struct rusage u;
+    if (getrusage(RUSAGE_SELF, &u)) return 0.0;
+    return (double)u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + (double)u.ru_stime.tv_sec +
+           u.ru_stime.tv_usec * 1e-6;
 }

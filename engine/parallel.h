@@ -11,4 +11,7 @@ int par_threads(void);
 /* Wall-clock seconds from a monotonic clock. */
 double par_seconds(void);
 
+/* User + system CPU seconds of the process so far, all threads (0 if unknown). */
+double par_cpu_seconds(void);
+
 #endif /* BNAS_PARALLEL_H */

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "engine/err.h"
 #include "engine/model.h"
@@ -36,14 +35,6 @@ static const char measure_usage[] =
     "  --seed N         the evaluation seed (default 1)\n"
     "  --threads N      (default: all cores)\n"
     "Exit codes: 0 success, 1 runtime error, 2 usage error.\n";
-
-/* User + system CPU seconds of the process so far (all threads). */
-static double measure_cpu_seconds(void) {
-    struct rusage u;
-    if (getrusage(RUSAGE_SELF, &u)) return 0.0;
-    return (double)u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + (double)u.ru_stime.tv_sec +
-           u.ru_stime.tv_usec * 1e-6;
-}
 
 int cmd_measure(int argc, char **argv) {
     const char *path = NULL, *ev = NULL, *dsname = NULL, *dir = NULL;
@@ -97,9 +88,9 @@ int cmd_measure(int argc, char **argv) {
     if ((rc = data_split(&train, &val, &full, n_val, r.seed))) goto done; /* the split the trainer used */
     eval_context ctx = {&n, &train, n_val > 0 ? &val : NULL, &test, seed};
     eval_metrics *out = bn_calloc(1, sizeof *out);
-    double t0 = par_seconds(), c0 = measure_cpu_seconds();
+    double t0 = par_seconds(), c0 = par_cpu_seconds();
     rc = e->run(&ctx, &params, out);
-    double t = par_seconds() - t0, cpu = measure_cpu_seconds() - c0;
+    double t = par_seconds() - t0, cpu = par_cpu_seconds() - c0;
     for (int i = 0; !rc && i < out->n; i++) printf("%-28s %.10g\n", out->m[i].name, out->m[i].value);
     if (!rc) printf("%-28s %.3f\n%-28s %.3f\n", "seconds", t, "cpu_seconds", cpu);
     free(out);

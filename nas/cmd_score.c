@@ -21,10 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
 #include "engine/err.h"
+#include "engine/parallel.h"
 #include "engine/recipe.h"
 #include "nas/commands.h"
 #include "nas/search.h"
@@ -47,23 +46,6 @@ static const char score_usage[] =
     "  --no-train       only decode: config, topology, model_bytes, macs, valid (0: beyond the\n"
     "                   spec's constraints, with the reason); exit 0 either way\n"
     "Exit codes: 0 success, 1 runtime error (the trial failed or is invalid), 2 usage error.\n";
-
-static double cpu_seconds(void) {
-    struct rusage u;
-    if (getrusage(RUSAGE_SELF, &u)) return 0.0;
-    return (double)u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + (double)u.ru_stime.tv_sec +
-           u.ru_stime.tv_usec * 1e-6;
-}
-
-static double wall_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int knob_per_item(spec_knob k) {
-    return k == KNOB_CONV_CHANNELS || k == KNOB_CONV_POOL || k == KNOB_FC_WIDTH;
-}
 
 /* The dimension of s named key, appended (at its default) if s has none;
    -1 if key is no dimension a spec may name. */
@@ -95,7 +77,7 @@ static int set_dim(spec *s, int d, const char *arg, const char *value, int *give
     int n = spec_dim_values(s, d, arg, value, v);
     if (n < 0) return BN_ESPEC;
     spec_dim *D = &s->dims[d];
-    if (n > 1 && !knob_per_item(D->knob))
+    if (n > 1 && !space_knob_per_item(D->knob))
         return bn_error(BN_ESPEC, "%s: %s takes one value, found a list of %d", arg, spec_dim_name(s, d), n);
     D->type = n > 1 ? DIM_CHOICE : DIM_FIXED;
     D->n = n;
@@ -220,10 +202,10 @@ int cmd_score(int argc, char **argv) {
     trial_result res;
     memset(&res, 0, sizeof res);
     if ((rc = trial_env_create(&env, &fn, &s))) fprintf(stderr, "bnas: %s\n", bn_errmsg());
-    double w0 = wall_seconds(), c0 = cpu_seconds(); /* the trial's own time, without loading the data */
+    double w0 = par_seconds(), c0 = par_cpu_seconds(); /* the trial's own time, without loading the data */
     if (!rc && (rc = fn(env, &s, &cfg, number, search_trial_seed(s.seed, number), &res)))
         fprintf(stderr, "bnas score: the trial failed: %s\n", res.fail_reason);
-    double wall = wall_seconds() - w0, cpu = cpu_seconds() - c0;
+    double wall = par_seconds() - w0, cpu = par_cpu_seconds() - c0;
     for (int i = 0; i < res.metrics.n && !rc; i++) printf("%s %.17g\n", res.metrics.m[i].name, res.metrics.m[i].value);
     if (!rc) printf("seconds %.3f\ncpu_seconds %.3f\n", wall, cpu);
     if (!rc && model_path) {

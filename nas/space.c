@@ -36,7 +36,7 @@ static double knob_default(spec_knob k) {
     }
 }
 
-static int knob_per_item(spec_knob k) {
+int space_knob_per_item(spec_knob k) {
     return k == KNOB_CONV_CHANNELS || k == KNOB_CONV_POOL || k == KNOB_FC_WIDTH;
 }
 
@@ -61,11 +61,11 @@ void space_init(space *sp, const spec *s) {
     memset(sp, 0, sizeof *sp);
     for (int d = 0; d < s->n_dims; d++) {
         spec_knob k = s->dims[d].knob;
-        int n = knob_per_item(k) ? items_of(s, k) : 1;
+        int n = space_knob_per_item(k) ? items_of(s, k) : 1;
         for (int i = 0; i < n; i++) {
             BN_ASSERT(sp->n_genes < SPACE_MAX_GENES);
             sp->dim[sp->n_genes] = d;
-            sp->item[sp->n_genes] = knob_per_item(k) ? i : -1;
+            sp->item[sp->n_genes] = space_knob_per_item(k) ? i : -1;
             sp->n_genes++;
         }
     }
@@ -168,7 +168,7 @@ static double dim_value(const space *sp, const spec *s, const genome *g, int d, 
 static double knob_value(const space *sp, const spec *s, const genome *g, spec_knob k, int item,
                          space_config *cfg) {
     int d = s->knob_dim[k];
-    return d < 0 ? knob_default(k) : dim_value(sp, s, g, d, knob_per_item(k) ? item : -1, cfg);
+    return d < 0 ? knob_default(k) : dim_value(sp, s, g, d, space_knob_per_item(k) ? item : -1, cfg);
 }
 
 /* The training recipe of a decoded configuration: the table's defaults, then

@@ -67,6 +67,9 @@ typedef struct {
     unsigned char active[SPACE_MAX_GENES]; /* 1 if the gene affects the configuration */
 } space_config;
 
+/* 1 for the knobs with one gene per block or layer: conv_channels, conv_pool, fc_width. */
+int space_knob_per_item(spec_knob k);
+
 /* Lays out the genes of s's search space. */
 void space_init(space *sp, const spec *s);
 
